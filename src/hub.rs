@@ -1,0 +1,403 @@
+//! The hub front-end (spec sections "Hub Layer", "Hub Response", "Hub
+//! State"): chooses the hub key by key id, opens the hub layer, applies the
+//! processing rules and answers every envelope with exactly one response of
+//! fixed size.
+
+use hpke_rs::{HpkePrivateKey, HpkePublicKey};
+use sha2::{Digest, Sha256};
+
+use crate::config::{HubConfiguration, KeyConfig, KeyUse};
+use crate::error::{Error, Res};
+use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
+use crate::secret::Secret;
+use crate::state::{CachedResponse, GroupRecord, HubState};
+use crate::suite::HpkeSuite;
+use crate::token::{DecodedToken, RoutingToken, TokenKeys};
+use crate::wire::{Envelope, HubLayerContent, OuterHeader, PlainBuf, HEADER_LEN};
+
+/// One HPKE key pair the hub holds, with its published configuration.
+pub struct HubKeyPair {
+    /// The published configuration of this key.
+    pub config: KeyConfig,
+    private_key: HpkePrivateKey,
+}
+
+impl core::fmt::Debug for HubKeyPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HubKeyPair")
+            .field("config", &self.config)
+            .field("private_key", &"***")
+            .finish()
+    }
+}
+
+impl HubKeyPair {
+    /// Derives a key pair from input keying material with HPKE's
+    /// DeriveKeyPair, and its configuration for the given suites.
+    pub fn derive(
+        key_id: u8,
+        key_use: KeyUse,
+        suites: &[HpkeSuite],
+        ikm: &[u8],
+        not_after: u64,
+    ) -> Res<Self> {
+        let first = *suites.first().ok_or(Error::Usage("no suite"))?;
+        if suites.iter().any(|s| s.kem_id() != first.kem_id()) {
+            return Err(Error::Usage("all suites of a key share its kem"));
+        }
+        let kp = first
+            .hpke()?
+            .derive_key_pair(ikm)
+            .map_err(|_| Error::Usage("key derivation failed"))?;
+        let (sk, pk) = kp.into_keys();
+        let config = KeyConfig {
+            key_id,
+            key_use: key_use.code(),
+            kem_id: first.kem_id(),
+            public_key: crate::codec::Opaque(pk.as_slice().to_vec()),
+            symmetric: suites
+                .iter()
+                .map(|s| crate::config::SymmetricAlgorithm {
+                    kdf_id: s.kdf_id(),
+                    aead_id: s.aead_id(),
+                })
+                .collect(),
+            not_after,
+        };
+        Ok(HubKeyPair {
+            config,
+            private_key: sk,
+        })
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> HpkePublicKey {
+        HpkePublicKey::new(self.config.public_key.0.clone())
+    }
+
+    pub(crate) fn private_key(&self) -> &HpkePrivateKey {
+        &self.private_key
+    }
+}
+
+/// What the front-end learned from an envelope it opened: exactly the
+/// contract's "hub front-end" row, no key and no plaintext of the MLS
+/// content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubView {
+    /// The message as recovered, byte for byte.
+    pub message: Vec<u8>,
+    /// Its wire format.
+    pub wire_format: WireFormat,
+    /// Its group, if it names one.
+    pub group_id: Option<Vec<u8>>,
+    /// Its epoch, if it names one.
+    pub epoch: Option<u64>,
+    /// Its content type (Public/PrivateMessage).
+    pub content_type: Option<ContentType>,
+    /// The decoded routing token, `None` if unroutable.
+    pub token: Option<DecodedToken>,
+    /// The hub key id used.
+    pub key_id: u8,
+    /// The HPKE suite used.
+    pub suite: HpkeSuite,
+    /// Length of the sealed key layer (0 when absent).
+    pub key_layer_len: usize,
+    /// Whether the hub layer carried F.
+    pub has_fanout_key: bool,
+    /// The verdict sent back.
+    pub status: Status,
+}
+
+/// The front-end's answer to one envelope.
+#[derive(Clone, Debug)]
+pub struct HubOutcome {
+    /// The response bytes to send back: always present, always of the
+    /// fixed size for the envelope's suite (RSP-1).
+    pub response: Vec<u8>,
+    /// What the front-end saw; `None` when the envelope could not be opened
+    /// or was an identical resend answered from the cache.
+    pub view: Option<HubView>,
+    /// True when the response came from the cache (RSP-4).
+    pub from_cache: bool,
+}
+
+/// The hub front-end.
+pub struct HubFrontEnd<S: HubState> {
+    keys: Vec<HubKeyPair>,
+    tokens: TokenKeys,
+    lobby_shard: u32,
+    shard_count: u32,
+    state: S,
+}
+
+impl<S: HubState> core::fmt::Debug for HubFrontEnd<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HubFrontEnd")
+            .field("keys", &self.keys)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: HubState> HubFrontEnd<S> {
+    /// A front-end with its hub and policy key pairs, token keys, the shard
+    /// count and the shard that answers group-less messages (Welcome,
+    /// KeyPackage).
+    pub fn new(
+        keys: Vec<HubKeyPair>,
+        tokens: TokenKeys,
+        shard_count: u32,
+        lobby_shard: u32,
+        state: S,
+    ) -> Res<Self> {
+        if shard_count == 0 || lobby_shard >= shard_count {
+            return Err(Error::Usage("lobby shard out of range"));
+        }
+        if tokens.current().is_none() {
+            return Err(Error::Usage("no token key"));
+        }
+        Ok(HubFrontEnd {
+            keys,
+            tokens,
+            lobby_shard,
+            shard_count,
+            state,
+        })
+    }
+
+    /// The configuration to sign and serve: every key this hub holds.
+    pub fn configuration(&self, serial: u64) -> HubConfiguration {
+        HubConfiguration {
+            serial,
+            keys: self.keys.iter().map(|k| k.config.clone()).collect(),
+        }
+    }
+
+    /// The state.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The state, mutably (for provisioning groups).
+    pub fn state_mut(&mut self) -> &mut S {
+        &mut self.state
+    }
+
+    /// The policy-key pairs (for the policy engine).
+    pub fn policy_keys(&self) -> impl Iterator<Item = &HubKeyPair> {
+        self.keys
+            .iter()
+            .filter(|k| k.config.key_use() == Some(KeyUse::Policy))
+    }
+
+    fn hub_key(&self, key_id: u8, suite: HpkeSuite) -> Option<&HubKeyPair> {
+        self.keys.iter().find(|k| {
+            k.config.key_use() == Some(KeyUse::Hub)
+                && k.config.key_id == key_id
+                && k.config.offers(suite)
+        })
+    }
+
+    /// Handles one envelope (the processing rules of the spec in order).
+    /// Never fails: every input gets a response.
+    pub fn handle(&mut self, envelope: &[u8]) -> HubOutcome {
+        let mut rng = rand::rng();
+        let suite_hint = header_suite(envelope).unwrap_or(HpkeSuite::MANDATORY);
+        let unopenable = |rng: &mut rand::rngs::ThreadRng| HubOutcome {
+            response: response::random_response(suite_hint, rng),
+            view: None,
+            from_cache: false,
+        };
+        let Ok(env) = Envelope::parse(envelope) else {
+            return unopenable(&mut rng);
+        };
+        let digest: [u8; 32] = Sha256::digest(envelope).into();
+        // HUB-5 / RSP-4: an `enc` seen before.
+        if let Some(cached) = self.state.cached_response(env.enc) {
+            if crate::secret::ct_eq(&cached.envelope_digest, &digest) {
+                return HubOutcome {
+                    response: cached.response,
+                    view: None,
+                    from_cache: true,
+                };
+            }
+            return unopenable(&mut rng);
+        }
+        let Ok((secret, plaintext)) = self.open(&env) else {
+            return unopenable(&mut rng);
+        };
+        let (status, view, shard) = self.judge(&env, &plaintext);
+        let tokens = self.fresh_tokens(shard, &mut rng);
+        let resp = HubResponse { status, tokens };
+        let Ok(bytes) = response::seal(env.header.suite, &secret, env.enc, &resp, &mut rng) else {
+            return unopenable(&mut rng);
+        };
+        self.state.cache_response(
+            env.enc,
+            CachedResponse {
+                envelope_digest: digest,
+                response: bytes.clone(),
+            },
+        );
+        HubOutcome {
+            response: bytes,
+            view,
+            from_cache: false,
+        }
+    }
+
+    /// Opens the hub layer: one indistinguishable error for every failure.
+    fn open(&self, env: &Envelope<'_>) -> Res<(Secret, PlainBuf)> {
+        let key = self
+            .hub_key(env.header.key_id, env.header.suite)
+            .ok_or(Error::Crypto)?;
+        let hpke = env.header.suite.hpke().map_err(|_| Error::Crypto)?;
+        let mut ctx = hpke
+            .setup_receiver(
+                env.enc,
+                key.private_key(),
+                &env.header.hpke_info(),
+                None,
+                None,
+                None,
+            )
+            .map_err(|_| Error::Crypto)?;
+        let pt = ctx
+            .open(env.header_bytes, env.sealed_hub_layer)
+            .map_err(|_| Error::Crypto)?;
+        let pt = PlainBuf(pt);
+        let secret = response::export_secret(&ctx, env.header.suite)?;
+        Ok((secret, pt))
+    }
+
+    /// Applies HUB-1 to HUB-4 and TOK-6 to an opened hub layer. Returns the
+    /// verdict, the view and the shard for the fresh tokens (`None`: issue
+    /// unroutable tokens).
+    fn judge(
+        &mut self,
+        env: &Envelope<'_>,
+        plaintext: &PlainBuf,
+    ) -> (Status, Option<HubView>, Option<u32>) {
+        let reject = |r| (Status::Rejected(r), None, None);
+        let Ok(content) = HubLayerContent::parse_padded(&plaintext.0) else {
+            return reject(RejectReason::MalformedMessage);
+        };
+        let Ok(info) = MessageInfo::parse(content.message) else {
+            return reject(RejectReason::MalformedMessage);
+        };
+        let token = self.tokens.decode(&env.header.token.0);
+        let mut view = HubView {
+            message: content.message.to_vec(),
+            wire_format: info.wire_format,
+            group_id: info.group_id.map(<[u8]>::to_vec),
+            epoch: info.epoch,
+            content_type: info.content_type,
+            token,
+            key_id: env.header.key_id,
+            suite: env.header.suite,
+            key_layer_len: content.key_layer.len(),
+            has_fanout_key: content.fanout_key.is_some(),
+            status: Status::Accepted,
+        };
+        let (status, shard) = self.decide(&info, &content, token);
+        view.status = status;
+        (status, Some(view), shard)
+    }
+
+    fn decide(
+        &mut self,
+        info: &MessageInfo<'_>,
+        content: &HubLayerContent<'_>,
+        token: Option<DecodedToken>,
+    ) -> (Status, Option<u32>) {
+        let is_commit = info.content_type == Some(ContentType::Commit);
+        let is_group_info = info.wire_format == WireFormat::GroupInfo;
+        // HUB-1: presence rules.
+        let key_layer_ok = content.key_layer.is_empty() != info.is_private_handshake();
+        let fanout_ok = content.fanout_key.is_some() == (is_commit || is_group_info);
+        let record = info.group_id.and_then(|g| self.state.group(g));
+        let shard = record.as_ref().map(|r| r.shard).or(match info.group_id {
+            None => Some(self.lobby_shard),
+            Some(_) => None,
+        });
+        if !key_layer_ok || !fanout_ok {
+            return (Status::Rejected(RejectReason::WrongForm), shard);
+        }
+        // TOK-6: a routable token is spent once.
+        if let Some(t) = token {
+            if !self.state.spend_token(t.codepoint, &t.nonce) {
+                return (Status::Rejected(RejectReason::TokenReused), shard);
+            }
+        }
+        let (Some(group_id), Some(epoch)) = (info.group_id, info.epoch) else {
+            // Welcome and KeyPackage name no group: delivered by the
+            // application layer, answered from the lobby shard.
+            return (Status::Accepted, shard);
+        };
+        let Some(record) = record else {
+            if is_group_info {
+                // Registration: GroupInfo plus F for a group the hub does not hold.
+                let shard = self.shard_for(group_id);
+                self.state.put_group(group_id, GroupRecord { shard, epoch });
+                return (Status::Accepted, Some(shard));
+            }
+            return (Status::Rejected(RejectReason::UnknownGroup), None);
+        };
+        if is_group_info {
+            return (Status::Rejected(RejectReason::RegistrationRefused), shard);
+        }
+        // HUB-4: epoch rules.
+        let handshake = info.content_type != Some(ContentType::Application);
+        let epoch_ok = if handshake {
+            epoch == record.epoch
+        } else {
+            epoch == record.epoch || epoch.checked_add(1) == Some(record.epoch)
+        };
+        if !epoch_ok {
+            return (Status::Rejected(RejectReason::StaleEpoch), shard);
+        }
+        if is_commit {
+            // The first commit for the current epoch wins and opens the next.
+            self.state.put_group(
+                group_id,
+                GroupRecord {
+                    shard: record.shard,
+                    epoch: record.epoch.saturating_add(1),
+                },
+            );
+        }
+        (Status::Accepted, shard)
+    }
+
+    /// The shard a newly registered group is placed on.
+    fn shard_for(&self, group_id: &[u8]) -> u32 {
+        let d = Sha256::digest(group_id);
+        u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % self.shard_count
+    }
+
+    fn fresh_tokens(
+        &self,
+        shard: Option<u32>,
+        rng: &mut rand::rngs::ThreadRng,
+    ) -> [RoutingToken; RESPONSE_TOKENS] {
+        core::array::from_fn(|_| match (shard, self.tokens.current()) {
+            (Some(s), Some(k)) => k.issue(s, rng),
+            _ => RoutingToken::unroutable(rng),
+        })
+    }
+}
+
+/// The suite named by an envelope's header, if the header is complete and
+/// names a supported suite: the size of the random answer (RSP-2).
+fn header_suite(envelope: &[u8]) -> Option<HpkeSuite> {
+    let h = envelope.get(..HEADER_LEN)?;
+    let id = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    HpkeSuite::from_ids(id(19), id(21), id(23)).ok()
+}
+
+/// The header of an envelope as the sender's provider reads it.
+pub fn read_header(envelope: &[u8]) -> Res<OuterHeader> {
+    Envelope::parse(envelope).map(|e| e.header)
+}

@@ -1,0 +1,35 @@
+//! Every label of this version, one per layer and purpose (spec section
+//! "Labels"). No label is a prefix of another.
+
+/// HPKE `info` prefix of the hub layer.
+pub const HUB_LAYER: &[u8] = b"mimi-onion v1 hub layer";
+/// HPKE exporter context for the hub response secret.
+pub const HUB_RESPONSE: &[u8] = b"mimi-onion v1 hub response";
+/// HKDF-Expand label of the response AEAD key.
+pub const RESPONSE_KEY: &[u8] = b"key";
+/// HKDF-Expand label of the response AEAD nonce.
+pub const RESPONSE_NONCE: &[u8] = b"nonce";
+/// Signature label of a hub configuration.
+pub const HUB_CONFIGURATION: &[u8] = b"mimi-onion v1 hub configuration";
+/// HPKE `info` prefix of the key layer.
+pub const KEY_LAYER: &[u8] = b"mimi-onion v1 key layer";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn labels_are_distinct_and_prefix_free() {
+        let all = [
+            super::HUB_LAYER,
+            super::HUB_RESPONSE,
+            super::HUB_CONFIGURATION,
+            super::KEY_LAYER,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for (j, b) in all.iter().enumerate() {
+                if i != j {
+                    assert!(!b.starts_with(a), "{i} is a prefix of {j}");
+                }
+            }
+        }
+    }
+}

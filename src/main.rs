@@ -1,0 +1,2 @@
+//! The `mimi-onion` command line.
+fn main() {}

@@ -1,0 +1,3 @@
+//! RFC 9420 glue: reading the public header of an `MLSMessage`.
+
+pub mod message;

@@ -1,0 +1,169 @@
+//! The sender (spec sections "Outer Layer", "Hub Layer", "Hub Response",
+//! TOK-5): seals an MLS message into an envelope for the hub, keeps a pool
+//! of routing tokens per group, and opens the hub's response.
+
+use std::collections::{HashMap, VecDeque};
+
+use hpke_rs::HpkePublicKey;
+use rand::Rng;
+
+use crate::config::{HubConfiguration, KeyUse};
+use crate::error::{Error, Res};
+use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::response::{self, HubResponse};
+use crate::secret::Secret;
+use crate::suite::HpkeSuite;
+use crate::token::RoutingToken;
+use crate::wire::{Envelope, HubLayerContent, OuterHeader, MEMBERSHIP_PROOF_LEN};
+
+/// Everything the hub layer carries besides the message.
+#[derive(Debug, Default)]
+pub struct SealOptions<'a> {
+    /// HPKE suite; default: the first suite the hub key offers.
+    pub suite: Option<HpkeSuite>,
+    /// The sealed key layer: required for a PrivateMessage proposal or
+    /// commit, forbidden otherwise.
+    pub key_layer: Option<&'a [u8]>,
+    /// F: required for a commit (F of the epoch it opens) and for a
+    /// registration (message = GroupInfo), forbidden otherwise.
+    pub fanout_key: Option<Secret>,
+    /// The membership proof; default: 16 fresh random bytes.
+    pub membership_proof: Option<[u8; MEMBERSHIP_PROOF_LEN]>,
+}
+
+/// What a sender keeps to open the response to an envelope.
+#[derive(Debug)]
+pub struct PendingResponse {
+    suite: HpkeSuite,
+    enc: Vec<u8>,
+    secret: Secret,
+    group_id: Option<Vec<u8>>,
+}
+
+/// A sealed envelope and the state to open its response.
+#[derive(Debug)]
+pub struct SealedEnvelope {
+    /// The envelope bytes to send.
+    pub bytes: Vec<u8>,
+    /// Keep this to open the response.
+    pub pending: PendingResponse,
+}
+
+/// A sender holding a verified hub configuration and token pools.
+#[derive(Debug)]
+pub struct Sender {
+    config: HubConfiguration,
+    pools: HashMap<Vec<u8>, VecDeque<RoutingToken>>,
+}
+
+impl Sender {
+    /// A sender for a hub whose configuration was verified through the
+    /// group (see [`crate::config::HubConfigStore`]).
+    pub fn new(config: HubConfiguration) -> Self {
+        Sender {
+            config,
+            pools: HashMap::new(),
+        }
+    }
+
+    /// Adds routing tokens for a group (the hub's response gives four).
+    /// Unroutable tokens are not pooled.
+    pub fn add_tokens(&mut self, group_id: &[u8], tokens: &[RoutingToken]) {
+        let pool = self.pools.entry(group_id.to_vec()).or_default();
+        pool.extend(
+            tokens
+                .iter()
+                .filter(|t| t.codepoint() != crate::token::UNROUTABLE_CODEPOINT),
+        );
+    }
+
+    /// Tokens left for a group.
+    pub fn pool_len(&self, group_id: &[u8]) -> usize {
+        self.pools.get(group_id).map_or(0, VecDeque::len)
+    }
+
+    /// TOK-5: takes a token from the group's pool, or an unroutable one.
+    fn take_token(&mut self, group_id: Option<&[u8]>) -> RoutingToken {
+        group_id
+            .and_then(|g| self.pools.get_mut(g))
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| RoutingToken::unroutable(&mut rand::rng()))
+    }
+
+    /// Seals `message` (a serialized MLSMessage) into an envelope.
+    pub fn seal(&mut self, message: &[u8], opts: SealOptions<'_>) -> Res<SealedEnvelope> {
+        let info = MessageInfo::parse(message)?;
+        let needs_key_layer = info.is_private_handshake();
+        if opts.key_layer.is_some_and(|k| !k.is_empty()) != needs_key_layer {
+            return Err(Error::Usage(
+                "a key layer goes with exactly the PrivateMessage proposals and commits",
+            ));
+        }
+        let needs_f = info.content_type == Some(ContentType::Commit)
+            || info.wire_format == WireFormat::GroupInfo;
+        if opts.fanout_key.is_some() != needs_f {
+            return Err(Error::Usage(
+                "F goes with exactly the commits and registrations",
+            ));
+        }
+        let key = self
+            .config
+            .current(KeyUse::Hub)
+            .ok_or(Error::Config("no hub key"))?
+            .clone();
+        let suite = match opts.suite {
+            Some(s) if key.offers(s) => s,
+            Some(_) => return Err(Error::Usage("suite not offered by the hub key")),
+            None => *key
+                .suites()
+                .first()
+                .ok_or(Error::Config("no supported suite"))?,
+        };
+        let membership_proof = opts.membership_proof.unwrap_or_else(|| {
+            let mut filler = [0u8; MEMBERSHIP_PROOF_LEN];
+            rand::rng().fill_bytes(&mut filler);
+            filler
+        });
+        let content = HubLayerContent {
+            message,
+            membership_proof,
+            key_layer: opts.key_layer.unwrap_or_default(),
+            fanout_key: opts.fanout_key,
+        };
+        let plaintext = crate::wire::PlainBuf(content.encode_padded()?);
+        let header = OuterHeader {
+            token: self.take_token(info.group_id),
+            key_id: key.key_id,
+            suite,
+        };
+        let mut hpke = suite.hpke()?;
+        let pk = HpkePublicKey::new(key.public_key.0.clone());
+        let (enc, mut ctx) = hpke
+            .setup_sender(&pk, &header.hpke_info(), None, None, None)
+            .map_err(|_| Error::Crypto)?;
+        let sealed = ctx
+            .seal(&header.to_bytes(), &plaintext.0)
+            .map_err(|_| Error::Crypto)?;
+        let secret = response::export_secret(&ctx, suite)?;
+        let bytes = Envelope::encode(&header, &enc, &sealed)?;
+        Ok(SealedEnvelope {
+            bytes,
+            pending: PendingResponse {
+                suite,
+                enc,
+                secret,
+                group_id: info.group_id.map(<[u8]>::to_vec),
+            },
+        })
+    }
+
+    /// Opens the hub's response to an envelope and pools its tokens for the
+    /// envelope's group. Anything that does not open is [`Error::Crypto`].
+    pub fn open_response(&mut self, pending: &PendingResponse, bytes: &[u8]) -> Res<HubResponse> {
+        let resp = response::open(pending.suite, &pending.secret, &pending.enc, bytes)?;
+        if let Some(g) = &pending.group_id {
+            self.add_tokens(g, &resp.tokens);
+        }
+        Ok(resp)
+    }
+}

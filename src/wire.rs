@@ -1,0 +1,335 @@
+//! The envelope and the hub layer on the wire (spec sections "Outer Layer"
+//! and "Hub Layer").
+//!
+//! ```text
+//! struct {
+//!   uint8  version;              /* offset 0, = 1 */
+//!   opaque routing_token[17];    /* offset 1, in every version (TOK-1) */
+//!   uint8  key_id;
+//!   uint16 kem_id; uint16 kdf_id; uint16 aead_id;
+//! } OuterHeader;                 /* 25 bytes */
+//!
+//! struct {
+//!   OuterHeader header;
+//!   opaque enc[Nenc];
+//!   opaque sealed_hub_layer<V>;
+//! } Envelope;
+//!
+//! struct {
+//!   opaque message<V>;
+//!   opaque membership_proof[16];
+//!   opaque key_layer<V>;
+//!   opaque fanout_key<V>;
+//! } HubLayerContent;             /* followed by zero padding */
+//! ```
+//!
+//! Decoding borrows from the input and checks every length against the
+//! bytes present before using it.
+
+use zeroize::Zeroize;
+
+use crate::codec::{put_vec, Reader};
+use crate::error::{Error, Res};
+use crate::padding::padded_length;
+use crate::secret::Secret;
+use crate::suite::{kem_n_enc, HpkeSuite, MAX_N_ENC};
+use crate::token::{RoutingToken, TOKEN_LEN};
+
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+/// Offset of the routing token in every envelope, in every version.
+pub const TOKEN_OFFSET: usize = 1;
+/// Length of the outer header.
+pub const HEADER_LEN: usize = 1 + TOKEN_LEN + 1 + 6;
+/// Length of the membership proof.
+pub const MEMBERSHIP_PROOF_LEN: usize = 16;
+/// Length of the epoch fan-out key F.
+pub const FANOUT_KEY_LEN: usize = 32;
+/// Length of a key-layer plaintext after its own padding.
+pub const KEY_LAYER_PLAINTEXT_LEN: usize = 256;
+/// Length of the clear header of a key layer (key id and suite).
+pub const KEY_LAYER_HEADER_LEN: usize = 7;
+/// The largest key layer: header, the largest `enc`, the padded plaintext
+/// and an AEAD tag.
+pub const KEY_LAYER_MAX_LEN: usize = KEY_LAYER_HEADER_LEN + MAX_N_ENC + KEY_LAYER_PLAINTEXT_LEN + 16;
+/// The largest MLS message an envelope may carry (16 MiB).
+pub const MAX_MESSAGE_LEN: usize = 16 << 20;
+
+/// The clear outer header of an envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OuterHeader {
+    /// The routing token.
+    pub token: RoutingToken,
+    /// The hub key id.
+    pub key_id: u8,
+    /// The HPKE suite of the hub layer.
+    pub suite: HpkeSuite,
+}
+
+impl OuterHeader {
+    /// The header's 25 bytes: the HPKE `aad` of the hub layer (OUT-4).
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0] = VERSION;
+        out[TOKEN_OFFSET..TOKEN_OFFSET + TOKEN_LEN].copy_from_slice(&self.token.0);
+        out[18] = self.key_id;
+        let (kem, kdf, aead) = self.suite.ids();
+        out[19..21].copy_from_slice(&kem.to_be_bytes());
+        out[21..23].copy_from_slice(&kdf.to_be_bytes());
+        out[23..25].copy_from_slice(&aead.to_be_bytes());
+        out
+    }
+
+    /// Decodes a header from the start of `r` (OUT-1, OUT-2).
+    fn read(r: &mut Reader<'_>) -> Res<Self> {
+        let version = r.u8("envelope: truncated header")?;
+        if version != VERSION {
+            return Err(Error::Unsupported("envelope version"));
+        }
+        let token = RoutingToken(r.array("envelope: truncated header")?);
+        let key_id = r.u8("envelope: truncated header")?;
+        let kem = r.u16("envelope: truncated header")?;
+        let kdf = r.u16("envelope: truncated header")?;
+        let aead = r.u16("envelope: truncated header")?;
+        let suite = HpkeSuite::from_ids(kem, kdf, aead)?;
+        Ok(OuterHeader {
+            token,
+            key_id,
+            suite,
+        })
+    }
+
+    /// The HPKE `info` of the hub layer (OUT-4):
+    /// `"mimi-onion v1 hub layer" || 0x00 || version || key_id || kem || kdf || aead`.
+    pub fn hpke_info(&self) -> Vec<u8> {
+        let h = self.to_bytes();
+        let mut info = Vec::with_capacity(crate::labels::HUB_LAYER.len() + 9);
+        info.extend_from_slice(crate::labels::HUB_LAYER);
+        info.push(0);
+        info.push(h[0]);
+        info.extend_from_slice(&h[18..25]);
+        info
+    }
+}
+
+/// A decoded envelope, borrowing from the bytes it was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// The outer header.
+    pub header: OuterHeader,
+    /// The exact header bytes as received.
+    pub header_bytes: &'a [u8],
+    /// The HPKE encapsulation.
+    pub enc: &'a [u8],
+    /// The HPKE ciphertext of the hub layer.
+    pub sealed_hub_layer: &'a [u8],
+}
+
+impl<'a> Envelope<'a> {
+    /// Decodes an envelope (OUT-1 to OUT-3): known version and suite, `enc`
+    /// of exactly Nenc bytes, a minimal length prefix and no trailing bytes.
+    pub fn parse(bytes: &'a [u8]) -> Res<Self> {
+        let mut r = Reader::new(bytes);
+        let header = OuterHeader::read(&mut r)?;
+        let n_enc = kem_n_enc(header.suite.kem_id()).ok_or(Error::Unsupported("kem"))?;
+        let enc = r.bytes(n_enc, "envelope: truncated enc")?;
+        let sealed_hub_layer = r.vec("envelope: sealed hub layer")?;
+        r.finish("envelope: trailing bytes")?;
+        Ok(Envelope {
+            header,
+            header_bytes: &bytes[..HEADER_LEN],
+            enc,
+            sealed_hub_layer,
+        })
+    }
+
+    /// Encodes an envelope.
+    pub fn encode(header: &OuterHeader, enc: &[u8], sealed_hub_layer: &[u8]) -> Res<Vec<u8>> {
+        if enc.len() != header.suite.n_enc() {
+            return Err(Error::Usage("enc length does not match the suite"));
+        }
+        let mut out = Vec::with_capacity(HEADER_LEN + enc.len() + 4 + sealed_hub_layer.len());
+        out.extend_from_slice(&header.to_bytes());
+        out.extend_from_slice(enc);
+        put_vec(&mut out, sealed_hub_layer)?;
+        Ok(out)
+    }
+}
+
+/// Reads the routing token of an envelope without decoding anything else
+/// (TOK-1). `None` if the input is shorter than the token's end.
+pub fn peek_token(envelope: &[u8]) -> Option<&[u8; TOKEN_LEN]> {
+    envelope
+        .get(TOKEN_OFFSET..TOKEN_OFFSET + TOKEN_LEN)
+        .and_then(|s| s.try_into().ok())
+}
+
+/// The content of the hub layer, borrowing the message and key layer from
+/// the decrypted plaintext.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HubLayerContent<'a> {
+    /// The MLS message, byte for byte.
+    pub message: &'a [u8],
+    /// The membership proof, or random filler.
+    pub membership_proof: [u8; MEMBERSHIP_PROOF_LEN],
+    /// The sealed key layer; empty when absent.
+    pub key_layer: &'a [u8],
+    /// F: for a commit, F of the epoch it opens; for a registration, F of
+    /// the GroupInfo's epoch.
+    pub fanout_key: Option<Secret>,
+}
+
+impl<'a> HubLayerContent<'a> {
+    /// Encodes the content and pads it with zeros to
+    /// `padded_length(message.len())` (HUB-2, PAD-1).
+    pub fn encode_padded(&self) -> Res<Vec<u8>> {
+        if self.message.len() > MAX_MESSAGE_LEN {
+            return Err(Error::TooLarge("message longer than 16 MiB"));
+        }
+        if self.key_layer.len() > KEY_LAYER_MAX_LEN {
+            return Err(Error::TooLarge("key layer"));
+        }
+        if let Some(f) = &self.fanout_key {
+            if f.len() != FANOUT_KEY_LEN {
+                return Err(Error::Usage("fan-out key must be 32 bytes"));
+            }
+        }
+        let padded = padded_length(self.message.len());
+        let mut out = Vec::with_capacity(padded);
+        put_vec(&mut out, self.message)?;
+        out.extend_from_slice(&self.membership_proof);
+        put_vec(&mut out, self.key_layer)?;
+        match &self.fanout_key {
+            Some(f) => put_vec(&mut out, f.expose())?,
+            None => out.push(0),
+        }
+        debug_assert!(out.len() <= padded);
+        out.resize(padded, 0);
+        Ok(out)
+    }
+
+    /// Decodes a padded hub-layer plaintext (HUB-1, HUB-2): lengths within
+    /// bounds, total length exactly the padded length of the message, every
+    /// padding byte zero.
+    pub fn parse_padded(plaintext: &'a [u8]) -> Res<Self> {
+        let mut r = Reader::new(plaintext);
+        let message = r.vec("hub layer: message")?;
+        if message.len() > MAX_MESSAGE_LEN {
+            return Err(Error::TooLarge("message longer than 16 MiB"));
+        }
+        let membership_proof = r.array("hub layer: membership proof")?;
+        let key_layer = r.vec("hub layer: key layer")?;
+        if key_layer.len() > KEY_LAYER_MAX_LEN {
+            return Err(Error::Malformed("hub layer: key layer too long"));
+        }
+        let fanout = r.vec("hub layer: fan-out key")?;
+        let fanout_key = match fanout.len() {
+            0 => None,
+            FANOUT_KEY_LEN => Some(Secret::from_slice(fanout)),
+            _ => return Err(Error::Malformed("hub layer: fan-out key length")),
+        };
+        if plaintext.len() != padded_length(message.len()) {
+            return Err(Error::Malformed("hub layer: padded length"));
+        }
+        if r.rest().iter().fold(0u8, |acc, b| acc | b) != 0 {
+            return Err(Error::Malformed("hub layer: non-zero padding"));
+        }
+        Ok(HubLayerContent {
+            message,
+            membership_proof,
+            key_layer,
+            fanout_key,
+        })
+    }
+}
+
+/// A plaintext buffer that is zeroized when dropped.
+#[derive(Default)]
+pub(crate) struct PlainBuf(pub Vec<u8>);
+
+impl Drop for PlainBuf {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> OuterHeader {
+        OuterHeader {
+            token: RoutingToken([0xab; TOKEN_LEN]),
+            key_id: 3,
+            suite: HpkeSuite::X25519Aes128Gcm,
+        }
+    }
+
+    #[test]
+    fn tok1_token_at_fixed_offset() {
+        let env = Envelope::encode(&header(), &[9; 32], &[1, 2, 3]).unwrap();
+        assert_eq!(peek_token(&env), Some(&[0xab; TOKEN_LEN]));
+        assert_eq!(peek_token(&env[..17]), None);
+    }
+
+    #[test]
+    fn envelope_round_trip_and_trailing_bytes() {
+        let env = Envelope::encode(&header(), &[9; 32], &[1, 2, 3]).unwrap();
+        let parsed = Envelope::parse(&env).unwrap();
+        assert_eq!(parsed.header, header());
+        assert_eq!(parsed.enc, &[9; 32]);
+        assert_eq!(parsed.sealed_hub_layer, &[1, 2, 3]);
+        let mut longer = env.clone();
+        longer.push(0);
+        assert!(Envelope::parse(&longer).is_err());
+        for n in 0..env.len() {
+            assert!(Envelope::parse(&env[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn out1_out2_version_and_suite() {
+        let mut env = Envelope::encode(&header(), &[9; 32], &[1]).unwrap();
+        env[0] = 2;
+        assert_eq!(Envelope::parse(&env), Err(Error::Unsupported("envelope version")));
+        let mut env = Envelope::encode(&header(), &[9; 32], &[1]).unwrap();
+        env[24] = 2; // AES-256-GCM: not one of the three suites
+        assert!(matches!(Envelope::parse(&env), Err(Error::Unsupported(_))));
+    }
+
+    #[test]
+    fn hub2_padding_must_be_zero_and_exact() {
+        let content = HubLayerContent {
+            message: b"hello",
+            membership_proof: [7; 16],
+            key_layer: &[],
+            fanout_key: None,
+        };
+        let mut pt = content.encode_padded().unwrap();
+        assert_eq!(pt.len(), padded_length(5));
+        assert_eq!(HubLayerContent::parse_padded(&pt).unwrap(), content);
+        let last = pt.len() - 1;
+        pt[last] = 1;
+        assert!(HubLayerContent::parse_padded(&pt).is_err());
+        pt[last] = 0;
+        pt.push(0);
+        assert!(HubLayerContent::parse_padded(&pt).is_err());
+    }
+
+    #[test]
+    fn largest_content_fits_the_reserved_room() {
+        let big_key_layer = vec![1u8; KEY_LAYER_MAX_LEN];
+        for len in [0usize, 63, 64, 16383, 16384, 70000] {
+            let msg = vec![0u8; len];
+            let content = HubLayerContent {
+                message: &msg,
+                membership_proof: [0; 16],
+                key_layer: &big_key_layer,
+                fanout_key: Some(Secret::from_slice(&[5; 32])),
+            };
+            let pt = content.encode_padded().unwrap();
+            assert_eq!(pt.len(), padded_length(len));
+            assert_eq!(HubLayerContent::parse_padded(&pt).unwrap(), content);
+        }
+    }
+}
