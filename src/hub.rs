@@ -371,6 +371,26 @@ impl<S: HubState> HubFrontEnd<S> {
         (Status::Accepted, shard)
     }
 
+    /// Provisions a group the hub creates itself (a room it hosts), at
+    /// `epoch`; returns its shard. Registration through an envelope is the
+    /// other way in.
+    pub fn provision_group(&mut self, group_id: &[u8], epoch: u64) -> u32 {
+        let shard = self.shard_for(group_id);
+        self.state.put_group(group_id, GroupRecord { shard, epoch });
+        shard
+    }
+
+    /// Fresh tokens for a client of `group_id` (`None`: the lobby shard),
+    /// as handed out when a client joins; unroutable ones for a group the
+    /// hub does not hold.
+    pub fn issue_tokens(&self, group_id: Option<&[u8]>) -> [RoutingToken; RESPONSE_TOKENS] {
+        let shard = match group_id {
+            None => Some(self.lobby_shard),
+            Some(g) => self.state.group(g).map(|r| r.shard),
+        };
+        self.fresh_tokens(shard, &mut rand::rng())
+    }
+
     /// The shard a newly registered group is placed on.
     fn shard_for(&self, group_id: &[u8]) -> u32 {
         let d = Sha256::digest(group_id);

@@ -13,6 +13,7 @@
 pub mod balancer;
 pub mod codec;
 pub mod config;
+pub mod demo;
 
 pub mod error;
 pub mod hub;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use hpke_rs::HpkePublicKey;
 use rand::Rng;
 
-use crate::config::{HubConfiguration, KeyUse};
+use crate::config::{HubConfiguration, KeyConfig, KeyUse};
 use crate::error::{Error, Res};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::response::{self, HubResponse};
@@ -37,7 +37,7 @@ pub struct PendingResponse {
     suite: HpkeSuite,
     enc: Vec<u8>,
     secret: Secret,
-    group_id: Option<Vec<u8>>,
+    pool: Option<Vec<u8>>,
 }
 
 /// A sealed envelope and the state to open its response.
@@ -53,7 +53,9 @@ pub struct SealedEnvelope {
 #[derive(Debug)]
 pub struct Sender {
     config: HubConfiguration,
-    pools: HashMap<Vec<u8>, VecDeque<RoutingToken>>,
+    /// Token pools by group; `None` is the lobby pool, for messages that
+    /// name no group the hub holds yet (Welcome, KeyPackage, registration).
+    pools: HashMap<Option<Vec<u8>>, VecDeque<RoutingToken>>,
 }
 
 impl Sender {
@@ -66,10 +68,10 @@ impl Sender {
         }
     }
 
-    /// Adds routing tokens for a group (the hub's response gives four).
-    /// Unroutable tokens are not pooled.
-    pub fn add_tokens(&mut self, group_id: &[u8], tokens: &[RoutingToken]) {
-        let pool = self.pools.entry(group_id.to_vec()).or_default();
+    /// Adds routing tokens for a group (`None`: the lobby pool). The hub's
+    /// response gives four. Unroutable tokens are not pooled.
+    pub fn add_tokens(&mut self, group_id: Option<&[u8]>, tokens: &[RoutingToken]) {
+        let pool = self.pools.entry(group_id.map(<[u8]>::to_vec)).or_default();
         pool.extend(
             tokens
                 .iter()
@@ -77,15 +79,17 @@ impl Sender {
         );
     }
 
-    /// Tokens left for a group.
-    pub fn pool_len(&self, group_id: &[u8]) -> usize {
-        self.pools.get(group_id).map_or(0, VecDeque::len)
+    /// Tokens left for a group (`None`: the lobby pool).
+    pub fn pool_len(&self, group_id: Option<&[u8]>) -> usize {
+        self.pools
+            .get(&group_id.map(<[u8]>::to_vec))
+            .map_or(0, VecDeque::len)
     }
 
-    /// TOK-5: takes a token from the group's pool, or an unroutable one.
-    fn take_token(&mut self, group_id: Option<&[u8]>) -> RoutingToken {
-        group_id
-            .and_then(|g| self.pools.get_mut(g))
+    /// TOK-5: takes a token from the pool, or an unroutable one.
+    fn take_token(&mut self, pool: &Option<Vec<u8>>) -> RoutingToken {
+        self.pools
+            .get_mut(pool)
             .and_then(VecDeque::pop_front)
             .unwrap_or_else(|| RoutingToken::unroutable(&mut rand::rng()))
     }
@@ -106,19 +110,7 @@ impl Sender {
                 "F goes with exactly the commits and registrations",
             ));
         }
-        let key = self
-            .config
-            .current(KeyUse::Hub)
-            .ok_or(Error::Config("no hub key"))?
-            .clone();
-        let suite = match opts.suite {
-            Some(s) if key.offers(s) => s,
-            Some(_) => return Err(Error::Usage("suite not offered by the hub key")),
-            None => *key
-                .suites()
-                .first()
-                .ok_or(Error::Config("no supported suite"))?,
-        };
+        let (key, suite) = self.choose_key(opts.suite)?;
         let membership_proof = opts.membership_proof.unwrap_or_else(|| {
             let mut filler = [0u8; MEMBERSHIP_PROOF_LEN];
             rand::rng().fill_bytes(&mut filler);
@@ -131,8 +123,15 @@ impl Sender {
             fanout_key: opts.fanout_key,
         };
         let plaintext = crate::wire::PlainBuf(content.encode_padded()?);
+        // A registration names a group the hub does not hold yet: it spends
+        // a lobby token, and the response's tokens are for the new group.
+        let pool = info.group_id.map(<[u8]>::to_vec);
+        let spend_from = match info.wire_format {
+            WireFormat::GroupInfo => None,
+            _ => pool.clone(),
+        };
         let header = OuterHeader {
-            token: self.take_token(info.group_id),
+            token: self.take_token(&spend_from),
             key_id: key.key_id,
             suite,
         };
@@ -152,7 +151,7 @@ impl Sender {
                 suite,
                 enc,
                 secret,
-                group_id: info.group_id.map(<[u8]>::to_vec),
+                pool,
             },
         })
     }
@@ -161,9 +160,27 @@ impl Sender {
     /// envelope's group. Anything that does not open is [`Error::Crypto`].
     pub fn open_response(&mut self, pending: &PendingResponse, bytes: &[u8]) -> Res<HubResponse> {
         let resp = response::open(pending.suite, &pending.secret, &pending.enc, bytes)?;
-        if let Some(g) = &pending.group_id {
-            self.add_tokens(g, &resp.tokens);
-        }
+        self.add_tokens(pending.pool.as_deref(), &resp.tokens);
         Ok(resp)
+    }
+
+    /// The hub key and suite to use: the newest hub key offering the
+    /// requested suite, or the newest key's first suite.
+    fn choose_key(&self, suite: Option<HpkeSuite>) -> Res<(KeyConfig, HpkeSuite)> {
+        let mut hub_keys = self
+            .config
+            .keys
+            .iter()
+            .rev()
+            .filter(|k| k.key_use() == Some(KeyUse::Hub));
+        match suite {
+            Some(s) => hub_keys
+                .find(|k| k.offers(s))
+                .map(|k| (k.clone(), s))
+                .ok_or(Error::Usage("no hub key offers this suite")),
+            None => hub_keys
+                .find_map(|k| k.suites().first().map(|s| (k.clone(), *s)))
+                .ok_or(Error::Config("no supported hub key")),
+        }
     }
 }

@@ -56,6 +56,11 @@ impl InMemoryHubState {
         Self::default()
     }
 
+    /// The current epoch of a group, if held.
+    pub fn group_epoch(&self, group_id: &[u8]) -> Option<u64> {
+        self.groups.get(group_id).map(|r| r.epoch)
+    }
+
     /// Number of spent token nonces.
     pub fn spent_tokens(&self) -> usize {
         self.spent.len()
