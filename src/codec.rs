@@ -159,7 +159,11 @@ mod tests {
             r.finish("t").unwrap();
         }
         // Non-minimal encodings of 1 and the reserved 0b11 prefix.
-        for bad in [&[0x40u8, 0x01][..], &[0x80, 0, 0, 1], &[0xc0, 0, 0, 0, 0, 0, 0, 1]] {
+        for bad in [
+            &[0x40u8, 0x01][..],
+            &[0x80, 0, 0, 1],
+            &[0xc0, 0, 0, 0, 0, 0, 0, 1],
+        ] {
             assert!(Reader::new(bad).varint("t").is_err());
         }
         assert!(put_varint(&mut Vec::new(), VARINT_MAX + 1).is_err());

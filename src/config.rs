@@ -373,10 +373,8 @@ impl HubConfigStore {
             }
         }
         for k in &config.keys {
-            self.bindings.insert(
-                (k.key_use, k.key_id),
-                (k.public_key.0.clone(), k.not_after),
-            );
+            self.bindings
+                .insert((k.key_use, k.key_id), (k.public_key.0.clone(), k.not_after));
         }
         Ok(self.current.insert(config))
     }
@@ -474,7 +472,10 @@ mod tests {
         let key = HubSigningKey::ed25519(&hub.verifying_key());
         let dict = AppDataDictionary::with_hub_signing_key(&key).unwrap();
         let bytes = dict.to_bytes().unwrap();
-        assert_eq!(HubSigningKey::from_app_data_dictionary(&bytes).unwrap(), key);
+        assert_eq!(
+            HubSigningKey::from_app_data_dictionary(&bytes).unwrap(),
+            key
+        );
         for n in 0..bytes.len() {
             assert!(HubSigningKey::from_app_data_dictionary(&bytes[..n]).is_err());
         }

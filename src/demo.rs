@@ -77,7 +77,10 @@ impl DemoWorld {
             HubKeyPair::derive(
                 1,
                 KeyUse::Hub,
-                &[HpkeSuite::X25519Aes128Gcm, HpkeSuite::X25519ChaCha20Poly1305],
+                &[
+                    HpkeSuite::X25519Aes128Gcm,
+                    HpkeSuite::X25519ChaCha20Poly1305,
+                ],
                 &ikm("hub key 1"),
                 NOT_AFTER,
             )?,
@@ -114,7 +117,8 @@ impl DemoWorld {
         let seed: [u8; 32] = Sha256::digest(ikm("configuration signing key")).into();
         let signing_key = SigningKey::from_bytes(&seed);
         let component = HubSigningKey::ed25519(&signing_key.verifying_key());
-        let app_data_dictionary = AppDataDictionary::with_hub_signing_key(&component)?.to_bytes()?;
+        let app_data_dictionary =
+            AppDataDictionary::with_hub_signing_key(&component)?.to_bytes()?;
         let signed_config = hub.configuration(1).sign(&signing_key)?;
         Ok(DemoWorld {
             hub,
@@ -286,8 +290,8 @@ pub fn provision(world: &mut DemoWorld, client: &mut Sender) -> Res<()> {
 /// The options the demo sender uses for a message.
 pub fn seal_options(m: &DemoMessage) -> Res<SealOptions<'static>> {
     let info = MessageInfo::parse(&m.bytes)?;
-    let needs_f = info.content_type == Some(ContentType::Commit)
-        || info.wire_format == WireFormat::GroupInfo;
+    let needs_f =
+        info.content_type == Some(ContentType::Commit) || info.wire_format == WireFormat::GroupInfo;
     let fanout_key = match (needs_f, info.group_id, info.epoch) {
         (true, Some(g), Some(e)) => {
             let next = if info.wire_format == WireFormat::GroupInfo {
@@ -399,7 +403,10 @@ fn describe(out: &mut String, rec: &DemoRecord) -> Res<()> {
         Route::Shard(s) => format!("shard {s}"),
         Route::Unroutable => "unroutable (any front-end)".into(),
     };
-    let _ = writeln!(out, "  load balancer     one AES block on the token -> {route}");
+    let _ = writeln!(
+        out,
+        "  load balancer     one AES block on the token -> {route}"
+    );
     match &rec.outcome.view {
         Some(v) => {
             let _ = writeln!(
@@ -410,7 +417,11 @@ fn describe(out: &mut String, rec: &DemoRecord) -> Res<()> {
                 v.group_id.as_deref().map_or("-".into(), to_hex),
                 v.epoch.map_or("-".into(), |e| e.to_string()),
                 v.key_layer_len,
-                if v.has_fanout_key { "present" } else { "absent" },
+                if v.has_fanout_key {
+                    "present"
+                } else {
+                    "absent"
+                },
                 status_name(v.status)
             );
         }

@@ -16,6 +16,8 @@ pub mod config;
 pub mod demo;
 
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod keylayer;
 pub mod labels;

@@ -124,7 +124,11 @@ fn cmd_open(file: &str) -> Result<(), String> {
     println!("  key layer        {} bytes", v.key_layer_len);
     println!(
         "  F                {}",
-        if v.has_fanout_key { "present" } else { "absent" }
+        if v.has_fanout_key {
+            "present"
+        } else {
+            "absent"
+        }
     );
     println!("  message          {}", to_hex(&v.message));
     match v.status {

@@ -46,10 +46,17 @@ mod tests {
         assert_eq!(padme(1), 1);
         assert_eq!(padme(2), 2);
         assert_eq!(padme(9), 10);
-        assert_eq!(padme(100), 100);
-        assert_eq!(padme(1000), 1008);
+        assert_eq!(padme(100), 104);
+        assert_eq!(padme(1000), 1024);
         assert_eq!(padme(1_048_576), 1_048_576);
-        assert_eq!(padme(1_048_577), 1_064_960);
+        assert_eq!(padme(1_048_577), 1_081_344);
+        // padded_length: Padmé over message length plus the reserved room.
+        assert_eq!(RESERVED_ROOM, 399);
+        assert_eq!(padded_length(0), 400);
+        assert_eq!(padded_length(100), 512);
+        assert_eq!(padded_length(1000), 1408);
+        assert_eq!(padded_length(65_536), 67_584);
+        assert_eq!(padded_length(1_048_576), 1_081_344);
     }
 
     proptest! {

@@ -246,14 +246,8 @@ pub fn open(suite: HpkeSuite, secret: &Secret, enc: &[u8], bytes: &[u8]) -> Res<
     }
     let (response_nonce, ct) = bytes.split_at(response_nonce_len(suite));
     let (key, nonce) = response_key_nonce(suite, secret, enc, response_nonce)?;
-    let pt = HpkeRustCrypto::aead_open(
-        suite.hpke_types().2,
-        key.expose(),
-        nonce.expose(),
-        &[],
-        ct,
-    )
-    .map_err(|_| Error::Crypto)?;
+    let pt = HpkeRustCrypto::aead_open(suite.hpke_types().2, key.expose(), nonce.expose(), &[], ct)
+        .map_err(|_| Error::Crypto)?;
     HubResponse::decode(&pt)
 }
 

@@ -51,7 +51,8 @@ pub const KEY_LAYER_PLAINTEXT_LEN: usize = 256;
 pub const KEY_LAYER_HEADER_LEN: usize = 7;
 /// The largest key layer: header, the largest `enc`, the padded plaintext
 /// and an AEAD tag.
-pub const KEY_LAYER_MAX_LEN: usize = KEY_LAYER_HEADER_LEN + MAX_N_ENC + KEY_LAYER_PLAINTEXT_LEN + 16;
+pub const KEY_LAYER_MAX_LEN: usize =
+    KEY_LAYER_HEADER_LEN + MAX_N_ENC + KEY_LAYER_PLAINTEXT_LEN + 16;
 /// The largest MLS message an envelope may carry (16 MiB).
 pub const MAX_MESSAGE_LEN: usize = 16 << 20;
 
@@ -291,7 +292,10 @@ mod tests {
     fn out1_out2_version_and_suite() {
         let mut env = Envelope::encode(&header(), &[9; 32], &[1]).unwrap();
         env[0] = 2;
-        assert_eq!(Envelope::parse(&env), Err(Error::Unsupported("envelope version")));
+        assert_eq!(
+            Envelope::parse(&env),
+            Err(Error::Unsupported("envelope version"))
+        );
         let mut env = Envelope::encode(&header(), &[9; 32], &[1]).unwrap();
         env[24] = 2; // AES-256-GCM: not one of the three suites
         assert!(matches!(Envelope::parse(&env), Err(Error::Unsupported(_))));

@@ -1,0 +1,92 @@
+//! Shared fixtures for the integration tests.
+#![allow(dead_code)]
+
+use mimi_onion::codec::put_vec;
+use mimi_onion::config::KeyUse;
+use mimi_onion::demo::{self, DemoWorld};
+use mimi_onion::keylayer::{self, KeyLayerContent};
+use mimi_onion::mls::message::ContentType;
+use mimi_onion::secret::Secret;
+use mimi_onion::sender::{SealOptions, Sender};
+use mimi_onion::suite::HpkeSuite;
+use rand::Rng;
+
+/// A demo hub with the demo groups provisioned, and a client of it.
+pub fn world() -> (DemoWorld, Sender) {
+    let mut world = DemoWorld::new().unwrap();
+    let mut client = world.client().unwrap();
+    demo::provision(&mut world, &mut client).unwrap();
+    (world, client)
+}
+
+/// A structurally valid RFC 9420 PrivateMessage whose ciphertext is random
+/// bytes of the size a message with `app_len` bytes of application data
+/// would have (content vector, an Ed25519 signature, the AEAD tag).
+pub fn private_message(
+    group_id: &[u8],
+    epoch: u64,
+    content_type: ContentType,
+    app_len: usize,
+) -> Vec<u8> {
+    let mut rng = rand::rng();
+    let mut out = vec![0, 1, 0, 2];
+    put_vec(&mut out, group_id).unwrap();
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.push(content_type.code());
+    put_vec(&mut out, &[]).unwrap();
+    let mut sender_data = [0u8; 28];
+    rng.fill_bytes(&mut sender_data);
+    put_vec(&mut out, &sender_data).unwrap();
+    let ct_len = mimi_onion::codec::varint_len(app_len) + app_len + 1 + 64 + 16;
+    let mut ct = vec![0u8; ct_len];
+    rng.fill_bytes(&mut ct);
+    put_vec(&mut out, &ct).unwrap();
+    out
+}
+
+/// A key layer sealed to the demo policy key, for a PrivateMessage
+/// proposal or commit; `None` for an application message.
+pub fn key_layer_for(
+    world: &DemoWorld,
+    message: &[u8],
+    content_type: ContentType,
+) -> Option<Vec<u8>> {
+    if content_type == ContentType::Application {
+        return None;
+    }
+    let policy = world
+        .signed_config
+        .configuration
+        .current(KeyUse::Policy)
+        .unwrap();
+    let content = KeyLayerContent {
+        leaf_index: 1,
+        key: Secret::from_slice(&[0x11; 16]),
+        nonce: Secret::from_slice(&[0x22; 12]),
+        f_signature: if content_type == ContentType::Commit {
+            vec![0x33; 64]
+        } else {
+            Vec::new()
+        },
+    };
+    Some(keylayer::seal(policy, HpkeSuite::X25519Aes128Gcm, 1, message, &content).unwrap())
+}
+
+/// Seals a PrivateMessage with what the protocol requires for its type: a
+/// key layer for proposals and commits, F for commits.
+pub fn seal(
+    world: &DemoWorld,
+    client: &mut Sender,
+    message: &[u8],
+    content_type: ContentType,
+    suite: HpkeSuite,
+) -> mimi_onion::sender::SealedEnvelope {
+    let key_layer = key_layer_for(world, message, content_type);
+    let opts = SealOptions {
+        suite: Some(suite),
+        key_layer: key_layer.as_deref(),
+        fanout_key: (content_type == ContentType::Commit).then(|| Secret::from_slice(&[0x44; 32])),
+        membership_proof: None,
+    };
+    client.seal(message, opts).unwrap()
+}

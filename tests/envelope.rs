@@ -1,0 +1,500 @@
+//! Envelope core, end to end: sender, load balancer, hub front-end and the
+//! response, on real envelopes. Each test names the spec requirement it
+//! checks.
+
+mod common;
+
+use common::{private_message, seal, world};
+use mimi_onion::balancer::Route;
+use mimi_onion::demo::{self, DemoWorld};
+use mimi_onion::mls::message::ContentType;
+use mimi_onion::response::{response_len, RejectReason, Status};
+use mimi_onion::sender::SealOptions;
+use mimi_onion::state::HubState;
+use mimi_onion::suite::HpkeSuite;
+use mimi_onion::token::UNROUTABLE_CODEPOINT;
+use mimi_onion::wire::{Envelope, HEADER_LEN};
+use mimi_onion::Error;
+
+const GROUP: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn provisioned(group: &[u8], epoch: u64) -> (DemoWorld, mimi_onion::sender::Sender) {
+    let (mut world, mut client) = world();
+    world.hub.provision_group(group, epoch);
+    client.add_tokens(Some(group), &world.hub.issue_tokens(Some(group)));
+    (world, client)
+}
+
+/// Round trip for every HPKE suite, application data from 0 B to 1 MiB:
+/// the hub recovers the message byte for byte and the sender opens an
+/// "accepted" response.
+#[test]
+fn round_trip_every_suite_and_size() {
+    for suite in HpkeSuite::ALL {
+        let (mut world, mut client) = provisioned(GROUP, 7);
+        for app_len in [0usize, 1, 100, 1000, 65_536, 1 << 20] {
+            let msg = private_message(GROUP, 7, ContentType::Application, app_len);
+            let sealed = seal(&world, &mut client, &msg, ContentType::Application, suite);
+            let out = world.hub.handle(&sealed.bytes);
+            let view = out.view.expect("hub opens the envelope");
+            assert_eq!(view.message, msg, "{suite:?} {app_len}");
+            assert_eq!(view.suite, suite);
+            assert_eq!(out.response.len(), response_len(suite));
+            let resp = client
+                .open_response(&sealed.pending, &out.response)
+                .unwrap();
+            assert_eq!(resp.status, Status::Accepted);
+        }
+    }
+}
+
+/// The demo's real RFC 9420 messages (every wire format) through all layers.
+#[test]
+fn demo_messages_round_trip() {
+    let mut out = String::new();
+    let records = demo::run(&mut out, None).unwrap();
+    assert_eq!(records.len(), demo::demo_messages().unwrap().len());
+    for rec in records {
+        let view = rec.outcome.view.expect("opened");
+        assert_eq!(view.message, rec.message.bytes, "{}", rec.message.name);
+        assert_eq!(rec.status, Status::Accepted, "{}", rec.message.name);
+        assert!(matches!(rec.route, Route::Shard(_)), "{}", rec.message.name);
+    }
+}
+
+/// OUT-1..OUT-4, RSP-2: every proper prefix and every single-bit flip of a
+/// valid envelope is rejected, never a panic, and answered with random
+/// bytes of the response size.
+#[test]
+fn every_prefix_and_bit_flip_is_rejected() {
+    let (world, mut client) = provisioned(GROUP, 1);
+    let msg = private_message(GROUP, 1, ContentType::Application, 0);
+    let sealed = seal(
+        &world,
+        &mut client,
+        &msg,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    let env = sealed.bytes;
+    // A hub that never saw the valid envelope, so nothing is answered from
+    // its cache: every variant below is opened from scratch.
+    let (mut hub_world, _) = provisioned(GROUP, 1);
+    let expected_len = response_len(HpkeSuite::MANDATORY);
+    for n in 0..env.len() {
+        assert!(Envelope::parse(&env[..n]).is_err(), "prefix {n} parses");
+        let out = hub_world.hub.handle(&env[..n]);
+        assert!(out.view.is_none(), "prefix {n} opened");
+        assert_eq!(out.response.len(), expected_len);
+    }
+    let mut flipped = env.clone();
+    for byte in 0..env.len() {
+        for bit in 0..8 {
+            flipped[byte] ^= 1 << bit;
+            let out = hub_world.hub.handle(&flipped);
+            assert!(out.view.is_none(), "flip {byte}.{bit} opened");
+            assert!(!out.from_cache);
+            // A flip in the AEAD id of the header makes it name another
+            // supported suite or none; the answer has that suite's size.
+            assert!(out.response.len() == expected_len || (19..HEADER_LEN).contains(&byte));
+            flipped[byte] ^= 1 << bit;
+        }
+    }
+    // And the untouched envelope opens on that hub.
+    assert!(hub_world.hub.handle(&env).view.is_some());
+}
+
+/// OUT-4: the token and the key id are bound to the hub layer. Swapping
+/// either between two envelopes makes the hub reject both.
+#[test]
+fn swapping_token_or_key_id_is_rejected() {
+    let (mut world, mut client) = provisioned(GROUP, 1);
+    let m1 = private_message(GROUP, 1, ContentType::Application, 10);
+    let m2 = private_message(GROUP, 1, ContentType::Application, 10);
+    let a = seal(
+        &world,
+        &mut client,
+        &m1,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    )
+    .bytes;
+    let b = seal(
+        &world,
+        &mut client,
+        &m2,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    )
+    .bytes;
+    let mut a2 = a.clone();
+    let mut b2 = b.clone();
+    a2[1..18].copy_from_slice(&b[1..18]);
+    b2[1..18].copy_from_slice(&a[1..18]);
+    assert!(world.hub.handle(&a2).view.is_none());
+    assert!(world.hub.handle(&b2).view.is_none());
+    // Key id: envelopes to hub key 1 (X25519) relabelled as key 2 and back.
+    let c = seal(
+        &world,
+        &mut client,
+        &m1,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    )
+    .bytes;
+    let mut c2 = c.clone();
+    c2[18] = 2;
+    assert!(world.hub.handle(&c2).view.is_none());
+    // The originals still open: nothing was spent by the rejected copies.
+    assert!(world.hub.handle(&a).view.is_some());
+    assert!(world.hub.handle(&b).view.is_some());
+}
+
+/// Contract, sender's provider and load balancer: the outer bytes carry no
+/// encoding of group_id or epoch; the token yields the shard and nothing
+/// else; the hub front-end recovers the message exactly.
+#[test]
+fn contract_rows_provider_balancer_front_end() {
+    let epoch: u64 = 0x0102_0304_0506_0708;
+    let (mut world, mut client) = provisioned(GROUP, epoch);
+    let shard = world.hub.state().group(GROUP).unwrap().shard;
+    for ct in [
+        ContentType::Application,
+        ContentType::Proposal,
+        ContentType::Commit,
+    ] {
+        let msg = private_message(GROUP, epoch, ct, 50);
+        let sealed = seal(&world, &mut client, &msg, ct, HpkeSuite::MANDATORY);
+        let env = &sealed.bytes;
+        for needle in [
+            GROUP,
+            &epoch.to_be_bytes(),
+            &epoch.to_le_bytes(),
+            &GROUP[..8],
+        ] {
+            assert!(
+                !contains(env, needle),
+                "{ct:?}: outer bytes contain {needle:02x?}"
+            );
+        }
+        // The balancer learns the shard and only the shard.
+        assert_eq!(world.balancer.route(env), Route::Shard(shard));
+        let out = world.hub.handle(env);
+        let view = out.view.unwrap();
+        assert_eq!(view.message, msg);
+        assert_eq!(view.group_id.as_deref(), Some(GROUP));
+        assert_eq!(view.epoch, Some(epoch));
+        assert_eq!(view.content_type, Some(ct));
+        let resp = client
+            .open_response(&sealed.pending, &out.response)
+            .unwrap();
+        assert_eq!(resp.status, Status::Accepted, "{ct:?}");
+    }
+}
+
+/// Tokens for one shard share nothing but what the balancer decodes from
+/// them: two tokens of the same group differ in every position that is not
+/// the config byte's codepoint with overwhelming probability, and decode to
+/// the same shard with different nonces.
+#[test]
+fn tokens_are_unlinkable_beyond_the_shard() {
+    let (world, _) = provisioned(GROUP, 1);
+    let tokens = world.hub.issue_tokens(Some(GROUP));
+    let keys = mimi_onion::token::TokenKeys::new(vec![]).unwrap();
+    assert!(keys.decode(&tokens[0].0).is_none());
+    for (i, a) in tokens.iter().enumerate() {
+        for b in &tokens[i + 1..] {
+            assert_ne!(a.0[1..], b.0[1..]);
+            let equal = a.0[1..]
+                .iter()
+                .zip(&b.0[1..])
+                .filter(|(x, y)| x == y)
+                .count();
+            assert!(equal < 8, "tokens share {equal} of 16 block bytes");
+        }
+    }
+}
+
+/// View equality: envelopes for different groups, group_id lengths,
+/// epochs and types, whose MLS messages have equal length, have equal
+/// length and differ only in fresh random fields (token block, enc,
+/// ciphertext).
+#[test]
+fn view_equality() {
+    let (mut world, mut client) = world();
+    let groups: [&[u8]; 3] = [b"g", b"a somewhat longer group id", &[7u8; 64]];
+    let mut envelopes = Vec::new();
+    let target_len = 400;
+    for (gi, g) in groups.iter().enumerate() {
+        let epoch = [0u64, 1 << 40, 99][gi];
+        world.hub.provision_group(g, epoch);
+        client.add_tokens(Some(g), &world.hub.issue_tokens(Some(g)));
+        for ct in [
+            ContentType::Application,
+            ContentType::Proposal,
+            ContentType::Commit,
+        ] {
+            // Pick the application length so the message has target_len bytes.
+            let msg = (0..target_len)
+                .map(|n| private_message(g, epoch, ct, n))
+                .find(|m| m.len() == target_len)
+                .unwrap();
+            let env = seal(&world, &mut client, &msg, ct, HpkeSuite::MANDATORY).bytes;
+            envelopes.push(env);
+        }
+    }
+    let first = &envelopes[0];
+    for env in &envelopes {
+        assert_eq!(env.len(), first.len());
+        assert_eq!(env[0], first[0], "version");
+        assert_eq!(
+            env[18..HEADER_LEN],
+            first[18..HEADER_LEN],
+            "key id and suite"
+        );
+        let n_enc = HpkeSuite::MANDATORY.n_enc();
+        assert_eq!(
+            env[HEADER_LEN + n_enc..HEADER_LEN + n_enc + 2],
+            first[HEADER_LEN + n_enc..HEADER_LEN + n_enc + 2],
+            "length prefix"
+        );
+        // Token codepoint is the hub's current one for every routable token.
+        assert_eq!(env[1] >> 5, first[1] >> 5);
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// CFG-1: a configuration not signed by the key in the group's component
+/// is refused, so a provider cannot substitute its own hub key.
+#[test]
+fn configuration_not_signed_by_group_key_is_refused() {
+    let world = DemoWorld::new().unwrap();
+    let mut forged = world.signed_config.clone();
+    forged.configuration.serial += 1;
+    let component =
+        mimi_onion::config::HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+            .unwrap();
+    assert_eq!(forged.verify(&component, demo::now()), Err(Error::Crypto));
+    let provider_key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let substituted = world.hub.configuration(2).sign(&provider_key).unwrap();
+    assert_eq!(
+        substituted.verify(&component, demo::now()),
+        Err(Error::Crypto)
+    );
+    assert!(world.signed_config.verify(&component, demo::now()).is_ok());
+}
+
+/// RSP-3: a response opens only for the sender of that envelope.
+#[test]
+fn response_opens_only_for_its_sender() {
+    let (mut world, mut alice) = provisioned(GROUP, 1);
+    let mut bob = world.client().unwrap();
+    bob.add_tokens(Some(GROUP), &world.hub.issue_tokens(Some(GROUP)));
+    let m = private_message(GROUP, 1, ContentType::Application, 5);
+    let a = seal(
+        &world,
+        &mut alice,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    let b = seal(
+        &world,
+        &mut bob,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    let ra = world.hub.handle(&a.bytes).response;
+    let rb = world.hub.handle(&b.bytes).response;
+    assert_eq!(bob.open_response(&b.pending, &ra), Err(Error::Crypto));
+    assert_eq!(alice.open_response(&a.pending, &rb), Err(Error::Crypto));
+    assert!(alice.open_response(&a.pending, &ra).is_ok());
+    assert!(bob.open_response(&b.pending, &rb).is_ok());
+}
+
+/// RSP-1, RSP-2: an envelope the hub cannot open gets a response of the
+/// same size as a real one, which opens for nobody.
+#[test]
+fn unopenable_envelope_gets_same_size_response() {
+    let (mut world, mut client) = provisioned(GROUP, 1);
+    let m = private_message(GROUP, 1, ContentType::Application, 5);
+    for suite in HpkeSuite::ALL {
+        let s = seal(&world, &mut client, &m, ContentType::Application, suite);
+        let mut bad = s.bytes.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let out = world.hub.handle(&bad);
+        assert!(out.view.is_none());
+        assert_eq!(out.response.len(), response_len(suite));
+        assert_eq!(
+            client.open_response(&s.pending, &out.response),
+            Err(Error::Crypto)
+        );
+        let good = world.hub.handle(&s.bytes);
+        assert_eq!(good.response.len(), out.response.len());
+    }
+    assert_eq!(
+        world.hub.handle(b"").response.len(),
+        response_len(HpkeSuite::MANDATORY)
+    );
+}
+
+/// HUB-5, RSP-4: an identical resend gets the cached response byte for
+/// byte; a different envelope reusing the enc gets random bytes.
+#[test]
+fn identical_resend_gets_cached_response() {
+    let (mut world, mut client) = provisioned(GROUP, 1);
+    let m = private_message(GROUP, 1, ContentType::Application, 5);
+    let s = seal(
+        &world,
+        &mut client,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    let first = world.hub.handle(&s.bytes);
+    let second = world.hub.handle(&s.bytes);
+    assert!(!first.from_cache);
+    assert!(second.from_cache);
+    assert_eq!(first.response, second.response);
+    let r = client.open_response(&s.pending, &second.response).unwrap();
+    assert_eq!(r.status, Status::Accepted);
+}
+
+/// TOK-5, TOK-6: a sender spends each token once and falls back to the
+/// unroutable codepoint; a spent token on a new envelope is rejected.
+#[test]
+fn no_token_is_spent_twice() {
+    let (mut world, mut client) = provisioned(GROUP, 1);
+    let m = private_message(GROUP, 1, ContentType::Application, 5);
+    let mut seen = std::collections::HashSet::new();
+    // Drain the pool without reading responses: four routable, then unroutable.
+    for i in 0..6 {
+        let s = seal(
+            &world,
+            &mut client,
+            &m,
+            ContentType::Application,
+            HpkeSuite::MANDATORY,
+        );
+        let token: [u8; 17] = s.bytes[1..18].try_into().unwrap();
+        assert!(seen.insert(token), "token reused");
+        let cp = token[0] >> 5;
+        assert_eq!(cp == UNROUTABLE_CODEPOINT, i >= 4, "envelope {i}");
+        assert_eq!(world.balancer.route(&s.bytes) == Route::Unroutable, i >= 4);
+        let out = world.hub.handle(&s.bytes);
+        assert_eq!(out.view.unwrap().status, Status::Accepted);
+    }
+    // A client that pools the same token twice: the hub rejects the reuse.
+    let tokens = world.hub.issue_tokens(Some(GROUP));
+    let mut sloppy = world.client().unwrap();
+    sloppy.add_tokens(Some(GROUP), &[tokens[0], tokens[0]]);
+    let a = seal(
+        &world,
+        &mut sloppy,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    let b = seal(
+        &world,
+        &mut sloppy,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    assert_eq!(
+        world.hub.handle(&a.bytes).view.unwrap().status,
+        Status::Accepted
+    );
+    let out = world.hub.handle(&b.bytes);
+    assert_eq!(
+        out.view.unwrap().status,
+        Status::Rejected(RejectReason::TokenReused)
+    );
+    let r = sloppy.open_response(&b.pending, &out.response).unwrap();
+    assert_eq!(r.status, Status::Rejected(RejectReason::TokenReused));
+}
+
+/// HUB-1: a key layer or F where the message type forbids it, or missing
+/// where it requires it, is refused by the sender and by the hub.
+#[test]
+fn presence_rules() {
+    let (world, mut client) = provisioned(GROUP, 1);
+    let commit = private_message(GROUP, 1, ContentType::Commit, 5);
+    // No key layer, no F.
+    assert!(matches!(
+        client.seal(&commit, SealOptions::default()),
+        Err(Error::Usage(_))
+    ));
+    let app = private_message(GROUP, 1, ContentType::Application, 5);
+    let opts = SealOptions {
+        key_layer: Some(&[1, 2, 3]),
+        ..SealOptions::default()
+    };
+    assert!(matches!(client.seal(&app, opts), Err(Error::Usage(_))));
+    drop(world);
+}
+
+/// HUB-4: handshake messages must be for the current epoch; application
+/// messages for the current or previous one; an accepted commit opens the
+/// next epoch; unknown groups are refused.
+#[test]
+fn epoch_rules() {
+    let (mut world, mut client) = provisioned(GROUP, 10);
+    let status = |world: &mut DemoWorld, client: &mut mimi_onion::sender::Sender, epoch, ct| {
+        let m = private_message(GROUP, epoch, ct, 5);
+        let s = seal(world, client, &m, ct, HpkeSuite::MANDATORY);
+        world.hub.handle(&s.bytes).view.unwrap().status
+    };
+    let stale = Status::Rejected(RejectReason::StaleEpoch);
+    assert_eq!(
+        status(&mut world, &mut client, 9, ContentType::Commit),
+        stale
+    );
+    assert_eq!(
+        status(&mut world, &mut client, 11, ContentType::Application),
+        stale
+    );
+    assert_eq!(
+        status(&mut world, &mut client, 10, ContentType::Commit),
+        Status::Accepted
+    );
+    // The commit opened epoch 11; 10 is now the previous epoch.
+    assert_eq!(
+        status(&mut world, &mut client, 10, ContentType::Commit),
+        stale
+    );
+    assert_eq!(
+        status(&mut world, &mut client, 10, ContentType::Proposal),
+        stale
+    );
+    assert_eq!(
+        status(&mut world, &mut client, 10, ContentType::Application),
+        Status::Accepted
+    );
+    assert_eq!(
+        status(&mut world, &mut client, 11, ContentType::Proposal),
+        Status::Accepted
+    );
+    assert_eq!(
+        status(&mut world, &mut client, 9, ContentType::Application),
+        stale
+    );
+    let m = private_message(b"unknown group", 1, ContentType::Application, 5);
+    let s = seal(
+        &world,
+        &mut client,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    assert_eq!(
+        world.hub.handle(&s.bytes).view.unwrap().status,
+        Status::Rejected(RejectReason::UnknownGroup)
+    );
+}
