@@ -31,7 +31,7 @@ use crate::labels;
 use crate::suite::{kem_n_enc, HpkeSuite, KEM_P256, KEM_X25519};
 
 /// Component id (private-use range) of the hub configuration-signing key.
-pub const HUB_SIGNING_KEY_COMPONENT: u32 = 0x8000_0A01;
+pub const HUB_SIGNING_KEY_COMPONENT: u16 = 0x8A01;
 /// TLS SignatureScheme value of Ed25519.
 pub const SIGNATURE_SCHEME_ED25519: u16 = 0x0807;
 /// At most this many keys per key use are live at once.
@@ -123,7 +123,13 @@ impl KeyConfig {
             _ => return Err(Error::Config("unknown kem")),
         };
         debug_assert_eq!(kem_n_enc(self.kem_id), Some(n_pk));
-        if self.public_key.0.len() != n_pk || (self.kem_id == KEM_P256 && self.public_key.0[0] != 4)
+        if self.public_key.0.len() != n_pk {
+            return Err(Error::Config("malformed public key"));
+        }
+        // P-256: an uncompressed point on the curve, not the identity.
+        if self.kem_id == KEM_P256
+            && (self.public_key.0[0] != 4
+                || p256::PublicKey::from_sec1_bytes(&self.public_key.0).is_err())
         {
             return Err(Error::Config("malformed public key"));
         }
@@ -287,8 +293,8 @@ impl HubSigningKey {
 /// One entry of the `app_data_dictionary` extension.
 #[derive(Clone, Debug, PartialEq, Eq, TlsSize, TlsSerialize, TlsDeserializeBytes)]
 pub struct ComponentData {
-    /// The component id.
-    pub component_id: u32,
+    /// The component id (`uint16` since draft-ietf-mls-extensions-09).
+    pub component_id: u16,
     /// The component's data.
     pub data: Opaque,
 }

@@ -335,7 +335,7 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
     let _ = writeln!(
         out,
         "client: accepted hub configuration serial {} ({} keys), signature verified under the \
-         Ed25519 key in the group's app_data_dictionary component 0x{:08x}",
+         Ed25519 key in the group's app_data_dictionary component 0x{:04x}",
         world.signed_config.configuration.serial,
         world.signed_config.configuration.keys.len(),
         crate::config::HUB_SIGNING_KEY_COMPONENT

@@ -18,8 +18,8 @@ use crate::balancer::{LoadBalancer, Route};
 use crate::config::{
     AppDataDictionary, HubSigningKey, SignedHubConfiguration, HUB_SIGNING_KEY_COMPONENT,
 };
-use crate::demo::{DemoWorld, SHARD_COUNT};
-use crate::mls::message::MessageInfo;
+use crate::demo::{demo_messages, DemoWorld, SHARD_COUNT};
+use crate::mls::message::{MessageInfo, WireFormat};
 use crate::response::{response_len, HubResponse};
 use crate::suite::HpkeSuite;
 use crate::token::TOKEN_LEN;
@@ -152,13 +152,38 @@ fn expected_response_len(data: &[u8]) -> usize {
     response_len(suite)
 }
 
-/// The demo hub front-end (a fresh `DemoWorld` per input, so runs are
-/// reproducible): `handle` must not panic and must answer with a response
-/// of the fixed size for the header's suite; an envelope it opened and
-/// answered, sent again, must be answered from the cache with the same
-/// bytes (RSP-4).
+/// The groups the demo hub hosts: those of the demo messages other than
+/// the registration's (as `demo::provision` sets them up), with their epochs.
+fn demo_groups() -> &'static [(Vec<u8>, u64)] {
+    static GROUPS: OnceLock<Vec<(Vec<u8>, u64)>> = OnceLock::new();
+    GROUPS.get_or_init(|| {
+        let mut groups: Vec<(Vec<u8>, u64)> = Vec::new();
+        for m in demo_messages().expect("the embedded demo messages parse") {
+            let info = MessageInfo::parse(&m.bytes).expect("a demo message parses");
+            if let (Some(g), Some(e), false) = (
+                info.group_id,
+                info.epoch,
+                info.wire_format == WireFormat::GroupInfo,
+            ) {
+                if !groups.iter().any(|(have, _)| have.as_slice() == g) {
+                    groups.push((g.to_vec(), e));
+                }
+            }
+        }
+        groups
+    })
+}
+
+/// The demo hub front-end: a fresh `DemoWorld` per input (so runs are
+/// reproducible) with the demo groups provisioned. `handle` must not panic
+/// and must answer with a response of the fixed size for the header's
+/// suite (RSP-1, RSP-2); an envelope it opened and answered, sent again,
+/// must be answered from the cache with the same bytes (RSP-4).
 pub fn hub_handle(data: &[u8]) {
     let mut world = DemoWorld::new().expect("the demo world builds from fixed keys");
+    for (group_id, epoch) in demo_groups() {
+        world.hub.provision_group(group_id, *epoch);
+    }
     let outcome = world.hub.handle(data);
     assert_eq!(outcome.response.len(), expected_response_len(data));
     assert!(!outcome.from_cache, "a fresh hub has no cache");

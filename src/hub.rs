@@ -287,6 +287,12 @@ impl<S: HubState> HubFrontEnd<S> {
         let Ok(info) = MessageInfo::parse(content.message) else {
             return reject(RejectReason::MalformedMessage);
         };
+        // HUB-3: RFC 9420 never sends application data as a PublicMessage.
+        if info.wire_format == WireFormat::PublicMessage
+            && info.content_type == Some(ContentType::Application)
+        {
+            return reject(RejectReason::MalformedMessage);
+        }
         let token = self.tokens.decode(&env.header.token.0);
         let mut view = HubView {
             message: content.message.to_vec(),
@@ -302,6 +308,20 @@ impl<S: HubState> HubFrontEnd<S> {
             status: Status::Accepted,
         };
         let (status, shard) = self.decide(&info, &content, token);
+        if status == Status::Accepted
+            && info
+                .content_type
+                .is_some_and(|c| c != ContentType::Application)
+        {
+            if let Some(g) = info.group_id {
+                let hash = Sha256::digest(content.message).into();
+                self.state.record_handshake(
+                    g,
+                    hash,
+                    info.content_type == Some(ContentType::Commit),
+                );
+            }
+        }
         view.status = status;
         (status, Some(view), shard)
     }
@@ -348,8 +368,16 @@ impl<S: HubState> HubFrontEnd<S> {
         if is_group_info {
             return (Status::Rejected(RejectReason::RegistrationRefused), shard);
         }
-        // HUB-4: epoch rules.
         let handshake = info.content_type != Some(ContentType::Application);
+        // HUB-7: a handshake message accepted before, re-sealed.
+        if handshake
+            && self
+                .state
+                .handshake_accepted(group_id, &Sha256::digest(content.message).into())
+        {
+            return (Status::Rejected(RejectReason::ReplayedEnvelope), shard);
+        }
+        // HUB-4: epoch rules.
         let epoch_ok = if handshake {
             epoch == record.epoch
         } else {

@@ -13,6 +13,12 @@ pub const RESPONSE_NONCE: &[u8] = b"nonce";
 pub const HUB_CONFIGURATION: &[u8] = b"mimi-onion v1 hub configuration";
 /// HPKE `info` prefix of the key layer.
 pub const KEY_LAYER: &[u8] = b"mimi-onion v1 key layer";
+/// MLS-Exporter label of the epoch's fan-out key F.
+pub const FANOUT_KEY: &[u8] = b"mimi-onion v1 fanout key";
+/// SignWithLabel label of the signature over F in a commit's key layer.
+pub const FANOUT_KEY_SIGNATURE: &[u8] = b"mimi-onion v1 signed fanout key";
+/// Label of the key-commitment input.
+pub const KEY_COMMITMENT: &[u8] = b"mimi-onion v1 key commitment";
 
 #[cfg(test)]
 mod tests {
@@ -23,6 +29,9 @@ mod tests {
             super::HUB_RESPONSE,
             super::HUB_CONFIGURATION,
             super::KEY_LAYER,
+            super::FANOUT_KEY,
+            super::FANOUT_KEY_SIGNATURE,
+            super::KEY_COMMITMENT,
         ];
         for (i, a) in all.iter().enumerate() {
             for (j, b) in all.iter().enumerate() {

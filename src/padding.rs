@@ -17,7 +17,7 @@ pub const RESERVED_ROOM: usize = 4 + MEMBERSHIP_PROOF_LEN + 2 + KEY_LAYER_MAX_LE
 
 /// Padmé: rounds `len` up so that only the top bits of its binary form stay
 /// free. `padme(0) = 0`, `padme(1) = 1`.
-pub fn padme(len: usize) -> usize {
+pub const fn padme(len: usize) -> usize {
     if len < 2 {
         return len;
     }

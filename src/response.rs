@@ -47,7 +47,8 @@ pub enum RejectReason {
     MalformedMessage,
     /// The envelope carries a routing token that was already spent.
     TokenReused,
-    /// The envelope repeats an `enc` with different bytes.
+    /// The handshake message was already accepted, in this envelope's
+    /// epoch or as the commit that opened it (HUB-7).
     ReplayedEnvelope,
     /// The membership proof does not verify for the group's epoch.
     MembershipProofFailed,

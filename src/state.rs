@@ -2,9 +2,11 @@
 //!
 //! A real hub backs [`HubState`] with its own store; [`InMemoryHubState`]
 //! serves tests and the demo. The front-end keeps, per group, the shard its
-//! tokens route to and the current epoch; globally, for the lifetime of the
-//! token keys, the spent token nonces and every `enc` it opened with the
-//! digest of the envelope and the response it sent (HUB-5, RSP-4, TOK-6).
+//! tokens route to, the current epoch and the hashes of the handshake
+//! messages accepted in it (HUB-7); for the lifetime of each token key, the
+//! spent token nonces (TOK-6); for the lifetime of each hub key, every
+//! `enc` it opened with the digest of the envelope and the response it sent
+//! (HUB-5, RSP-4).
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,6 +42,12 @@ pub trait HubState {
     fn cached_response(&self, enc: &[u8]) -> Option<CachedResponse>;
     /// Caches the response sent for an `enc`.
     fn cache_response(&mut self, enc: &[u8], cached: CachedResponse);
+    /// True if a handshake message with this hash was accepted in the
+    /// group's current epoch or is the commit that opened it (HUB-7).
+    fn handshake_accepted(&self, group_id: &[u8], hash: &[u8; 32]) -> bool;
+    /// Records an accepted handshake message. For a commit, the hashes of
+    /// the epoch it closes are forgotten first.
+    fn record_handshake(&mut self, group_id: &[u8], hash: [u8; 32], is_commit: bool);
 }
 
 /// An in-memory [`HubState`].
@@ -48,6 +56,7 @@ pub struct InMemoryHubState {
     groups: HashMap<Vec<u8>, GroupRecord>,
     spent: HashSet<(u8, [u8; TOKEN_NONCE_LEN])>,
     responses: HashMap<Vec<u8>, CachedResponse>,
+    handshakes: HashMap<Vec<u8>, HashSet<[u8; 32]>>,
 }
 
 impl InMemoryHubState {
@@ -86,5 +95,19 @@ impl HubState for InMemoryHubState {
 
     fn cache_response(&mut self, enc: &[u8], cached: CachedResponse) {
         self.responses.insert(enc.to_vec(), cached);
+    }
+
+    fn handshake_accepted(&self, group_id: &[u8], hash: &[u8; 32]) -> bool {
+        self.handshakes
+            .get(group_id)
+            .is_some_and(|set| set.contains(hash))
+    }
+
+    fn record_handshake(&mut self, group_id: &[u8], hash: [u8; 32], is_commit: bool) {
+        let set = self.handshakes.entry(group_id.to_vec()).or_default();
+        if is_commit {
+            set.clear();
+        }
+        set.insert(hash);
     }
 }

@@ -55,6 +55,10 @@ pub const KEY_LAYER_MAX_LEN: usize =
     KEY_LAYER_HEADER_LEN + MAX_N_ENC + KEY_LAYER_PLAINTEXT_LEN + 16;
 /// The largest MLS message an envelope may carry (16 MiB).
 pub const MAX_MESSAGE_LEN: usize = 16 << 20;
+/// The largest sealed hub layer (OUT-5): the padded length of the largest
+/// message plus the AEAD tag.
+pub const MAX_SEALED_HUB_LAYER_LEN: usize =
+    crate::padding::padme(MAX_MESSAGE_LEN + crate::padding::RESERVED_ROOM) + 16;
 
 /// The clear outer header of an envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +139,9 @@ impl<'a> Envelope<'a> {
         let n_enc = kem_n_enc(header.suite.kem_id()).ok_or(Error::Unsupported("kem"))?;
         let enc = r.bytes(n_enc, "envelope: truncated enc")?;
         let sealed_hub_layer = r.vec("envelope: sealed hub layer")?;
+        if sealed_hub_layer.len() > MAX_SEALED_HUB_LAYER_LEN {
+            return Err(Error::TooLarge("sealed hub layer (OUT-5)"));
+        }
         r.finish("envelope: trailing bytes")?;
         Ok(Envelope {
             header,

@@ -498,3 +498,72 @@ fn epoch_rules() {
         Status::Rejected(RejectReason::UnknownGroup)
     );
 }
+
+/// HUB-7: a handshake message the hub already accepted, sealed again in a
+/// new envelope, is rejected as replayed (before the epoch rule);
+/// application messages are not subject to it.
+#[test]
+fn resealed_handshake_is_replayed() {
+    let (mut world, mut client) = provisioned(GROUP, 10);
+    let mut send = |world: &mut DemoWorld, m: &[u8], ct| {
+        let s = seal(world, &mut client, m, ct, HpkeSuite::MANDATORY);
+        world.hub.handle(&s.bytes).view.unwrap().status
+    };
+    let replayed = Status::Rejected(RejectReason::ReplayedEnvelope);
+    let proposal = private_message(GROUP, 10, ContentType::Proposal, 5);
+    assert_eq!(
+        send(&mut world, &proposal, ContentType::Proposal),
+        Status::Accepted
+    );
+    assert_eq!(send(&mut world, &proposal, ContentType::Proposal), replayed);
+    let commit = private_message(GROUP, 10, ContentType::Commit, 5);
+    assert_eq!(
+        send(&mut world, &commit, ContentType::Commit),
+        Status::Accepted
+    );
+    // The commit opened epoch 11: resending it is a replay, not "stale".
+    assert_eq!(send(&mut world, &commit, ContentType::Commit), replayed);
+    let app = private_message(GROUP, 11, ContentType::Application, 5);
+    assert_eq!(
+        send(&mut world, &app, ContentType::Application),
+        Status::Accepted
+    );
+    assert_eq!(
+        send(&mut world, &app, ContentType::Application),
+        Status::Accepted
+    );
+}
+
+/// HUB-3: a PublicMessage carrying application data is malformed.
+#[test]
+fn public_application_message_is_malformed() {
+    let (mut world, mut client) = provisioned(GROUP, 3);
+    let mut m = vec![0, 1, 0, 1];
+    mimi_onion::codec::put_vec(&mut m, GROUP).unwrap();
+    m.extend_from_slice(&3u64.to_be_bytes());
+    m.extend_from_slice(&[1, 0, 0, 0, 0]); // sender: member, leaf 0
+    m.push(0); // authenticated_data
+    m.push(ContentType::Application.code());
+    m.extend_from_slice(&[3, 1, 2, 3]);
+    let s = client.seal(&m, SealOptions::default()).unwrap();
+    let out = world.hub.handle(&s.bytes);
+    let resp = client.open_response(&s.pending, &out.response).unwrap();
+    assert_eq!(resp.status, Status::Rejected(RejectReason::MalformedMessage));
+}
+
+/// OUT-5: a sealed hub layer longer than the largest padded message is
+/// refused before any attempt to open it.
+#[test]
+fn oversized_sealed_layer_is_refused() {
+    use mimi_onion::wire::{OuterHeader, MAX_SEALED_HUB_LAYER_LEN};
+    let header = OuterHeader {
+        token: mimi_onion::token::RoutingToken([0; 17]),
+        key_id: 1,
+        suite: HpkeSuite::MANDATORY,
+    };
+    let big = vec![0u8; MAX_SEALED_HUB_LAYER_LEN + 1];
+    let env = Envelope::encode(&header, &[1; 32], &big).unwrap();
+    assert!(matches!(Envelope::parse(&env), Err(Error::TooLarge(_))));
+    let ok = Envelope::encode(&header, &[1; 32], &big[1..]).unwrap();
+    assert!(Envelope::parse(&ok).is_ok());
+}
