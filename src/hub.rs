@@ -360,7 +360,11 @@ impl<S: HubState> HubFrontEnd<S> {
             if is_group_info {
                 // Registration: GroupInfo plus F for a group the hub does not hold.
                 let shard = self.shard_for(group_id);
-                self.state.put_group(group_id, GroupRecord { shard, epoch });
+                let mut record = GroupRecord::new(shard, epoch, info.cipher_suite.unwrap_or(1));
+                if let Some(f) = &content.fanout_key {
+                    record.pin_fanout_key(epoch, f.clone());
+                }
+                self.state.put_group(group_id, record);
                 return (Status::Accepted, Some(shard));
             }
             return (Status::Rejected(RejectReason::UnknownGroup), None);
@@ -388,24 +392,31 @@ impl<S: HubState> HubFrontEnd<S> {
         }
         if is_commit {
             // The first commit for the current epoch wins and opens the next.
-            self.state.put_group(
-                group_id,
-                GroupRecord {
-                    shard: record.shard,
-                    epoch: record.epoch.saturating_add(1),
-                },
-            );
+            let mut next = record.clone();
+            next.epoch = record.epoch.saturating_add(1);
+            if let Some(f) = &content.fanout_key {
+                next.pin_fanout_key(next.epoch, f.clone());
+            }
+            self.state.put_group(group_id, next);
         }
         (Status::Accepted, shard)
     }
 
     /// Provisions a group the hub creates itself (a room it hosts), at
-    /// `epoch`; returns its shard. Registration through an envelope is the
-    /// other way in.
+    /// `epoch`, MLS suite 1, with no GroupContext known yet; returns its
+    /// shard. Registration through an envelope is the other way in.
     pub fn provision_group(&mut self, group_id: &[u8], epoch: u64) -> u32 {
         let shard = self.shard_for(group_id);
-        self.state.put_group(group_id, GroupRecord { shard, epoch });
+        self.state
+            .put_group(group_id, GroupRecord::new(shard, epoch, 1));
         shard
+    }
+
+    /// Provisions a group from a full record (its shard is assigned here).
+    pub fn provision(&mut self, group_id: &[u8], mut record: GroupRecord) -> u32 {
+        record.shard = self.shard_for(group_id);
+        self.state.put_group(group_id, record.clone());
+        record.shard
     }
 
     /// Fresh tokens for a client of `group_id` (`None`: the lobby shard),

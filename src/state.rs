@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::secret::Secret;
 use crate::token::TOKEN_NONCE_LEN;
 
 /// What the hub keeps about one group.
@@ -19,6 +20,46 @@ pub struct GroupRecord {
     pub shard: u32,
     /// The current epoch.
     pub epoch: u64,
+    /// The group's MLS cipher suite.
+    pub mls_suite: u16,
+    /// Whether the GroupContext requires the key-commitment SafeAAD item
+    /// (HUB-9: without it the hub refuses key layers).
+    pub commitment_required: bool,
+    /// The serialized GroupContext of the current epoch, against which the
+    /// policy engine verifies members' signatures. The hub's MLS stack
+    /// updates it after it processes an accepted commit; empty while
+    /// unknown (the policy engine then rejects handshake messages).
+    pub group_context: Vec<u8>,
+    /// F pinned per live epoch: the current and the previous one.
+    pub fanout_keys: Vec<(u64, Secret)>,
+}
+
+impl GroupRecord {
+    /// A record at `epoch` with nothing pinned yet.
+    pub fn new(shard: u32, epoch: u64, mls_suite: u16) -> Self {
+        GroupRecord {
+            shard,
+            epoch,
+            mls_suite,
+            commitment_required: false,
+            group_context: Vec::new(),
+            fanout_keys: Vec::new(),
+        }
+    }
+
+    /// F pinned for `epoch`, if any.
+    pub fn fanout_key(&self, epoch: u64) -> Option<&Secret> {
+        self.fanout_keys
+            .iter()
+            .find(|(e, _)| *e == epoch)
+            .map(|(_, f)| f)
+    }
+
+    /// Pins F for `epoch` and forgets those older than `epoch - 1`.
+    pub fn pin_fanout_key(&mut self, epoch: u64, f: Secret) {
+        self.fanout_keys.retain(|(e, _)| *e != epoch && e.saturating_add(1) >= epoch);
+        self.fanout_keys.push((epoch, f));
+    }
 }
 
 /// A response the hub sent, kept so that an identical resend gets it again.
@@ -48,6 +89,10 @@ pub trait HubState {
     /// Records an accepted handshake message. For a commit, the hashes of
     /// the epoch it closes are forgotten first.
     fn record_handshake(&mut self, group_id: &[u8], hash: [u8; 32], is_commit: bool);
+    /// The signature key of a member's leaf (policy engine).
+    fn leaf_signature_key(&self, group_id: &[u8], leaf_index: u32) -> Option<Vec<u8>>;
+    /// Sets (or, with `None`, removes) the signature key of a leaf.
+    fn set_leaf_signature_key(&mut self, group_id: &[u8], leaf_index: u32, key: Option<Vec<u8>>);
 }
 
 /// An in-memory [`HubState`].
@@ -57,6 +102,7 @@ pub struct InMemoryHubState {
     spent: HashSet<(u8, [u8; TOKEN_NONCE_LEN])>,
     responses: HashMap<Vec<u8>, CachedResponse>,
     handshakes: HashMap<Vec<u8>, HashSet<[u8; 32]>>,
+    leaves: HashMap<(Vec<u8>, u32), Vec<u8>>,
 }
 
 impl InMemoryHubState {
@@ -109,5 +155,21 @@ impl HubState for InMemoryHubState {
             set.clear();
         }
         set.insert(hash);
+    }
+
+    fn leaf_signature_key(&self, group_id: &[u8], leaf_index: u32) -> Option<Vec<u8>> {
+        self.leaves.get(&(group_id.to_vec(), leaf_index)).cloned()
+    }
+
+    fn set_leaf_signature_key(&mut self, group_id: &[u8], leaf_index: u32, key: Option<Vec<u8>>) {
+        let k = (group_id.to_vec(), leaf_index);
+        match key {
+            Some(key) => {
+                self.leaves.insert(k, key);
+            }
+            None => {
+                self.leaves.remove(&k);
+            }
+        }
     }
 }
