@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 
 pub mod error;
+pub mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;
