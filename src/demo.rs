@@ -16,12 +16,13 @@ use crate::config::{
     AppDataDictionary, HubConfigStore, HubSigningKey, KeyUse, SignedHubConfiguration,
 };
 use crate::error::{Error, Res};
+use crate::fanout::EpochKeys;
 use crate::hub::{HubFrontEnd, HubKeyPair, HubOutcome};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::response::Status;
 use crate::secret::Secret;
 use crate::sender::{SealOptions, Sender};
-use crate::state::InMemoryHubState;
+use crate::state::{GroupRecord, InMemoryHubState};
 use crate::suite::HpkeSuite;
 use crate::token::{TokenKey, TokenKeys};
 use crate::wire::Envelope;
@@ -279,7 +280,9 @@ pub fn provision(world: &mut DemoWorld, client: &mut Sender) -> Res<()> {
             info.wire_format != WireFormat::GroupInfo,
         ) {
             if world.hub.state().group_epoch(g).is_none() {
-                world.hub.provision_group(g, e);
+                let mut record = GroupRecord::new(0, e, m.mls_suite);
+                record.pin_fanout_key(e, demo_fanout_key(g, e));
+                world.hub.provision(g, record);
                 client.add_tokens(Some(g), &world.hub.issue_tokens(Some(g)));
             }
         }
@@ -287,8 +290,20 @@ pub fn provision(world: &mut DemoWorld, client: &mut Sender) -> Res<()> {
     Ok(())
 }
 
+/// The membership keys for a member-sent demo message (F of its epoch).
+pub fn membership_keys(m: &DemoMessage) -> Res<Option<EpochKeys>> {
+    let info = MessageInfo::parse(&m.bytes)?;
+    match (info.is_member_sent(), info.group_id, info.epoch) {
+        (true, Some(g), Some(e)) => Ok(Some(EpochKeys::derive(&demo_fanout_key(g, e), e)?)),
+        _ => Ok(None),
+    }
+}
+
 /// The options the demo sender uses for a message.
-pub fn seal_options(m: &DemoMessage) -> Res<SealOptions<'static>> {
+pub fn seal_options<'a>(
+    m: &DemoMessage,
+    membership: Option<&'a EpochKeys>,
+) -> Res<SealOptions<'a>> {
     let info = MessageInfo::parse(&m.bytes)?;
     let needs_f =
         info.content_type == Some(ContentType::Commit) || info.wire_format == WireFormat::GroupInfo;
@@ -306,6 +321,7 @@ pub fn seal_options(m: &DemoMessage) -> Res<SealOptions<'static>> {
     Ok(SealOptions {
         suite: Some(m.hpke_suite),
         fanout_key,
+        membership,
         ..SealOptions::default()
     })
 }
@@ -354,7 +370,8 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
 }
 
 fn send_one(world: &mut DemoWorld, client: &mut Sender, m: &DemoMessage) -> Res<DemoRecord> {
-    let sealed = client.seal(&m.bytes, seal_options(m)?)?;
+    let keys = membership_keys(m)?;
+    let sealed = client.seal(&m.bytes, seal_options(m, keys.as_ref())?)?;
     let route = world.balancer.route(&sealed.bytes);
     let outcome = world.hub.handle(&sealed.bytes);
     let resp = client.open_response(&sealed.pending, &outcome.response)?;

@@ -89,7 +89,8 @@ impl core::fmt::Debug for EpochKeys {
 }
 
 fn expand(f: &Secret, label: &[u8], len: usize) -> Res<Secret> {
-    let hk = Hkdf::<Sha256>::from_prk(f.expose()).map_err(|_| Error::Usage("F must be 32 bytes"))?;
+    let hk =
+        Hkdf::<Sha256>::from_prk(f.expose()).map_err(|_| Error::Usage("F must be 32 bytes"))?;
     let mut out = vec![0u8; len];
     hk.expand(label, &mut out).map_err(|_| Error::Crypto)?;
     Ok(Secret::new(out))

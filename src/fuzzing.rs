@@ -10,7 +10,7 @@
 //! these functions, and `tests/fuzz_corpus.rs` replays the committed seed
 //! corpus through them on stable Rust. Not part of the stable API.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use tls_codec::Serialize as _;
 
@@ -18,9 +18,10 @@ use crate::balancer::{LoadBalancer, Route};
 use crate::config::{
     AppDataDictionary, HubSigningKey, SignedHubConfiguration, HUB_SIGNING_KEY_COMPONENT,
 };
-use crate::demo::{demo_messages, DemoWorld, SHARD_COUNT};
+use crate::demo::{demo_fanout_key, demo_messages, DemoWorld, SHARD_COUNT};
 use crate::mls::message::{MessageInfo, WireFormat};
 use crate::response::{response_len, HubResponse};
+use crate::state::{GroupRecord, InMemoryHubState};
 use crate::suite::HpkeSuite;
 use crate::token::TOKEN_LEN;
 use crate::wire::{Envelope, HubLayerContent, HEADER_LEN, TOKEN_OFFSET};
@@ -152,12 +153,13 @@ fn expected_response_len(data: &[u8]) -> usize {
     response_len(suite)
 }
 
-/// The groups the demo hub hosts: those of the demo messages other than
-/// the registration's (as `demo::provision` sets them up), with their epochs.
-fn demo_groups() -> &'static [(Vec<u8>, u64)] {
-    static GROUPS: OnceLock<Vec<(Vec<u8>, u64)>> = OnceLock::new();
+/// The groups the demo hub hosts, as `demo::provision` sets them up: those
+/// of the demo messages other than the registration's, each at its epoch,
+/// with its MLS suite and F of that epoch pinned.
+fn demo_groups() -> &'static [(Vec<u8>, GroupRecord)] {
+    static GROUPS: OnceLock<Vec<(Vec<u8>, GroupRecord)>> = OnceLock::new();
     GROUPS.get_or_init(|| {
-        let mut groups: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut groups: Vec<(Vec<u8>, GroupRecord)> = Vec::new();
         for m in demo_messages().expect("the embedded demo messages parse") {
             let info = MessageInfo::parse(&m.bytes).expect("a demo message parses");
             if let (Some(g), Some(e), false) = (
@@ -166,7 +168,9 @@ fn demo_groups() -> &'static [(Vec<u8>, u64)] {
                 info.wire_format == WireFormat::GroupInfo,
             ) {
                 if !groups.iter().any(|(have, _)| have.as_slice() == g) {
-                    groups.push((g.to_vec(), e));
+                    let mut record = GroupRecord::new(0, e, m.mls_suite);
+                    record.pin_fanout_key(e, demo_fanout_key(g, e));
+                    groups.push((g.to_vec(), record));
                 }
             }
         }
@@ -174,21 +178,35 @@ fn demo_groups() -> &'static [(Vec<u8>, u64)] {
     })
 }
 
-/// The demo hub front-end: a fresh `DemoWorld` per input (so runs are
-/// reproducible) with the demo groups provisioned. `handle` must not panic
-/// and must answer with a response of the fixed size for the header's
-/// suite (RSP-1, RSP-2); an envelope it opened and answered, sent again,
-/// must be answered from the cache with the same bytes (RSP-4).
+/// The demo world for [`hub_handle`], built once; its hub state is reset
+/// before every input.
+fn demo_world() -> &'static Mutex<DemoWorld> {
+    static WORLD: OnceLock<Mutex<DemoWorld>> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        Mutex::new(DemoWorld::new().expect("the demo world builds from fixed keys"))
+    })
+}
+
+/// The demo hub front-end (`DemoWorld::new()`, then `world.hub.handle`),
+/// with fresh hub state and the demo groups provisioned for every input so
+/// that runs are reproducible: `handle` must not panic and must answer with
+/// a response of the fixed size for the header's suite (RSP-1, RSP-2); an
+/// envelope it opened and answered, sent again, must be answered from the
+/// cache with the same bytes (RSP-4).
 pub fn hub_handle(data: &[u8]) {
-    let mut world = DemoWorld::new().expect("the demo world builds from fixed keys");
-    for (group_id, epoch) in demo_groups() {
-        world.hub.provision_group(group_id, *epoch);
+    // A panic in an earlier input poisons the lock; the state is reset
+    // below anyway.
+    let mut world = demo_world().lock().unwrap_or_else(PoisonError::into_inner);
+    let hub = &mut world.hub;
+    *hub.state_mut() = InMemoryHubState::new();
+    for (group_id, record) in demo_groups() {
+        hub.provision(group_id, record.clone());
     }
-    let outcome = world.hub.handle(data);
+    let outcome = hub.handle(data);
     assert_eq!(outcome.response.len(), expected_response_len(data));
     assert!(!outcome.from_cache, "a fresh hub has no cache");
     if outcome.view.is_some() {
-        let again = world.hub.handle(data);
+        let again = hub.handle(data);
         assert!(again.from_cache, "an identical resend must hit the cache");
         assert_eq!(again.response, outcome.response);
     }

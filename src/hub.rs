@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{HubConfiguration, KeyConfig, KeyUse};
 use crate::error::{Error, Res};
+use crate::fanout::EpochKeys;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
@@ -307,7 +308,7 @@ impl<S: HubState> HubFrontEnd<S> {
             has_fanout_key: content.fanout_key.is_some(),
             status: Status::Accepted,
         };
-        let (status, shard) = self.decide(&info, &content, token);
+        let (status, shard) = self.decide(env, &info, &content, token);
         if status == Status::Accepted
             && info
                 .content_type
@@ -328,6 +329,7 @@ impl<S: HubState> HubFrontEnd<S> {
 
     fn decide(
         &mut self,
+        env: &Envelope<'_>,
         info: &MessageInfo<'_>,
         content: &HubLayerContent<'_>,
         token: Option<DecodedToken>,
@@ -389,6 +391,20 @@ impl<S: HubState> HubFrontEnd<S> {
         };
         if !epoch_ok {
             return (Status::Rejected(RejectReason::StaleEpoch), shard);
+        }
+        // HUB-11: the membership proof of a member-sent type, under the F
+        // pinned for the message's epoch. The hub learns "a member of the
+        // group", not which one.
+        if info.is_member_sent() {
+            let proven = record
+                .fanout_key(epoch)
+                .and_then(|f| EpochKeys::derive(f, epoch).ok())
+                .is_some_and(|k| {
+                    k.verify_membership_proof(env.header_bytes, env.enc, &content.membership_proof)
+                });
+            if !proven {
+                return (Status::Rejected(RejectReason::MembershipProofFailed), shard);
+            }
         }
         if is_commit {
             // The first commit for the current epoch wins and opens the next.

@@ -9,6 +9,7 @@ use rand::Rng;
 
 use crate::config::{HubConfiguration, KeyConfig, KeyUse};
 use crate::error::{Error, Res};
+use crate::fanout::EpochKeys;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::response::{self, HubResponse};
 use crate::secret::Secret;
@@ -27,8 +28,10 @@ pub struct SealOptions<'a> {
     /// F: required for a commit (F of the epoch it opens) and for a
     /// registration (message = GroupInfo), forbidden otherwise.
     pub fanout_key: Option<Secret>,
-    /// The membership proof; default: 16 fresh random bytes.
-    pub membership_proof: Option<[u8; MEMBERSHIP_PROOF_LEN]>,
+    /// The keys of the message's epoch, for the membership proof: required
+    /// for the types members send (PrivateMessage; PublicMessage from a
+    /// member); the other types carry 16 random bytes instead.
+    pub membership: Option<&'a EpochKeys>,
 }
 
 /// What a sender keeps to open the response to an envelope.
@@ -111,18 +114,11 @@ impl Sender {
             ));
         }
         let (key, suite) = self.choose_key(opts.suite)?;
-        let membership_proof = opts.membership_proof.unwrap_or_else(|| {
-            let mut filler = [0u8; MEMBERSHIP_PROOF_LEN];
-            rand::rng().fill_bytes(&mut filler);
-            filler
-        });
-        let content = HubLayerContent {
-            message,
-            membership_proof,
-            key_layer: opts.key_layer.unwrap_or_default(),
-            fanout_key: opts.fanout_key,
-        };
-        let plaintext = crate::wire::PlainBuf(content.encode_padded()?);
+        if info.is_member_sent() != opts.membership.is_some() {
+            return Err(Error::Usage(
+                "membership keys go with exactly the message types members send",
+            ));
+        }
         // A registration names a group the hub does not hold yet: it spends
         // a lobby token, and the response's tokens are for the new group.
         let pool = info.group_id.map(<[u8]>::to_vec);
@@ -140,8 +136,24 @@ impl Sender {
         let (enc, mut ctx) = hpke
             .setup_sender(&pk, &header.hpke_info(), None, None, None)
             .map_err(|_| Error::Crypto)?;
+        let header_bytes = header.to_bytes();
+        let membership_proof = match opts.membership {
+            Some(keys) => keys.membership_proof(&header_bytes, &enc),
+            None => {
+                let mut filler = [0u8; MEMBERSHIP_PROOF_LEN];
+                rand::rng().fill_bytes(&mut filler);
+                filler
+            }
+        };
+        let content = HubLayerContent {
+            message,
+            membership_proof,
+            key_layer: opts.key_layer.unwrap_or_default(),
+            fanout_key: opts.fanout_key,
+        };
+        let plaintext = crate::wire::PlainBuf(content.encode_padded()?);
         let sealed = ctx
-            .seal(&header.to_bytes(), &plaintext.0)
+            .seal(&header_bytes, &plaintext.0)
             .map_err(|_| Error::Crypto)?;
         let secret = response::export_secret(&ctx, suite)?;
         let bytes = Envelope::encode(&header, &enc, &sealed)?;

@@ -57,7 +57,8 @@ impl GroupRecord {
 
     /// Pins F for `epoch` and forgets those older than `epoch - 1`.
     pub fn pin_fanout_key(&mut self, epoch: u64, f: Secret) {
-        self.fanout_keys.retain(|(e, _)| *e != epoch && e.saturating_add(1) >= epoch);
+        self.fanout_keys
+            .retain(|(e, _)| *e != epoch && e.saturating_add(1) >= epoch);
         self.fanout_keys.push((epoch, f));
     }
 }

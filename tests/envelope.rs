@@ -20,8 +20,7 @@ const GROUP: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 fn provisioned(group: &[u8], epoch: u64) -> (DemoWorld, mimi_onion::sender::Sender) {
     let (mut world, mut client) = world();
-    world.hub.provision_group(group, epoch);
-    client.add_tokens(Some(group), &world.hub.issue_tokens(Some(group)));
+    common::provision(&mut world, &mut client, group, epoch);
     (world, client)
 }
 
@@ -227,8 +226,7 @@ fn view_equality() {
     let target_len = 400;
     for (gi, g) in groups.iter().enumerate() {
         let epoch = [0u64, 1 << 40, 99][gi];
-        world.hub.provision_group(g, epoch);
-        client.add_tokens(Some(g), &world.hub.issue_tokens(Some(g)));
+        common::provision(&mut world, &mut client, g, epoch);
         for ct in [
             ContentType::Application,
             ContentType::Proposal,
@@ -545,10 +543,18 @@ fn public_application_message_is_malformed() {
     m.push(0); // authenticated_data
     m.push(ContentType::Application.code());
     m.extend_from_slice(&[3, 1, 2, 3]);
-    let s = client.seal(&m, SealOptions::default()).unwrap();
+    let keys = common::keys_of(GROUP, 3);
+    let opts = SealOptions {
+        membership: Some(&keys),
+        ..SealOptions::default()
+    };
+    let s = client.seal(&m, opts).unwrap();
     let out = world.hub.handle(&s.bytes);
     let resp = client.open_response(&s.pending, &out.response).unwrap();
-    assert_eq!(resp.status, Status::Rejected(RejectReason::MalformedMessage));
+    assert_eq!(
+        resp.status,
+        Status::Rejected(RejectReason::MalformedMessage)
+    );
 }
 
 /// OUT-5: a sealed hub layer longer than the largest padded message is
@@ -566,4 +572,52 @@ fn oversized_sealed_layer_is_refused() {
     assert!(matches!(Envelope::parse(&env), Err(Error::TooLarge(_))));
     let ok = Envelope::encode(&header, &[1; 32], &big[1..]).unwrap();
     assert!(Envelope::parse(&ok).is_ok());
+}
+
+/// HUB-11: a member-sent message whose membership proof does not verify
+/// under the F pinned for its epoch is refused; the proof binds the
+/// envelope's header and enc, so it cannot be lifted to another envelope.
+#[test]
+fn membership_proof_is_checked() {
+    let (mut world, mut client) = provisioned(GROUP, 4);
+    let m = private_message(GROUP, 4, ContentType::Application, 5);
+    let failed = Status::Rejected(RejectReason::MembershipProofFailed);
+    // A non-member: keys of another F.
+    let outsider =
+        mimi_onion::fanout::EpochKeys::derive(&mimi_onion::secret::Secret::from_slice(&[9; 32]), 4)
+            .unwrap();
+    let s = client
+        .seal(
+            &m,
+            SealOptions {
+                membership: Some(&outsider),
+                ..SealOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(world.hub.handle(&s.bytes).view.unwrap().status, failed);
+    // The keys of the previous epoch's F (never pinned here).
+    let stale = common::keys_of(GROUP, 3);
+    let s = client
+        .seal(
+            &m,
+            SealOptions {
+                membership: Some(&stale),
+                ..SealOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(world.hub.handle(&s.bytes).view.unwrap().status, failed);
+    // The right keys.
+    let s = seal(
+        &world,
+        &mut client,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    assert_eq!(
+        world.hub.handle(&s.bytes).view.unwrap().status,
+        Status::Accepted
+    );
 }

@@ -246,7 +246,7 @@ fn generate_seed_corpus() {
     // Hub-layer plaintexts: every demo message as its sender pads it.
     let hub_layer = Seeds::new("hub_layer");
     for m in &messages {
-        let opts = demo::seal_options(m).expect("seal options");
+        let opts = demo::seal_options(m, None).expect("seal options");
         let content = HubLayerContent {
             message: &m.bytes,
             membership_proof: [0x11; 16],

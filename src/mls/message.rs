@@ -323,6 +323,17 @@ impl<'a> MessageInfo<'a> {
                 Some(ContentType::Proposal | ContentType::Commit)
             )
     }
+
+    /// True for the types a member of the group sends, which carry a
+    /// membership proof: every PrivateMessage, and a PublicMessage whose
+    /// sender is a member.
+    pub fn is_member_sent(&self) -> bool {
+        match self.wire_format {
+            WireFormat::PrivateMessage => true,
+            WireFormat::PublicMessage => self.sender_type == Some(SenderType::Member),
+            _ => false,
+        }
+    }
 }
 
 /// Decodes an RFC 9420 §2.1.2 variable-size length header at the start of

@@ -4,12 +4,33 @@
 use mimi_onion::codec::put_vec;
 use mimi_onion::config::KeyUse;
 use mimi_onion::demo::{self, DemoWorld};
+use mimi_onion::fanout::EpochKeys;
 use mimi_onion::keylayer::{self, KeyLayerContent};
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::secret::Secret;
 use mimi_onion::sender::{SealOptions, Sender};
+use mimi_onion::state::GroupRecord;
 use mimi_onion::suite::HpkeSuite;
 use rand::Rng;
+
+/// F of a test group's epoch (the demo's stand-in derivation).
+pub fn f_of(group_id: &[u8], epoch: u64) -> Secret {
+    demo::demo_fanout_key(group_id, epoch)
+}
+
+/// Membership keys of a test group's epoch.
+pub fn keys_of(group_id: &[u8], epoch: u64) -> EpochKeys {
+    EpochKeys::derive(&f_of(group_id, epoch), epoch).unwrap()
+}
+
+/// Provisions `group` at `epoch` (MLS suite 1, F pinned) on the world's hub
+/// and gives the client tokens for it.
+pub fn provision(world: &mut DemoWorld, client: &mut Sender, group: &[u8], epoch: u64) {
+    let mut record = GroupRecord::new(0, epoch, 1);
+    record.pin_fanout_key(epoch, f_of(group, epoch));
+    world.hub.provision(group, record);
+    client.add_tokens(Some(group), &world.hub.issue_tokens(Some(group)));
+}
 
 /// A demo hub with the demo groups provisioned, and a client of it.
 pub fn world() -> (DemoWorld, Sender) {
@@ -82,11 +103,14 @@ pub fn seal(
     suite: HpkeSuite,
 ) -> mimi_onion::sender::SealedEnvelope {
     let key_layer = key_layer_for(world, message, content_type);
+    let info = mimi_onion::mls::message::MessageInfo::parse(message).unwrap();
+    let (g, e) = (info.group_id.unwrap(), info.epoch.unwrap());
+    let keys = keys_of(g, e);
     let opts = SealOptions {
         suite: Some(suite),
         key_layer: key_layer.as_deref(),
-        fanout_key: (content_type == ContentType::Commit).then(|| Secret::from_slice(&[0x44; 32])),
-        membership_proof: None,
+        fanout_key: (content_type == ContentType::Commit).then(|| f_of(g, e + 1)),
+        membership: Some(&keys),
     };
     client.seal(message, opts).unwrap()
 }
