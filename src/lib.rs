@@ -24,6 +24,8 @@ pub mod keylayer;
 pub mod labels;
 pub mod mls;
 pub mod padding;
+#[cfg(any(test, feature = "vectors"))]
+pub mod replay;
 pub mod response;
 pub mod secret;
 pub mod sender;
