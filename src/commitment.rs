@@ -78,7 +78,7 @@ impl CommitmentInput<'_> {
     /// [`Error::Crypto`].
     pub fn verify(&self, authenticated_data: &[u8]) -> Res<()> {
         let item =
-            commitment_item(authenticated_data, self.suite.hash_len()).map_err(|_| Error::Crypto)?;
+            commitment_item(authenticated_data, self.suite.nh()).map_err(|_| Error::Crypto)?;
         if ct_eq(item, &self.commitment()?) {
             Ok(())
         } else {
@@ -155,7 +155,10 @@ pub fn build_authenticated_data(
         data: c,
     });
     items.sort_by_key(|i| i.component_id);
-    if items.windows(2).any(|w| w[0].component_id == w[1].component_id) {
+    if items
+        .windows(2)
+        .any(|w| w[0].component_id == w[1].component_id)
+    {
         return Err(Error::Usage("duplicate SafeAAD component id"));
     }
     let mut inner = Vec::new();
@@ -205,4 +208,104 @@ pub fn safe_aad_component_data(other_required: &[u16]) -> Res<Vec<u8>> {
     let mut out = Vec::new();
     put_vec(&mut out, &inner)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(suite: MlsSuite) -> CommitmentInput<'static> {
+        CommitmentInput {
+            suite,
+            group_id: b"group",
+            epoch: 7,
+            leaf_index: 1,
+            key: &[1; 16],
+            final_nonce: &[2; 12],
+        }
+    }
+
+    fn raw_safe_aad(items: &[(u16, &[u8])], rest: &[u8]) -> Vec<u8> {
+        let mut inner = Vec::new();
+        for (id, data) in items {
+            inner.extend_from_slice(&id.to_be_bytes());
+            put_vec(&mut inner, data).unwrap();
+        }
+        let mut out = Vec::new();
+        put_vec(&mut out, &inner).unwrap();
+        out.extend_from_slice(rest);
+        out
+    }
+
+    #[test]
+    fn commitment_is_full_length_and_binds_every_input() {
+        for code in 1..=7u16 {
+            let suite = MlsSuite::from_code(code).unwrap();
+            let c = input(suite).commitment().unwrap();
+            assert_eq!(c.len(), suite.nh());
+            let mut other = input(suite);
+            other.leaf_index = 2;
+            assert_ne!(other.commitment().unwrap(), c);
+            let mut other = input(suite);
+            other.final_nonce = &[3; 12];
+            assert_ne!(other.commitment().unwrap(), c);
+            let mut other = input(suite);
+            other.epoch = 8;
+            assert_ne!(other.commitment().unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn build_and_verify() {
+        let suite = MlsSuite::from_code(1).unwrap();
+        let c = input(suite).commitment().unwrap();
+        let other = [SafeAadItem {
+            component_id: 0x0005,
+            data: b"x",
+        }];
+        let ad = build_authenticated_data(&c, &other, b"app bytes").unwrap();
+        input(suite).verify(&ad).unwrap();
+        let (items, rest) = parse_safe_aad(&ad).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(rest, b"app bytes");
+        let mut wrong = input(suite);
+        wrong.key = &[9; 16];
+        assert_eq!(wrong.verify(&ad), Err(Error::Crypto));
+    }
+
+    /// The strict parser: missing, duplicated, out-of-order or wrongly
+    /// sized commitment items are rejected.
+    #[test]
+    fn strict_parser() {
+        let c = [5u8; 32];
+        let ours = KEY_COMMITMENT_COMPONENT;
+        assert!(commitment_item(&raw_safe_aad(&[(ours, &c)], b""), 32).is_ok());
+        assert!(commitment_item(&raw_safe_aad(&[(ours, &c)], b"rest"), 32).is_ok());
+        assert!(commitment_item(&raw_safe_aad(&[], b""), 32).is_err());
+        assert!(commitment_item(&raw_safe_aad(&[(ours, &c), (ours, &c)], b""), 32).is_err());
+        assert!(commitment_item(&raw_safe_aad(&[(0x9000, b"z"), (ours, &c)], b""), 32).is_err());
+        assert!(commitment_item(&raw_safe_aad(&[(ours, &c[..31])], b""), 32).is_err());
+        assert!(commitment_item(&raw_safe_aad(&[(ours, &c)], b""), 48).is_err());
+        assert!(commitment_item(&[], 32).is_err());
+        let good = raw_safe_aad(&[(1, b"a"), (ours, &c)], b"");
+        for n in 0..good.len() {
+            assert!(commitment_item(&good[..n], 32).is_err());
+        }
+    }
+
+    #[test]
+    fn group_requirement() {
+        let data = safe_aad_component_data(&[0x0005]).unwrap();
+        let dict = crate::config::AppDataDictionary {
+            component_data: vec![crate::config::ComponentData {
+                component_id: SAFE_AAD_COMPONENT,
+                data: crate::codec::Opaque(data),
+            }],
+        };
+        assert!(group_requires_commitment(&dict.to_bytes().unwrap()));
+        let empty = crate::config::AppDataDictionary {
+            component_data: vec![],
+        };
+        assert!(!group_requires_commitment(&empty.to_bytes().unwrap()));
+    }
 }

@@ -12,6 +12,7 @@
 
 pub mod balancer;
 pub mod codec;
+pub mod commitment;
 pub mod config;
 pub mod demo;
 
