@@ -22,6 +22,7 @@ use mimi_onion::config::{
     HUB_SIGNING_KEY_COMPONENT,
 };
 use mimi_onion::demo::{self, DemoWorld};
+use mimi_onion::fanout::EpochKeys;
 use mimi_onion::fuzzing;
 use mimi_onion::response::{HubResponse, RejectReason, Status};
 use mimi_onion::sender::SealOptions;
@@ -167,6 +168,7 @@ fn generate_seed_corpus() {
     let dummy_key_layer = vec![0x5a; 300];
     let group_id = field("group_id");
     let epoch: u64 = s1["epoch"].as_u64().expect("epoch");
+    let keys = EpochKeys::derive(&demo::demo_fanout_key(&group_id, epoch), epoch).expect("keys");
     for (name, msg, key_layer, with_f) in [
         ("commit_priv", field("commit_priv"), true, true),
         ("proposal_priv", field("proposal_priv"), true, false),
@@ -174,6 +176,7 @@ fn generate_seed_corpus() {
         let opts = SealOptions {
             key_layer: key_layer.then_some(dummy_key_layer.as_slice()),
             fanout_key: with_f.then(|| demo::demo_fanout_key(&group_id, epoch + 1)),
+            membership: Some(&keys),
             ..SealOptions::default()
         };
         let sealed = client.seal(&msg, opts).expect("seal");
@@ -198,34 +201,56 @@ fn generate_seed_corpus() {
         ),
         ("malformed-mls", &[0u8, 1, 0, 9, 0][..], &[][..], None),
     ] {
-        let content = HubLayerContent {
-            message,
-            membership_proof: [0x33; 16],
-            key_layer,
-            fanout_key,
-        };
-        let pt = content.encode_padded().expect("encode");
         let tok = world.hub.issue_tokens(Some(&group_id))[0];
-        hub_handle.put(name, &seal_raw(&world, tok, &pt));
+        let env = seal_raw(&world, tok, |h, enc| {
+            HubLayerContent {
+                message,
+                membership_proof: keys.membership_proof(h, enc),
+                key_layer,
+                fanout_key,
+            }
+            .encode_padded()
+            .expect("encode")
+        });
+        hub_handle.put(name, &env);
     }
-    let mut bad_padding = HubLayerContent {
-        message: &app,
-        membership_proof: [0x33; 16],
-        key_layer: &[],
-        fanout_key: None,
-    }
-    .encode_padded()
-    .expect("encode");
-    *bad_padding.last_mut().expect("non-empty") = 1;
     let tok = world.hub.issue_tokens(Some(&group_id))[0];
-    hub_handle.put("nonzero-padding", &seal_raw(&world, tok, &bad_padding));
+    let env = seal_raw(&world, tok, |h, enc| {
+        let mut pt = HubLayerContent {
+            message: &app,
+            membership_proof: keys.membership_proof(h, enc),
+            key_layer: &[],
+            fanout_key: None,
+        }
+        .encode_padded()
+        .expect("encode");
+        *pt.last_mut().expect("non-empty") = 1;
+        pt
+    });
+    hub_handle.put("nonzero-padding", &env);
+    let tok = world.hub.issue_tokens(Some(&group_id))[0];
+    let env = seal_raw(&world, tok, |_, _| {
+        HubLayerContent {
+            message: &app,
+            membership_proof: [0x33; 16],
+            key_layer: &[],
+            fanout_key: None,
+        }
+        .encode_padded()
+        .expect("encode")
+    });
+    hub_handle.put("bad-membership-proof", &env);
     // A stale epoch: the application message with its epoch moved on by 5
     // (the hub reads the header only; offsets: version, wire format, group
     // id with its 1-byte prefix, then the epoch).
     let mut stale = field("application_priv");
     let at = 4 + 1 + group_id.len();
     stale[at..at + 8].copy_from_slice(&(epoch + 5).to_be_bytes());
-    let sealed = client.seal(&stale, SealOptions::default()).expect("seal");
+    let opts = SealOptions {
+        membership: Some(&keys),
+        ..SealOptions::default()
+    };
+    let sealed = client.seal(&stale, opts).expect("seal");
     hub_handle.put("stale-epoch", &sealed.bytes);
     hub_handle.put("empty", &[]);
     hub_handle.put("header-only", &first[..25]);
@@ -379,8 +404,14 @@ fn generate_seed_corpus() {
 }
 
 /// Seals a hub-layer plaintext to demo hub key 1 (X25519, AES-128-GCM)
-/// as the sender would, without the sender's checks on its content.
-fn seal_raw(world: &DemoWorld, token: RoutingToken, plaintext: &[u8]) -> Vec<u8> {
+/// as the sender would, without the sender's checks on its content. The
+/// plaintext is made by `content` from the header bytes and `enc` (which a
+/// membership proof covers).
+fn seal_raw(
+    world: &DemoWorld,
+    token: RoutingToken,
+    content: impl FnOnce(&[u8], &[u8]) -> Vec<u8>,
+) -> Vec<u8> {
     use hpke_rs::hpke_types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
     let suite = HpkeSuite::X25519Aes128Gcm;
     let key = world
@@ -403,7 +434,9 @@ fn seal_raw(world: &DemoWorld, token: RoutingToken, plaintext: &[u8]) -> Vec<u8>
     let (enc, mut ctx) = hpke
         .setup_sender(&pk, &header.hpke_info(), None, None, None)
         .expect("setup");
-    let sealed = ctx.seal(&header.to_bytes(), plaintext).expect("seal");
+    let header_bytes = header.to_bytes();
+    let plaintext = content(&header_bytes, &enc);
+    let sealed = ctx.seal(&header_bytes, &plaintext).expect("seal");
     Envelope::encode(&header, &enc, &sealed).expect("encode")
 }
 
