@@ -1,7 +1,9 @@
 //! RFC 9420 glue: reading the public header of an `MLSMessage`
 //! ([`message`]), the cipher suites ([`suite`]), the secret tree
-//! ([`secret_tree`]) and the key schedule / exporter ([`key_schedule`]).
+//! ([`secret_tree`]), the key schedule / exporter ([`key_schedule`]) and
+//! message framing and protection ([`framing`]).
 
+pub mod framing;
 pub mod key_schedule;
 pub mod message;
 pub mod secret_tree;
