@@ -338,6 +338,36 @@ impl AppDataDictionary {
     }
 }
 
+/// Extension type of `app_data_dictionary` (draft-ietf-mls-extensions).
+pub const APP_DATA_DICTIONARY_EXTENSION: u16 = 0x0006;
+
+/// Encodes one GroupContext `Extension` (`uint16 extension_type; opaque
+/// extension_data<V>`) carrying an `app_data_dictionary`.
+pub fn app_data_dictionary_extension(dict: &AppDataDictionary) -> Res<Vec<u8>> {
+    let mut out = APP_DATA_DICTIONARY_EXTENSION.to_be_bytes().to_vec();
+    put_vec(&mut out, &dict.to_bytes()?)?;
+    Ok(out)
+}
+
+/// Finds the `extension_data` of the `app_data_dictionary` extension in
+/// the contents of a GroupContext's `extensions` vector (the concatenated
+/// `Extension` items). `None` if absent or if the list does not decode.
+pub fn find_app_data_dictionary(extensions: &[u8]) -> Option<&[u8]> {
+    let mut r = crate::codec::Reader::new(extensions);
+    let mut found = None;
+    while r.remaining() > 0 {
+        let ty = r.u16("extension type").ok()?;
+        let data = r.vec("extension data").ok()?;
+        if ty == APP_DATA_DICTIONARY_EXTENSION {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(data);
+        }
+    }
+    found
+}
+
 /// A client's view of one hub's configuration (CFG-3): one configuration
 /// set per hub, shared by all the client's rooms on that hub, so that the
 /// clear key id in an envelope cannot become a per-room pseudonym.

@@ -37,9 +37,23 @@ use sha2::Sha256;
 
 use crate::codec::{put_vec, Reader};
 use crate::error::{Error, Res};
+use crate::mls::key_schedule::mls_exporter;
+use crate::mls::suite::MlsSuite;
 use crate::padding::padme;
 use crate::secret::{ct_eq, Secret};
 use crate::wire::{PlainBuf, FANOUT_KEY_LEN, MEMBERSHIP_PROOF_LEN};
+
+/// F of an epoch: `MLS-Exporter("mimi-onion v1 fanout key", "", 32)` from
+/// the epoch's exporter secret.
+pub fn fanout_key(suite: MlsSuite, exporter_secret: &Secret) -> Res<Secret> {
+    mls_exporter(
+        suite,
+        exporter_secret,
+        crate::labels::FANOUT_KEY,
+        b"",
+        FANOUT_KEY_LEN,
+    )
+}
 
 /// Length of the fan-out nonce.
 pub const FANOUT_NONCE_LEN: usize = 12;

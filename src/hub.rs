@@ -10,6 +10,7 @@ use crate::config::{HubConfiguration, KeyConfig, KeyUse};
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::policy::{PolicyEngine, PolicyRequest};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
 use crate::state::{CachedResponse, GroupRecord, HubState};
@@ -127,6 +128,7 @@ pub struct HubOutcome {
 /// The hub front-end.
 pub struct HubFrontEnd<S: HubState> {
     keys: Vec<HubKeyPair>,
+    policy: PolicyEngine,
     tokens: TokenKeys,
     lobby_shard: u32,
     shard_count: u32,
@@ -159,8 +161,12 @@ impl<S: HubState> HubFrontEnd<S> {
         if tokens.current().is_none() {
             return Err(Error::Usage("no token key"));
         }
+        let (policy_keys, keys): (Vec<_>, Vec<_>) = keys
+            .into_iter()
+            .partition(|k| k.config.key_use() == Some(KeyUse::Policy));
         Ok(HubFrontEnd {
             keys,
+            policy: PolicyEngine::new(policy_keys),
             tokens,
             lobby_shard,
             shard_count,
@@ -172,7 +178,12 @@ impl<S: HubState> HubFrontEnd<S> {
     pub fn configuration(&self, serial: u64) -> HubConfiguration {
         HubConfiguration {
             serial,
-            keys: self.keys.iter().map(|k| k.config.clone()).collect(),
+            keys: self
+                .keys
+                .iter()
+                .chain(self.policy.keys())
+                .map(|k| k.config.clone())
+                .collect(),
         }
     }
 
@@ -186,11 +197,10 @@ impl<S: HubState> HubFrontEnd<S> {
         &mut self.state
     }
 
-    /// The policy-key pairs (for the policy engine).
-    pub fn policy_keys(&self) -> impl Iterator<Item = &HubKeyPair> {
-        self.keys
-            .iter()
-            .filter(|k| k.config.key_use() == Some(KeyUse::Policy))
+    /// The policy engine (its own log of what it read is there, not in
+    /// the front-end's views).
+    pub fn policy(&self) -> &PolicyEngine {
+        &self.policy
     }
 
     fn hub_key(&self, key_id: u8, suite: HpkeSuite) -> Option<&HubKeyPair> {
@@ -406,6 +416,22 @@ impl<S: HubState> HubFrontEnd<S> {
                 return (Status::Rejected(RejectReason::MembershipProofFailed), shard);
             }
         }
+        // HUB-8 to HUB-10: PrivateMessage proposals and commits go to the
+        // policy engine; the front-end learns only its decision.
+        if info.is_private_handshake() {
+            let state = &self.state;
+            let lookup = |leaf: u32| state.leaf_signature_key(group_id, leaf);
+            let decision = self.policy.judge(&PolicyRequest {
+                message: content.message,
+                key_layer: content.key_layer,
+                fanout_key: content.fanout_key.as_ref(),
+                record: &record,
+                leaf_signature_key: &lookup,
+            });
+            if !decision.is_accepted() {
+                return (Status::Rejected(RejectReason::PolicyRejected), shard);
+            }
+        }
         if is_commit {
             // The first commit for the current epoch wins and opens the next.
             let mut next = record.clone();
@@ -444,6 +470,29 @@ impl<S: HubState> HubFrontEnd<S> {
             Some(g) => self.state.group(g).map(|r| r.shard),
         };
         self.fresh_tokens(shard, &mut rand::rng())
+    }
+
+    /// Fan-out messages for an accepted message, one per follower, each
+    /// under the F pinned for the message's epoch with a fresh nonce.
+    pub fn fan_out(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+        message: &[u8],
+        followers: usize,
+    ) -> Res<Vec<Vec<u8>>> {
+        let record = self
+            .state
+            .group(group_id)
+            .ok_or(Error::Usage("unknown group"))?;
+        let f = record
+            .fanout_key(epoch)
+            .ok_or(Error::Usage("no F pinned for that epoch"))?;
+        let keys = EpochKeys::derive(f, epoch)?;
+        let mut rng = rand::rng();
+        (0..followers)
+            .map(|_| keys.seal(message, &mut rng))
+            .collect()
     }
 
     /// The shard a newly registered group is placed on.

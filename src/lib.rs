@@ -23,8 +23,10 @@ pub mod fuzzing;
 pub mod hub;
 pub mod keylayer;
 pub mod labels;
+pub mod member;
 pub mod mls;
 pub mod padding;
+pub mod policy;
 #[cfg(any(test, feature = "vectors"))]
 pub mod replay;
 pub mod response;

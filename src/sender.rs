@@ -7,10 +7,18 @@ use std::collections::{HashMap, VecDeque};
 use hpke_rs::HpkePublicKey;
 use rand::Rng;
 
+use crate::commitment::{build_authenticated_data, CommitmentInput, SafeAadItem};
 use crate::config::{HubConfiguration, KeyConfig, KeyUse};
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
+use crate::keylayer::KeyLayerContent;
+use crate::mls::framing::{
+    apply_reuse_guard, encrypt_private_message, framed_content_tbs, FramedContent,
+    FramedContentAuthData, GroupContext, PrivateMessageContent, Sender as MlsSender, SenderData,
+};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::mls::suite::MlsSuite;
+use crate::policy::sign_fanout_key;
 use crate::response::{self, HubResponse};
 use crate::secret::Secret;
 use crate::suite::HpkeSuite;
@@ -195,4 +203,153 @@ impl Sender {
                 .ok_or(Error::Config("no supported hub key")),
         }
     }
+}
+
+/// What the sender's MLS stack hands over to protect one PrivateMessage:
+/// the hook of the spec's section "Hook for MLS Implementations" (the key
+/// and nonce are known before `authenticated_data` is fixed).
+pub struct MlsSendState<'a> {
+    /// The group's MLS cipher suite.
+    pub suite: MlsSuite,
+    /// The GroupContext of the current epoch.
+    pub group_context: &'a GroupContext,
+    /// The epoch's sender-data secret.
+    pub sender_data_secret: &'a Secret,
+    /// The sender's leaf index.
+    pub leaf_index: u32,
+    /// The ratchet generation of this message.
+    pub generation: u32,
+    /// The ratchet key of (leaf, generation) for this content type.
+    pub key: &'a Secret,
+    /// The ratchet nonce of (leaf, generation), before the reuse guard.
+    pub nonce: &'a Secret,
+    /// The fresh reuse guard.
+    pub reuse_guard: [u8; 4],
+    /// The leaf's signature private key.
+    pub signature_private_key: &'a Secret,
+}
+
+impl core::fmt::Debug for MlsSendState<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MlsSendState")
+            .field("suite", &self.suite)
+            .field("leaf_index", &self.leaf_index)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The content to protect.
+#[derive(Debug, Clone)]
+pub struct PrivateContent<'a> {
+    /// Application, proposal or commit.
+    pub content_type: ContentType,
+    /// The application data, or the encoded `Proposal` / `Commit`.
+    pub content: &'a [u8],
+    /// The commit's confirmation tag (from the MLS stack); `None` otherwise.
+    pub confirmation_tag: Option<Vec<u8>>,
+    /// Zero bytes of MLS padding.
+    pub padding_len: usize,
+    /// Other SafeAAD items of the application.
+    pub other_safe_aad: &'a [SafeAadItem<'a>],
+    /// Application bytes after the SafeAAD structure.
+    pub aad_rest: &'a [u8],
+}
+
+/// A protected PrivateMessage and, for a proposal or commit, the content of
+/// its key layer.
+#[derive(Debug)]
+pub struct ProtectedMessage {
+    /// The serialized `MLSMessage`.
+    pub message: Vec<u8>,
+    /// The key layer's content (proposals and commits only).
+    pub key_layer: Option<KeyLayerContent>,
+}
+
+/// Protects a PrivateMessage for a group that uses this protocol: computes
+/// `c` from the leaf, key and final nonce, puts it in the SafeAAD of
+/// `authenticated_data`, signs the FramedContentTBS, encrypts (RFC 9420),
+/// and for a proposal or commit prepares the key layer; a commit also signs
+/// `fanout_key` (F of the epoch the commit opens).
+pub fn protect_private_message(
+    state: &MlsSendState<'_>,
+    content: &PrivateContent<'_>,
+    fanout_key: Option<&Secret>,
+) -> Res<ProtectedMessage> {
+    let gc = state.group_context;
+    let final_nonce = apply_reuse_guard(state.nonce, state.reuse_guard)?;
+    let c = CommitmentInput {
+        suite: state.suite,
+        group_id: &gc.group_id,
+        epoch: gc.epoch,
+        leaf_index: state.leaf_index,
+        key: state.key.expose(),
+        final_nonce: final_nonce.expose(),
+    }
+    .commitment()?;
+    let authenticated_data =
+        build_authenticated_data(&c, content.other_safe_aad, content.aad_rest)?;
+    let framed = FramedContent {
+        group_id: gc.group_id.clone(),
+        epoch: gc.epoch,
+        sender: MlsSender::Member(state.leaf_index),
+        authenticated_data: authenticated_data.clone(),
+        content_type: content.content_type,
+        content: content.content.to_vec(),
+    };
+    let tbs = framed_content_tbs(WireFormat::PrivateMessage, &framed, Some(gc))?;
+    let signature = state.suite.sign_with_label(
+        state.signature_private_key.expose(),
+        "FramedContentTBS",
+        &tbs,
+    )?;
+    let pmc = PrivateMessageContent {
+        content_type: content.content_type,
+        content: content.content.to_vec(),
+        auth: FramedContentAuthData {
+            signature,
+            confirmation_tag: content.confirmation_tag.clone(),
+        },
+        padding_len: content.padding_len,
+    };
+    let message = encrypt_private_message(
+        state.suite,
+        state.sender_data_secret,
+        state.key,
+        state.nonce,
+        &gc.group_id,
+        gc.epoch,
+        &authenticated_data,
+        &SenderData {
+            leaf_index: state.leaf_index,
+            generation: state.generation,
+            reuse_guard: state.reuse_guard,
+        },
+        &pmc,
+    )?;
+    let key_layer = match content.content_type {
+        ContentType::Application => None,
+        ContentType::Proposal | ContentType::Commit => {
+            let f_signature = match (content.content_type, fanout_key) {
+                (ContentType::Commit, Some(f)) => sign_fanout_key(
+                    state.suite,
+                    state.signature_private_key.expose(),
+                    &gc.group_id,
+                    gc.epoch
+                        .checked_add(1)
+                        .ok_or(Error::Usage("epoch overflow"))?,
+                    f,
+                )?,
+                (ContentType::Commit, None) => return Err(Error::Usage("a commit needs F")),
+                _ => Vec::new(),
+            };
+            Some(KeyLayerContent {
+                leaf_index: state.leaf_index,
+                key: state.key.clone(),
+                nonce: final_nonce,
+                f_signature,
+            })
+        }
+    };
+    Ok(ProtectedMessage { message, key_layer })
 }

@@ -23,13 +23,14 @@ fn no_panic(out: &Output) {
     assert!(!err.contains("panicked"), "panic: {err}");
 }
 
-const MESSAGES: [&str; 8] = [
+const MESSAGES: [&str; 9] = [
     "key_package",
     "group_info",
     "welcome",
     "application",
     "proposal",
     "commit",
+    "application_epoch1",
     "application_p256",
     "application_chacha",
 ];
@@ -109,9 +110,24 @@ fn dump_writes_envelope_response_manifest() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("commit/manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["wire_format"], "public_message");
+    assert_eq!(manifest["wire_format"], "private_message");
     assert_eq!(manifest["content_type"], "commit");
     assert_eq!(manifest["mls_suite"], 1);
+    assert_eq!(manifest["sender_leaf"], 1);
+    // The policy engine and the member read the same commit.
+    assert_eq!(manifest["policy_plaintext"], manifest["member_plaintext"]);
+    assert!(manifest["policy_plaintext"].is_string());
+    assert!(dir.join("commit/policy.bin").exists());
+    for m in ["application", "commit", "application_p256"] {
+        for f in ["fanout-1.bin", "fanout-2.bin"] {
+            assert!(dir.join(m).join(f).exists(), "{m}/{f}");
+        }
+        let man: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(m).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(man["member_plaintext"].is_string(), "{m}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -142,7 +142,7 @@ fn generate_seed_corpus() {
     let hub_handle = Seeds::new("hub_handle");
     let balancer = Seeds::new("balancer_route");
     for rec in &records {
-        let n = rec.message.name;
+        let n = &rec.name;
         envelope.put(&format!("demo-{n}"), &rec.envelope);
         hub_handle.put(&format!("demo-{n}"), &rec.envelope);
         balancer.put(&format!("token-{n}"), &rec.envelope[..18]);

@@ -65,14 +65,44 @@ pub fn private_message(
     out
 }
 
+/// A PublicMessage from member leaf 0, framed as RFC 9420 requires up to
+/// its content type, with a random body: the hub front-end judges
+/// PublicMessage handshakes without the policy engine.
+pub fn public_message(
+    group_id: &[u8],
+    epoch: u64,
+    content_type: ContentType,
+    body_len: usize,
+) -> Vec<u8> {
+    let mut out = vec![0, 1, 0, 1];
+    put_vec(&mut out, group_id).unwrap();
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.extend_from_slice(&[1, 0, 0, 0, 0]);
+    put_vec(&mut out, &[]).unwrap();
+    out.push(content_type.code());
+    let mut body = vec![0u8; body_len];
+    rand::rng().fill_bytes(&mut body);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// An application PrivateMessage, or a PublicMessage handshake.
+pub fn message(group_id: &[u8], epoch: u64, content_type: ContentType) -> Vec<u8> {
+    match content_type {
+        ContentType::Application => private_message(group_id, epoch, content_type, 5),
+        _ => public_message(group_id, epoch, content_type, 40),
+    }
+}
+
 /// A key layer sealed to the demo policy key, for a PrivateMessage
-/// proposal or commit; `None` for an application message.
+/// proposal or commit; `None` for anything else.
 pub fn key_layer_for(
     world: &DemoWorld,
     message: &[u8],
     content_type: ContentType,
 ) -> Option<Vec<u8>> {
-    if content_type == ContentType::Application {
+    let info = mimi_onion::mls::message::MessageInfo::parse(message).unwrap();
+    if !info.is_private_handshake() {
         return None;
     }
     let policy = world

@@ -18,14 +18,27 @@ use crate::config::{
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
 use crate::hub::{HubFrontEnd, HubKeyPair, HubOutcome};
+use crate::keylayer;
+use crate::member::{Delivery, Member, ReceiveError, Received};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::policy::PolicyAudit;
 use crate::response::Status;
 use crate::secret::Secret;
 use crate::sender::{SealOptions, Sender};
+use crate::state::HubState;
 use crate::state::{GroupRecord, InMemoryHubState};
 use crate::suite::HpkeSuite;
 use crate::token::{TokenKey, TokenKeys};
 use crate::wire::Envelope;
+
+pub mod room;
+
+use room::Room;
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
 
 /// Number of shards of the demo hub.
 pub const SHARD_COUNT: u32 = 16;
@@ -34,8 +47,8 @@ pub const LOBBY_SHARD: u32 = 0;
 /// Expiry of the demo keys (2100-01-01).
 pub const NOT_AFTER: u64 = 4_102_444_800;
 
-const MESSAGE_PROTECTION: &str = include_str!("../test-vectors/mls/message-protection.json");
-const MESSAGES_EXCERPT: &str = include_str!("../test-vectors/mls/messages-excerpt.json");
+const MESSAGE_PROTECTION: &str = include_str!("../../test-vectors/mls/message-protection.json");
+const MESSAGES_EXCERPT: &str = include_str!("../../test-vectors/mls/messages-excerpt.json");
 
 /// A hub, its load balancer and what a client of the hub's rooms holds.
 pub struct DemoWorld {
@@ -268,10 +281,14 @@ pub fn demo_fanout_key(group_id: &[u8], epoch: u64) -> Secret {
     Secret::new(h.finalize().to_vec())
 }
 
-/// Provisions the groups of the demo messages on the hub (as the hub does
-/// when it creates a room) and gives the client tokens for them. The
-/// registration's group is left for the registration to create.
+/// Provisions the demo's rooms at epoch 0 and the groups of the official
+/// demo messages on the hub (as the hub does when it creates a room), and
+/// gives the client tokens for them. The registration's group is left for
+/// the registration to create.
 pub fn provision(world: &mut DemoWorld, client: &mut Sender) -> Res<()> {
+    for room in rooms(world)? {
+        provision_room(world, client, &room, 0)?;
+    }
     for m in demo_messages()? {
         let info = MessageInfo::parse(&m.bytes)?;
         if let (Some(g), Some(e), true) = (
@@ -326,21 +343,95 @@ pub fn seal_options<'a>(
     })
 }
 
+/// The demo's rooms: (MLS cipher suite, the HPKE suite its sender uses).
+pub const ROOMS: [(u16, HpkeSuite); 3] = [
+    (1, HpkeSuite::X25519Aes128Gcm),
+    (2, HpkeSuite::P256Aes128Gcm),
+    (3, HpkeSuite::X25519ChaCha20Poly1305),
+];
+
+/// Number of follower providers each room fans out to.
+pub const FOLLOWERS: usize = 2;
+
+/// The demo's rooms, whose GroupContexts carry the world's hub signing key.
+pub fn rooms(world: &DemoWorld) -> Res<Vec<Room>> {
+    let component = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)?;
+    ROOMS
+        .iter()
+        .map(|(code, _)| Room::new(*code, &component))
+        .collect()
+}
+
+/// The hub provisions a room at `epoch` (its state: suite, GroupContext,
+/// commitment requirement, F, the leaves' signature keys) and the client
+/// gets tokens for it.
+pub fn provision_room(
+    world: &mut DemoWorld,
+    client: &mut Sender,
+    room: &Room,
+    epoch: u64,
+) -> Res<()> {
+    world.hub.provision(&room.group_id, room.record(epoch)?);
+    for leaf in &room.leaves {
+        world.hub.state_mut().set_leaf_signature_key(
+            &room.group_id,
+            leaf.index,
+            Some(leaf.signature_public.clone()),
+        );
+    }
+    client.add_tokens(
+        Some(&room.group_id),
+        &world.hub.issue_tokens(Some(&room.group_id)),
+    );
+    Ok(())
+}
+
+/// After the hub accepted a commit opening `epoch`, its MLS stack installs
+/// the new epoch's GroupContext (the front-end already moved the epoch and
+/// pinned F from the hub layer).
+pub fn install_epoch(world: &mut DemoWorld, room: &Room, epoch: u64) -> Res<()> {
+    let mut record = world
+        .hub
+        .state()
+        .group(&room.group_id)
+        .ok_or(Error::Usage("room not provisioned"))?;
+    if record.epoch != epoch {
+        return Err(Error::Usage("the hub did not move to that epoch"));
+    }
+    record.group_context = room.epoch(epoch)?.context.encode()?;
+    world.hub.state_mut().put_group(&room.group_id, record);
+    Ok(())
+}
+
 /// What one demo message produced.
 #[derive(Debug)]
 pub struct DemoRecord {
-    /// The message.
-    pub message: DemoMessage,
+    /// Folder name in `--dump`.
+    pub name: String,
+    /// The MLS message.
+    pub message: Vec<u8>,
+    /// The group's MLS cipher suite.
+    pub mls_suite: u16,
     /// The envelope bytes.
     pub envelope: Vec<u8>,
+    /// The sealed key layer, as the policy engine received it.
+    pub key_layer: Option<Vec<u8>>,
     /// The load balancer's decision.
     pub route: Route,
     /// The hub's outcome.
     pub outcome: HubOutcome,
+    /// What the policy engine read (its own log), for handshake messages.
+    pub policy: Option<PolicyAudit>,
     /// The verdict the sender read from the response.
     pub status: Status,
     /// The sender's token pool for the group after the response.
     pub pool_after: usize,
+    /// The fan-out messages, one per follower.
+    pub fanouts: Vec<Vec<u8>>,
+    /// What the receiving member decrypted.
+    pub delivered: Option<Received>,
+    /// Number of (group, epoch) key sets the member scanned.
+    pub member_held: usize,
 }
 
 /// Runs the demo, writing the party-by-party account to `out`, and the
@@ -356,20 +447,78 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
         world.signed_config.configuration.keys.len(),
         crate::config::HUB_SIGNING_KEY_COMPONENT
     );
-    provision(&mut world, &mut client)?;
     let mut records = Vec::new();
-    for m in demo_messages()? {
-        let rec = send_one(&mut world, &mut client, &m)?;
+    let mut emit = |out: &mut String, rec: DemoRecord| -> Res<()> {
         describe(out, &rec)?;
         if let Some(dir) = dump {
             write_dump(dir, &rec)?;
         }
         records.push(rec);
+        Ok(())
+    };
+    // Part 1: messages that name no group the hub holds, from the official
+    // vectors: a KeyPackage, a registration (GroupInfo plus F), a Welcome.
+    let _ = writeln!(
+        out,
+        "\n# Official RFC 9420 messages that name no room the hub holds"
+    );
+    for m in demo_messages()?
+        .into_iter()
+        .filter(|m| matches!(m.name, "key_package" | "group_info" | "welcome"))
+    {
+        let rec = send_official(&mut world, &mut client, &m)?;
+        emit(out, rec)?;
+    }
+    // Part 2: rooms on the hub, members Alice (leaf 1, sending) and Bob
+    // (leaf 0, receiving through two follower providers).
+    let mut rooms = rooms(&world)?;
+    let mut bob = Member::default();
+    for room in &rooms {
+        provision_room(&mut world, &mut client, room, 0)?;
+        bob.enter_epoch(room.suite, room.member_state(0)?);
+    }
+    for (i, room) in rooms.iter_mut().enumerate() {
+        let (code, hpke) = ROOMS[i];
+        let _ = writeln!(
+            out,
+            "\n# Room {} (MLS suite {code}, {} members, sender leaf {}; envelopes under {})",
+            to_hex(&room.group_id),
+            room.leaves.len(),
+            room::SENDER_LEAF,
+            hpke.name()
+        );
+        let plan: &[(&str, u64, ContentType)] = if code == 1 {
+            &[
+                ("application", 0, ContentType::Application),
+                ("proposal", 0, ContentType::Proposal),
+                ("commit", 0, ContentType::Commit),
+                ("application_epoch1", 1, ContentType::Application),
+            ]
+        } else if code == 2 {
+            &[("application_p256", 0, ContentType::Application)]
+        } else {
+            &[("application_chacha", 0, ContentType::Application)]
+        };
+        for (name, epoch, ct) in plan {
+            let text = format!("{name}: hello from Alice in epoch {epoch}");
+            let rec = send_in_room(
+                &mut world,
+                &mut client,
+                &mut bob,
+                room,
+                hpke,
+                name,
+                *epoch,
+                *ct,
+                text.as_bytes(),
+            )?;
+            emit(out, rec)?;
+        }
     }
     Ok(records)
 }
 
-fn send_one(world: &mut DemoWorld, client: &mut Sender, m: &DemoMessage) -> Res<DemoRecord> {
+fn send_official(world: &mut DemoWorld, client: &mut Sender, m: &DemoMessage) -> Res<DemoRecord> {
     let keys = membership_keys(m)?;
     let sealed = client.seal(&m.bytes, seal_options(m, keys.as_ref())?)?;
     let route = world.balancer.route(&sealed.bytes);
@@ -377,13 +526,119 @@ fn send_one(world: &mut DemoWorld, client: &mut Sender, m: &DemoMessage) -> Res<
     let resp = client.open_response(&sealed.pending, &outcome.response)?;
     let info = MessageInfo::parse(&m.bytes)?;
     Ok(DemoRecord {
-        message: m.clone(),
+        name: m.name.to_string(),
+        message: m.bytes.clone(),
+        mls_suite: m.mls_suite,
         envelope: sealed.bytes,
+        key_layer: None,
         route,
         outcome,
+        policy: None,
         status: resp.status,
         pool_after: client.pool_len(info.group_id),
+        fanouts: Vec::new(),
+        delivered: None,
+        member_held: 0,
     })
+}
+
+/// Sends one message in a room through every party: Alice protects it
+/// (commitment in the SafeAAD, signature, RFC 9420 encryption), seals the
+/// key layer (handshake messages) and the envelope; the load balancer
+/// routes; the front-end and the policy engine judge; the hub fans it out
+/// to the followers; Bob's member side finds, opens and verifies it.
+#[allow(clippy::too_many_arguments)]
+pub fn send_in_room(
+    world: &mut DemoWorld,
+    client: &mut Sender,
+    member: &mut Member,
+    room: &mut Room,
+    hpke: HpkeSuite,
+    name: &str,
+    epoch: u64,
+    content_type: ContentType,
+    app_data: &[u8],
+) -> Res<DemoRecord> {
+    let protected = room.protect(epoch, content_type, app_data)?;
+    let policy_key = world
+        .signed_config
+        .configuration
+        .current(KeyUse::Policy)
+        .ok_or(Error::Config("no policy key"))?
+        .clone();
+    let key_layer = match &protected.key_layer {
+        Some(content) => Some(keylayer::seal(
+            &policy_key,
+            HpkeSuite::MANDATORY,
+            room.suite.code(),
+            &protected.message,
+            content,
+        )?),
+        None => None,
+    };
+    let membership = room.membership_keys(epoch)?;
+    let fanout_key = match content_type {
+        ContentType::Commit => Some(room.epoch(epoch + 1)?.f.clone()),
+        _ => None,
+    };
+    let sealed = client.seal(
+        &protected.message,
+        SealOptions {
+            suite: Some(hpke),
+            key_layer: key_layer.as_deref(),
+            fanout_key,
+            membership: Some(&membership),
+        },
+    )?;
+    let route = world.balancer.route(&sealed.bytes);
+    let audits_before = world.hub.policy().audit().len();
+    let outcome = world.hub.handle(&sealed.bytes);
+    let policy = world.hub.policy().audit().get(audits_before).cloned();
+    let resp = client.open_response(&sealed.pending, &outcome.response)?;
+    let mut fanouts = Vec::new();
+    let mut delivered = None;
+    let member_held = member.held_epochs();
+    if resp.status == Status::Accepted {
+        fanouts = world
+            .hub
+            .fan_out(&room.group_id, epoch, &protected.message, FOLLOWERS)?;
+        // Each follower delivers its copy; Bob is served by the first.
+        if let Some(first) = fanouts.first() {
+            match member.receive(first) {
+                Ok(Delivery::Delivered(r)) => delivered = Some(r),
+                Ok(Delivery::Buffered) => {}
+                Err(e) => return Err(Error::Usage(leak_reason(&e))),
+            }
+        }
+        if content_type == ContentType::Commit {
+            install_epoch(world, room, epoch + 1)?;
+            member.enter_epoch(room.suite, room.member_state(epoch + 1)?);
+        }
+    }
+    Ok(DemoRecord {
+        name: name.to_string(),
+        message: protected.message,
+        mls_suite: room.suite.code(),
+        envelope: sealed.bytes,
+        key_layer,
+        route,
+        outcome,
+        policy,
+        status: resp.status,
+        pool_after: client.pool_len(Some(&room.group_id)),
+        fanouts,
+        delivered,
+        member_held,
+    })
+}
+
+fn leak_reason(e: &ReceiveError) -> &'static str {
+    match e {
+        ReceiveError::CheckFailed => "member: check value failed",
+        ReceiveError::Commitment => "member: key commitment failed",
+        ReceiveError::Signature => "member: signature failed",
+        _ => "member: could not process the fan-out message",
+    }
 }
 
 fn status_name(s: Status) -> String {
@@ -396,13 +651,15 @@ fn status_name(s: Status) -> String {
 fn describe(out: &mut String, rec: &DemoRecord) -> Res<()> {
     let env = Envelope::parse(&rec.envelope)?;
     let h = env.header;
-    let info = MessageInfo::parse(&rec.message.bytes)?;
-    let _ = writeln!(out, "\n== {} ==", rec.message.name);
+    let info = MessageInfo::parse(&rec.message)?;
+    let _ = writeln!(out, "\n== {} ==", rec.name);
     let _ = writeln!(
         out,
-        "  sender            sealed a {}-byte MLS {} into a {}-byte envelope",
-        rec.message.bytes.len(),
+        "  sender            sealed a {}-byte MLS {} {}into a {}-byte envelope",
+        rec.message.len(),
         info.wire_format.name(),
+        info.content_type
+            .map_or(String::new(), |c| format!("{} ", c.name())),
         rec.envelope.len()
     );
     let _ = writeln!(
@@ -428,23 +685,30 @@ fn describe(out: &mut String, rec: &DemoRecord) -> Res<()> {
         Some(v) => {
             let _ = writeln!(
                 out,
-                "  hub front-end     {} {} group {} epoch {}; key layer {} bytes; F {}; {}",
+                "  hub front-end     {} {} group {} epoch {}; key layer {} bytes (opaque to it); F {}; {}",
                 v.wire_format.name(),
                 v.content_type.map_or("-", ContentType::name),
                 v.group_id.as_deref().map_or("-".into(), to_hex),
                 v.epoch.map_or("-".into(), |e| e.to_string()),
                 v.key_layer_len,
-                if v.has_fanout_key {
-                    "present"
-                } else {
-                    "absent"
-                },
+                if v.has_fanout_key { "present" } else { "absent" },
                 status_name(v.status)
             );
         }
         None => {
             let _ = writeln!(out, "  hub front-end     could not open the envelope");
         }
+    }
+    if let Some(a) = &rec.policy {
+        let _ = writeln!(
+            out,
+            "  policy engine     opened the key layer: leaf {}; commitment c matched before decryption; \
+             MLS signature verified{}; read the {}-byte {} (the front-end gets accept/reject only)",
+            a.sender_leaf,
+            if a.content_type == ContentType::Commit { "; F signature verified" } else { "" },
+            a.content.len(),
+            a.content_type.name()
+        );
     }
     let _ = writeln!(
         out,
@@ -453,13 +717,43 @@ fn describe(out: &mut String, rec: &DemoRecord) -> Res<()> {
         status_name(rec.status),
         rec.pool_after
     );
+    for (i, f) in rec.fanouts.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  follower {}        one {}-byte fan-out message: nonce, hint {}, check value, body; no group_id, epoch or type",
+            i + 1,
+            f.len(),
+            to_hex(&f[12..20])
+        );
+    }
+    if let Some(d) = &rec.delivered {
+        let _ = writeln!(
+            out,
+            "  member (Bob)      scanned the hints of {} held epochs; matched group ..{} epoch {}; \
+             check value, commitment and signature of leaf {} verified; {} {} bytes: {}",
+            rec.member_held,
+            to_hex(&d.group_id[d.group_id.len().saturating_sub(4)..]),
+            d.epoch,
+            d.sender_leaf,
+            d.content_type.name(),
+            d.content.len(),
+            printable(&d.content)
+        );
+    }
     Ok(())
+}
+
+fn printable(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("\"{s}\""),
+        _ => format!("{}...", to_hex(&b[..b.len().min(16)])),
+    }
 }
 
 /// The manifest of one dumped message.
 pub fn manifest(rec: &DemoRecord) -> Res<Value> {
     let env = Envelope::parse(&rec.envelope)?;
-    let info = MessageInfo::parse(&rec.message.bytes)?;
+    let info = MessageInfo::parse(&rec.message)?;
     let (kem, kdf, aead) = env.header.suite.ids();
     let shard = match rec.route {
         Route::Shard(s) => json!(s),
@@ -474,18 +768,28 @@ pub fn manifest(rec: &DemoRecord) -> Res<Value> {
         "shard_id": shard,
         "key_id": env.header.key_id,
         "hpke_suite": [kem, kdf, aead],
-        "mls_suite": rec.message.mls_suite,
+        "mls_suite": rec.mls_suite,
         "hub_view": rec.outcome.view.as_ref().map(|v| to_hex(&v.message)),
         "status": status_name(rec.status),
+        "policy_plaintext": rec.policy.as_ref().map(|a| to_hex(&a.content)),
+        "sender_leaf": rec.policy.as_ref().map(|a| a.sender_leaf).or(rec.delivered.as_ref().map(|d| d.sender_leaf)),
+        "member_plaintext": rec.delivered.as_ref().map(|d| to_hex(&d.content)),
+        "followers": rec.fanouts.len(),
     }))
 }
 
 fn write_dump(dir: &Path, rec: &DemoRecord) -> Res<()> {
-    let d = dir.join(rec.message.name);
+    let d = dir.join(&rec.name);
     let io = |_| Error::Usage("cannot write the dump directory");
     std::fs::create_dir_all(&d).map_err(io)?;
     std::fs::write(d.join("envelope.bin"), &rec.envelope).map_err(io)?;
     std::fs::write(d.join("response.bin"), &rec.outcome.response).map_err(io)?;
+    if let Some(kl) = &rec.key_layer {
+        std::fs::write(d.join("policy.bin"), kl).map_err(io)?;
+    }
+    for (i, f) in rec.fanouts.iter().enumerate() {
+        std::fs::write(d.join(format!("fanout-{}.bin", i + 1)), f).map_err(io)?;
+    }
     let text = serde_json::to_string_pretty(&manifest(rec)?)
         .map_err(|_| Error::Usage("manifest encoding"))?;
     std::fs::write(d.join("manifest.json"), text + "\n").map_err(io)?;

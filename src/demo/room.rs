@@ -1,0 +1,305 @@
+//! A room hosted by the demo hub, with two members, built from the
+//! official RFC 9420 vectors: the group id, tree hashes, transcript hashes,
+//! init and commit secrets of `key-schedule.json`, the proposal and commit
+//! contents and the sender's signature key pair of
+//! `message-protection.json`. The GroupContext carries this protocol's
+//! `app_data_dictionary` (the hub's configuration-signing key and the
+//! SafeAAD requirement of the key commitment), and the key schedule of
+//! RFC 9420 runs over it, so every secret here is derived, not copied.
+//!
+//! The key-schedule vectors of suites 1 to 3 share one group id, so each
+//! room appends its suite (two bytes) to it.
+//!
+//! What is not real: the members do not run TreeKEM. The commit's content
+//! is the vectors' commit, and the next epoch's commit secret and hashes
+//! are taken from the key-schedule vector rather than computed from it.
+
+use rand::Rng;
+use serde_json::Value;
+
+use crate::codec::Opaque;
+use crate::commitment::{safe_aad_component_data, SAFE_AAD_COMPONENT};
+use crate::config::{
+    app_data_dictionary_extension, AppDataDictionary, ComponentData, HubSigningKey,
+    HUB_SIGNING_KEY_COMPONENT,
+};
+use crate::demo::{from_hex, message_protection_vectors};
+use crate::error::{Error, Res};
+use crate::fanout::{fanout_key, EpochKeys};
+use crate::member::EpochState;
+use crate::mls::framing::GroupContext;
+use crate::mls::key_schedule::EpochSecrets;
+use crate::mls::message::ContentType;
+use crate::mls::secret_tree::{leaf_key_nonce, RatchetKind};
+use crate::mls::suite::MlsSuite;
+use crate::secret::Secret;
+use crate::sender::{protect_private_message, MlsSendState, PrivateContent, ProtectedMessage};
+use crate::state::GroupRecord;
+use tls_codec::Serialize as _;
+
+const KEY_SCHEDULE: &str = include_str!("../../test-vectors/mls/key-schedule.json");
+
+/// Number of leaves of the demo room's tree.
+pub const N_LEAVES: u32 = 2;
+/// The sending member's leaf (the vectors' sender).
+pub const SENDER_LEAF: u32 = 1;
+
+/// One member's leaf.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    /// Leaf index.
+    pub index: u32,
+    /// Signature private key.
+    pub signature_private: Secret,
+    /// Signature public key.
+    pub signature_public: Vec<u8>,
+}
+
+/// One epoch of the room.
+#[derive(Debug, Clone)]
+pub struct RoomEpoch {
+    /// The GroupContext.
+    pub context: GroupContext,
+    /// The key schedule's secrets.
+    pub secrets: EpochSecrets,
+    /// F of the epoch (MLS-Exporter).
+    pub f: Secret,
+}
+
+/// The demo room.
+#[derive(Debug)]
+pub struct Room {
+    /// MLS cipher suite.
+    pub suite: MlsSuite,
+    /// The group id.
+    pub group_id: Vec<u8>,
+    /// Leaf 0 and leaf 1.
+    pub leaves: Vec<Leaf>,
+    /// Epochs 0 and 1.
+    pub epochs: Vec<RoomEpoch>,
+    /// A proposal's content (the vectors' `proposal`).
+    pub proposal: Vec<u8>,
+    /// A commit's content (the vectors' `commit`).
+    pub commit: Vec<u8>,
+    generations: Vec<(u64, RatchetKind, u32)>,
+}
+
+fn hex(v: &Value, key: &str) -> Res<Vec<u8>> {
+    from_hex(
+        v.get(key)
+            .and_then(Value::as_str)
+            .ok_or(Error::Malformed("demo vector field"))?,
+    )
+}
+
+/// The GroupContext extensions of a room on the demo hub: one
+/// `app_data_dictionary` holding the SafeAAD requirement of the key
+/// commitment and the hub's configuration-signing key.
+pub fn room_extensions(hub_signing_key: &HubSigningKey) -> Res<Vec<u8>> {
+    let dict = AppDataDictionary {
+        component_data: vec![
+            ComponentData {
+                component_id: SAFE_AAD_COMPONENT,
+                data: Opaque(safe_aad_component_data(&[])?),
+            },
+            ComponentData {
+                component_id: HUB_SIGNING_KEY_COMPONENT,
+                data: Opaque(hub_signing_key.tls_serialize_detached()?),
+            },
+        ],
+    };
+    app_data_dictionary_extension(&dict)
+}
+
+impl Room {
+    /// The room for MLS suite `code` (1, 2 or 3), with the hub's signing key
+    /// in its GroupContext.
+    pub fn new(code: u16, hub_signing_key: &HubSigningKey) -> Res<Self> {
+        let suite = MlsSuite::from_code(code).ok_or(Error::Unsupported("mls suite"))?;
+        let ks: Vec<Value> =
+            serde_json::from_str(KEY_SCHEDULE).map_err(|_| Error::Malformed("embedded vectors"))?;
+        let by_suite =
+            |v: &Value| v.get("cipher_suite").and_then(Value::as_u64) == Some(u64::from(code));
+        let ks = ks
+            .iter()
+            .find(|v| by_suite(v))
+            .ok_or(Error::Malformed("embedded vectors"))?;
+        let mp = message_protection_vectors()?;
+        let mp = mp
+            .iter()
+            .find(|v| by_suite(v))
+            .ok_or(Error::Malformed("embedded vectors"))?;
+        // The key-schedule vectors of suites 1 to 3 share one group id; the
+        // suite is appended so that the demo's three rooms differ.
+        let mut group_id = hex(ks, "group_id")?;
+        group_id.extend_from_slice(&code.to_be_bytes());
+        let extensions = room_extensions(hub_signing_key)?;
+        let vector_epochs = ks
+            .get("epochs")
+            .and_then(Value::as_array)
+            .ok_or(Error::Malformed("embedded vectors"))?;
+        let mut init = Secret::new(hex(ks, "initial_init_secret")?);
+        let mut epochs = Vec::new();
+        for (n, ve) in vector_epochs.iter().take(2).enumerate() {
+            let mut context = GroupContext::new(
+                suite,
+                &group_id,
+                n as u64,
+                &hex(ve, "tree_hash")?,
+                &hex(ve, "confirmed_transcript_hash")?,
+            );
+            context.extensions = extensions.clone();
+            let secrets = EpochSecrets::derive(
+                suite,
+                &init,
+                &Secret::new(hex(ve, "commit_secret")?),
+                &Secret::new(hex(ve, "psk_secret")?),
+                &context.encode()?,
+            )?;
+            init = secrets.init_secret.clone();
+            let f = fanout_key(suite, &secrets.exporter_secret)?;
+            epochs.push(RoomEpoch {
+                context,
+                secrets,
+                f,
+            });
+        }
+        let sender_private = Secret::new(hex(mp, "signature_priv")?);
+        let other_private = Secret::new(
+            crate::demo::sha256(format!("mimi-onion demo leaf 0 suite {code}").as_bytes()).to_vec(),
+        );
+        let leaf = |index, sk: Secret| -> Res<Leaf> {
+            Ok(Leaf {
+                index,
+                signature_public: suite.signature_public_key(sk.expose())?,
+                signature_private: sk,
+            })
+        };
+        Ok(Room {
+            suite,
+            group_id,
+            leaves: vec![leaf(0, other_private)?, leaf(SENDER_LEAF, sender_private)?],
+            epochs,
+            proposal: hex(mp, "proposal")?,
+            commit: hex(mp, "commit")?,
+            generations: Vec::new(),
+        })
+    }
+
+    /// The epoch record, or an error past the last epoch.
+    pub fn epoch(&self, epoch: u64) -> Res<&RoomEpoch> {
+        usize::try_from(epoch)
+            .ok()
+            .and_then(|e| self.epochs.get(e))
+            .ok_or(Error::Usage("the demo room has epochs 0 and 1"))
+    }
+
+    /// What the hub's state holds for the room at `epoch`.
+    pub fn record(&self, epoch: u64) -> Res<GroupRecord> {
+        let e = self.epoch(epoch)?;
+        let mut record = GroupRecord::new(0, epoch, self.suite.code());
+        record.commitment_required = crate::config::find_app_data_dictionary(&e.context.extensions)
+            .is_some_and(crate::commitment::group_requires_commitment);
+        record.group_context = e.context.encode()?;
+        record.pin_fanout_key(epoch, e.f.clone());
+        Ok(record)
+    }
+
+    /// What a member holds for `epoch`.
+    pub fn member_state(&self, epoch: u64) -> Res<EpochState> {
+        let e = self.epoch(epoch)?;
+        Ok(EpochState {
+            group_context: e.context.clone(),
+            encryption_secret: e.secrets.encryption_secret.clone(),
+            sender_data_secret: e.secrets.sender_data_secret.clone(),
+            n_leaves: N_LEAVES,
+            fanout: EpochKeys::derive(&e.f, epoch)?,
+            leaf_keys: self
+                .leaves
+                .iter()
+                .map(|l| (l.index, l.signature_public.clone()))
+                .collect(),
+        })
+    }
+
+    /// The membership keys of `epoch`.
+    pub fn membership_keys(&self, epoch: u64) -> Res<EpochKeys> {
+        EpochKeys::derive(&self.epoch(epoch)?.f, epoch)
+    }
+
+    fn next_generation(&mut self, epoch: u64, kind: RatchetKind) -> u32 {
+        match self
+            .generations
+            .iter_mut()
+            .find(|(e, k, _)| *e == epoch && *k == kind)
+        {
+            Some((_, _, g)) => {
+                *g += 1;
+                *g
+            }
+            None => {
+                self.generations.push((epoch, kind, 0));
+                0
+            }
+        }
+    }
+
+    /// The sender (leaf 1) protects a message of `epoch`: application data,
+    /// the vectors' proposal, or the vectors' commit (which opens the next
+    /// epoch, with its confirmation tag and F signature).
+    pub fn protect(
+        &mut self,
+        epoch: u64,
+        content_type: ContentType,
+        app_data: &[u8],
+    ) -> Res<ProtectedMessage> {
+        let kind = RatchetKind::for_content_type(content_type);
+        let generation = self.next_generation(epoch, kind);
+        let e = self.epoch(epoch)?;
+        let kn = leaf_key_nonce(
+            self.suite,
+            &e.secrets.encryption_secret,
+            N_LEAVES,
+            SENDER_LEAF,
+            kind,
+            generation,
+        )?;
+        let mut reuse_guard = [0u8; 4];
+        rand::rng().fill_bytes(&mut reuse_guard);
+        let (content, confirmation_tag, next_f) = match content_type {
+            ContentType::Application => (app_data.to_vec(), None, None),
+            ContentType::Proposal => (self.proposal.clone(), None, None),
+            ContentType::Commit => {
+                let next = self.epoch(epoch + 1)?;
+                let tag = self.suite.mac(
+                    &next.secrets.confirmation_key,
+                    &next.context.confirmed_transcript_hash,
+                )?;
+                (self.commit.clone(), Some(tag), Some(next.f.clone()))
+            }
+        };
+        let leaf = &self.leaves[SENDER_LEAF as usize];
+        protect_private_message(
+            &MlsSendState {
+                suite: self.suite,
+                group_context: &e.context,
+                sender_data_secret: &e.secrets.sender_data_secret,
+                leaf_index: SENDER_LEAF,
+                generation,
+                key: &kn.key,
+                nonce: &kn.nonce,
+                reuse_guard,
+                signature_private_key: &leaf.signature_private,
+            },
+            &PrivateContent {
+                content_type,
+                content: &content,
+                confirmation_tag,
+                padding_len: 0,
+                other_safe_aad: &[],
+                aad_rest: &[],
+            },
+            next_f.as_ref(),
+        )
+    }
+}

@@ -1,0 +1,353 @@
+//! The member (spec section "Member Processing"): receives fan-out
+//! messages from its provider, finds the group by scanning the hints of
+//! every epoch it holds (current and previous of every group) without
+//! stopping at the first match, verifies the check value, opens the body,
+//! and processes the MLS message with the RFC 9420 glue, verifying the key
+//! commitment `c` before it decrypts the content.
+//!
+//! Messages that match no held epoch wait in a bounded buffer that is
+//! rescanned after every epoch change, so that a message of the next epoch
+//! that arrives before its commit is delivered after it. Errors here are
+//! local and distinct ([`ReceiveError`]); none of them goes on the wire.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::commitment::CommitmentInput;
+use crate::error::Error;
+use crate::fanout::{EpochKeys, FanoutMessage};
+use crate::mls::framing::{
+    apply_reuse_guard, decrypt_sender_data, framed_content_tbs, open_content, FramedContent,
+    GroupContext, PrivateMessage, PublicMessage, Sender, MAX_GENERATION,
+};
+use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::mls::secret_tree::{leaf_key_nonce, RatchetKind};
+use crate::mls::suite::MlsSuite;
+use crate::secret::Secret;
+
+/// Default capacity of the buffer of unmatched fan-out messages.
+pub const DEFAULT_BUFFER: usize = 256;
+
+/// What a member holds for one epoch of one group.
+#[derive(Debug)]
+pub struct EpochState {
+    /// The GroupContext of the epoch (group id, epoch, suite, hashes).
+    pub group_context: GroupContext,
+    /// The epoch's encryption secret (root of the secret tree).
+    pub encryption_secret: Secret,
+    /// The epoch's sender-data secret.
+    pub sender_data_secret: Secret,
+    /// Number of leaves of the ratchet tree (a power of two).
+    pub n_leaves: u32,
+    /// The fan-out keys derived from the epoch's F.
+    pub fanout: EpochKeys,
+    /// Signature public keys of the members' leaves.
+    pub leaf_keys: BTreeMap<u32, Vec<u8>>,
+}
+
+/// A delivered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The group.
+    pub group_id: Vec<u8>,
+    /// The epoch the message belongs to.
+    pub epoch: u64,
+    /// Its wire format.
+    pub wire_format: WireFormat,
+    /// Its content type.
+    pub content_type: ContentType,
+    /// The sender's leaf.
+    pub sender_leaf: u32,
+    /// The application data, or the encoded `Proposal` / `Commit`.
+    pub content: Vec<u8>,
+    /// The MLS message byte for byte.
+    pub message: Vec<u8>,
+}
+
+/// What became of a fan-out message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Processed and delivered.
+    Delivered(Received),
+    /// Matched no held epoch: kept for a rescan after the next epoch change.
+    Buffered,
+}
+
+/// Why a fan-out message was dropped. Local only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// Not a fan-out message.
+    Malformed,
+    /// A hint matched but no check value did (another group's message, or
+    /// a forgery).
+    CheckFailed,
+    /// The check value matched but the body did not open.
+    BodyFailed,
+    /// The message inside names another group or epoch than its keys.
+    WrongGroup,
+    /// The key commitment is missing, duplicated or wrong.
+    Commitment,
+    /// The MLS signature does not verify, or the leaf is unknown.
+    Signature,
+    /// RFC 9420 processing failed.
+    Mls(Error),
+    /// The buffer is full; the oldest message was dropped for this one.
+    BufferOverflow,
+}
+
+impl core::fmt::Display for ReceiveError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReceiveError::Malformed => f.write_str("not a fan-out message"),
+            ReceiveError::CheckFailed => f.write_str("check value matches no held key"),
+            ReceiveError::BodyFailed => f.write_str("fan-out body does not open"),
+            ReceiveError::WrongGroup => f.write_str("message names another group or epoch"),
+            ReceiveError::Commitment => f.write_str("key commitment missing or wrong"),
+            ReceiveError::Signature => f.write_str("MLS signature does not verify"),
+            ReceiveError::Mls(e) => write!(f, "MLS processing failed: {e}"),
+            ReceiveError::BufferOverflow => f.write_str("buffer full: oldest message dropped"),
+        }
+    }
+}
+
+impl std::error::Error for ReceiveError {}
+
+#[derive(Debug)]
+struct HeldGroup {
+    group_id: Vec<u8>,
+    suite: MlsSuite,
+    /// Oldest first; at most two (previous and current).
+    epochs: Vec<EpochState>,
+}
+
+/// A client's member side, over all the groups it is in.
+#[derive(Debug)]
+pub struct Member {
+    groups: Vec<HeldGroup>,
+    buffer: VecDeque<Vec<u8>>,
+    buffer_cap: usize,
+}
+
+impl Default for Member {
+    fn default() -> Self {
+        Member::new(DEFAULT_BUFFER)
+    }
+}
+
+impl Member {
+    /// A member with a buffer of `buffer_cap` unmatched messages.
+    pub fn new(buffer_cap: usize) -> Self {
+        Member {
+            groups: Vec::new(),
+            buffer: VecDeque::new(),
+            buffer_cap,
+        }
+    }
+
+    /// Number of (group, epoch) key sets held: the hint scan's cost.
+    pub fn held_epochs(&self) -> usize {
+        self.groups.iter().map(|g| g.epochs.len()).sum()
+    }
+
+    /// Messages waiting in the buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Enters an epoch of a group: joins the group, or moves it to a new
+    /// epoch (keeping the previous one, dropping older ones), then rescans
+    /// the buffer. Returns what the rescan delivered or dropped.
+    pub fn enter_epoch(
+        &mut self,
+        suite: MlsSuite,
+        state: EpochState,
+    ) -> Vec<Result<Received, ReceiveError>> {
+        let gid = state.group_context.group_id.clone();
+        match self.groups.iter_mut().find(|g| g.group_id == gid) {
+            Some(g) => {
+                g.epochs
+                    .retain(|e| e.group_context.epoch != state.group_context.epoch);
+                g.epochs.push(state);
+                g.epochs.sort_by_key(|e| e.group_context.epoch);
+                while g.epochs.len() > 2 {
+                    g.epochs.remove(0);
+                }
+            }
+            None => self.groups.push(HeldGroup {
+                group_id: gid,
+                suite,
+                epochs: vec![state],
+            }),
+        }
+        self.rescan()
+    }
+
+    /// Leaves a group: forgets its keys.
+    pub fn leave(&mut self, group_id: &[u8]) {
+        self.groups.retain(|g| g.group_id != group_id);
+    }
+
+    fn rescan(&mut self) -> Vec<Result<Received, ReceiveError>> {
+        let waiting: Vec<Vec<u8>> = self.buffer.drain(..).collect();
+        let mut out = Vec::new();
+        for bytes in waiting {
+            match self.try_receive(&bytes) {
+                Ok(Some(r)) => out.push(Ok(r)),
+                Ok(None) => self.buffer.push_back(bytes),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
+    }
+
+    /// Receives one fan-out message.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Delivery, ReceiveError> {
+        match self.try_receive(bytes)? {
+            Some(r) => Ok(Delivery::Delivered(r)),
+            None => {
+                let overflow = self.buffer.len() >= self.buffer_cap;
+                if overflow {
+                    self.buffer.pop_front();
+                }
+                if self.buffer_cap > 0 {
+                    self.buffer.push_back(bytes.to_vec());
+                }
+                if overflow {
+                    Err(ReceiveError::BufferOverflow)
+                } else {
+                    Ok(Delivery::Buffered)
+                }
+            }
+        }
+    }
+
+    /// `Ok(None)`: no hint matched.
+    fn try_receive(&self, bytes: &[u8]) -> Result<Option<Received>, ReceiveError> {
+        let msg = FanoutMessage::parse(bytes).map_err(|_| ReceiveError::Malformed)?;
+        // Scan every held epoch; no early exit, so the time does not depend
+        // on which group (if any) matched.
+        let mut matches = Vec::new();
+        for (gi, g) in self.groups.iter().enumerate() {
+            for (ei, e) in g.epochs.iter().enumerate() {
+                if e.fanout.hint_matches(&msg) {
+                    matches.push((gi, ei));
+                }
+            }
+        }
+        if matches.is_empty() {
+            return Ok(None);
+        }
+        let mut opened = None;
+        for (gi, ei) in matches {
+            if let Ok(m) = self.groups[gi].epochs[ei].fanout.open(&msg) {
+                opened = Some((gi, ei, m));
+                break;
+            }
+        }
+        let (gi, ei, message) = opened.ok_or(ReceiveError::CheckFailed)?;
+        let g = &self.groups[gi];
+        process(g.suite, &g.group_id, &g.epochs[ei], message).map(Some)
+    }
+}
+
+/// RFC 9420 processing of the message inside a fan-out message.
+fn process(
+    suite: MlsSuite,
+    group_id: &[u8],
+    epoch: &EpochState,
+    message: Vec<u8>,
+) -> Result<Received, ReceiveError> {
+    let info = MessageInfo::parse(&message).map_err(ReceiveError::Mls)?;
+    let gc = &epoch.group_context;
+    if info.group_id != Some(group_id) || info.epoch != Some(gc.epoch) {
+        return Err(ReceiveError::WrongGroup);
+    }
+    match info.wire_format {
+        WireFormat::PrivateMessage => process_private(suite, epoch, message),
+        WireFormat::PublicMessage => {
+            let pm = PublicMessage::parse(&message).map_err(ReceiveError::Mls)?;
+            let Sender::Member(leaf) = pm.content.sender else {
+                return Err(ReceiveError::Signature);
+            };
+            let key = epoch.leaf_keys.get(&leaf).ok_or(ReceiveError::Signature)?;
+            pm.verify_signature(suite, key, Some(gc))
+                .map_err(|_| ReceiveError::Signature)?;
+            Ok(Received {
+                group_id: group_id.to_vec(),
+                epoch: gc.epoch,
+                wire_format: WireFormat::PublicMessage,
+                content_type: pm.content.content_type,
+                sender_leaf: leaf,
+                content: pm.content.content.clone(),
+                message,
+            })
+        }
+        _ => Err(ReceiveError::WrongGroup),
+    }
+}
+
+fn process_private(
+    suite: MlsSuite,
+    epoch: &EpochState,
+    message: Vec<u8>,
+) -> Result<Received, ReceiveError> {
+    let gc = &epoch.group_context;
+    let msg = PrivateMessage::parse(&message).map_err(ReceiveError::Mls)?;
+    let sd =
+        decrypt_sender_data(suite, &epoch.sender_data_secret, &msg).map_err(ReceiveError::Mls)?;
+    if sd.leaf_index >= epoch.n_leaves || sd.generation > MAX_GENERATION {
+        return Err(ReceiveError::Mls(Error::Malformed(
+            "sender data out of range",
+        )));
+    }
+    let kn = leaf_key_nonce(
+        suite,
+        &epoch.encryption_secret,
+        epoch.n_leaves,
+        sd.leaf_index,
+        RatchetKind::for_content_type(msg.content_type),
+        sd.generation,
+    )
+    .map_err(ReceiveError::Mls)?;
+    let final_nonce = apply_reuse_guard(&kn.nonce, sd.reuse_guard).map_err(ReceiveError::Mls)?;
+    // The member's own ratchet key and nonce and the sender data's leaf:
+    // c must match before anything is decrypted.
+    CommitmentInput {
+        suite,
+        group_id: &msg.group_id,
+        epoch: msg.epoch,
+        leaf_index: sd.leaf_index,
+        key: kn.key.expose(),
+        final_nonce: final_nonce.expose(),
+    }
+    .verify(&msg.authenticated_data)
+    .map_err(|_| ReceiveError::Commitment)?;
+    let (content, _) =
+        open_content(suite, &kn.key, &final_nonce, &msg).map_err(ReceiveError::Mls)?;
+    let key = epoch
+        .leaf_keys
+        .get(&sd.leaf_index)
+        .ok_or(ReceiveError::Signature)?;
+    let framed = FramedContent {
+        group_id: msg.group_id.clone(),
+        epoch: msg.epoch,
+        sender: Sender::Member(sd.leaf_index),
+        authenticated_data: msg.authenticated_data.clone(),
+        content_type: msg.content_type,
+        content: content.content.clone(),
+    };
+    let tbs = framed_content_tbs(WireFormat::PrivateMessage, &framed, Some(gc))
+        .map_err(ReceiveError::Mls)?;
+    suite
+        .verify_with_label(key, "FramedContentTBS", &tbs, &content.auth.signature)
+        .map_err(|_| ReceiveError::Signature)?;
+    Ok(Received {
+        group_id: msg.group_id.clone(),
+        epoch: msg.epoch,
+        wire_format: WireFormat::PrivateMessage,
+        content_type: msg.content_type,
+        sender_leaf: sd.leaf_index,
+        content: content.content,
+        message,
+    })
+}

@@ -1,0 +1,253 @@
+//! The hub's policy engine (spec section "Processing by the Policy
+//! Engine", HUB-8 to HUB-10).
+//!
+//! It opens the key layer of a PrivateMessage proposal or commit, checks
+//! the key commitment **before** it decrypts anything, decrypts the one
+//! message the key layer names, verifies the member's MLS signature against
+//! the leaf's key in the hub state, and for a commit verifies the leaf's
+//! signature over F. The front-end receives only a [`PolicyDecision`]:
+//! accept or reject, and for an accepted commit the epoch it opens. Keys
+//! and plaintext stay in this module; what the engine read is kept in its
+//! own [`PolicyAudit`] log.
+
+use crate::codec::put_vec;
+use crate::commitment::CommitmentInput;
+use crate::error::{Error, Res};
+use crate::hub::HubKeyPair;
+use crate::keylayer;
+use crate::labels;
+use crate::mls::framing::{
+    framed_content_tbs, open_content, FramedContent, GroupContext, PrivateMessage, Sender,
+};
+use crate::mls::message::{ContentType, WireFormat};
+use crate::mls::suite::MlsSuite;
+use crate::secret::Secret;
+use crate::state::GroupRecord;
+
+/// Label of `FramedContentTBS` signatures (RFC 9420).
+const FRAMED_CONTENT_TBS: &str = "FramedContentTBS";
+
+/// What the policy engine tells the front-end. It carries no key and no
+/// plaintext, and can only be made by the policy engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyDecision {
+    accepted: bool,
+    opens_epoch: Option<u64>,
+}
+
+impl PolicyDecision {
+    fn reject() -> Self {
+        PolicyDecision {
+            accepted: false,
+            opens_epoch: None,
+        }
+    }
+
+    /// True if the policy engine accepted the message.
+    pub fn is_accepted(&self) -> bool {
+        self.accepted
+    }
+
+    /// For an accepted commit, the epoch it opens (F of that epoch is the
+    /// one the hub layer carried).
+    pub fn opens_epoch(&self) -> Option<u64> {
+        self.opens_epoch
+    }
+}
+
+/// What the policy engine read from one accepted handshake message: its
+/// own log, never handed to the front-end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyAudit {
+    /// The sender's leaf index.
+    pub sender_leaf: u32,
+    /// Proposal or commit.
+    pub content_type: ContentType,
+    /// The decrypted content: the encoded `Proposal` or `Commit`.
+    pub content: Vec<u8>,
+}
+
+/// One handshake message for the policy engine to judge.
+pub struct PolicyRequest<'a> {
+    /// The MLS message (a PrivateMessage proposal or commit).
+    pub message: &'a [u8],
+    /// The sealed key layer from the hub layer.
+    pub key_layer: &'a [u8],
+    /// For a commit: F of the epoch it opens, from the hub layer.
+    pub fanout_key: Option<&'a Secret>,
+    /// The group's state.
+    pub record: &'a GroupRecord,
+    /// The signature key of the leaf the key layer names, looked up in the
+    /// hub state by leaf index.
+    pub leaf_signature_key: &'a dyn Fn(u32) -> Option<Vec<u8>>,
+}
+
+impl core::fmt::Debug for PolicyRequest<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PolicyRequest")
+            .field("message_len", &self.message.len())
+            .field("key_layer_len", &self.key_layer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `struct { opaque group_id<V>; uint64 new_epoch; opaque fanout_key_hash<V>; } FanoutKeyTBS;`
+pub fn fanout_key_tbs(
+    suite: MlsSuite,
+    group_id: &[u8],
+    new_epoch: u64,
+    f: &Secret,
+) -> Res<Vec<u8>> {
+    let mut out = Vec::with_capacity(group_id.len() + 80);
+    put_vec(&mut out, group_id)?;
+    out.extend_from_slice(&new_epoch.to_be_bytes());
+    put_vec(&mut out, &suite.hash(f.expose()))?;
+    Ok(out)
+}
+
+/// Signs F for a commit with the sender leaf's signature key
+/// (`SignWithLabel(key, "mimi-onion v1 signed fanout key", FanoutKeyTBS)`).
+pub fn sign_fanout_key(
+    suite: MlsSuite,
+    signature_private_key: &[u8],
+    group_id: &[u8],
+    new_epoch: u64,
+    f: &Secret,
+) -> Res<Vec<u8>> {
+    suite.sign_with_label(
+        signature_private_key,
+        labels::FANOUT_KEY_SIGNATURE,
+        &fanout_key_tbs(suite, group_id, new_epoch, f)?,
+    )
+}
+
+/// The policy engine: holds the policy key pairs.
+pub struct PolicyEngine {
+    keys: Vec<HubKeyPair>,
+    audit: Vec<PolicyAudit>,
+}
+
+impl core::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// An engine with its policy key pairs.
+    pub fn new(keys: Vec<HubKeyPair>) -> Self {
+        PolicyEngine {
+            keys,
+            audit: Vec::new(),
+        }
+    }
+
+    /// The policy key pairs.
+    pub fn keys(&self) -> &[HubKeyPair] {
+        &self.keys
+    }
+
+    /// What the engine read from the handshake messages it accepted, oldest
+    /// first (the engine's own log).
+    pub fn audit(&self) -> &[PolicyAudit] {
+        &self.audit
+    }
+
+    /// Judges one handshake message (HUB-8 to HUB-10). Every failure is a
+    /// plain reject: the front-end answers `policy_rejected`.
+    pub fn judge(&mut self, req: &PolicyRequest<'_>) -> PolicyDecision {
+        match self.check(req) {
+            Ok((audit, opens_epoch)) => {
+                self.audit.push(audit);
+                PolicyDecision {
+                    accepted: true,
+                    opens_epoch,
+                }
+            }
+            Err(_) => PolicyDecision::reject(),
+        }
+    }
+
+    fn check(&self, req: &PolicyRequest<'_>) -> Res<(PolicyAudit, Option<u64>)> {
+        let record = req.record;
+        let suite = MlsSuite::from_code(record.mls_suite).ok_or(Error::Unsupported("mls suite"))?;
+        // HUB-9 (second part): only groups that require the commitment.
+        if !record.commitment_required {
+            return Err(Error::Usage("group does not require the key commitment"));
+        }
+        // HUB-8: the key layer.
+        let kl = keylayer::open(
+            self.keys.iter(),
+            record.mls_suite,
+            req.message,
+            req.key_layer,
+        )?;
+        if kl.key.len() != suite.nk() || kl.nonce.len() != suite.nn() {
+            return Err(Error::Malformed("key layer: key or nonce length"));
+        }
+        let msg = PrivateMessage::parse(req.message)?;
+        let is_commit = msg.content_type == ContentType::Commit;
+        if msg.content_type == ContentType::Application || kl.f_signature.is_empty() == is_commit {
+            return Err(Error::Malformed("key layer: F signature presence"));
+        }
+        // HUB-9: the commitment, checked before anything is decrypted.
+        CommitmentInput {
+            suite,
+            group_id: &msg.group_id,
+            epoch: msg.epoch,
+            leaf_index: kl.leaf_index,
+            key: kl.key.expose(),
+            final_nonce: kl.nonce.expose(),
+        }
+        .verify(&msg.authenticated_data)?;
+        // HUB-10: decrypt, then the member's signature.
+        let (content, _) = open_content(suite, &kl.key, &kl.nonce, &msg)?;
+        let context = GroupContext::decode(&record.group_context)?;
+        if context.group_id != msg.group_id || context.epoch != msg.epoch {
+            return Err(Error::Usage("group context of another epoch"));
+        }
+        let signature_key =
+            (req.leaf_signature_key)(kl.leaf_index).ok_or(Error::Usage("unknown leaf"))?;
+        let framed = FramedContent {
+            group_id: msg.group_id.clone(),
+            epoch: msg.epoch,
+            sender: Sender::Member(kl.leaf_index),
+            authenticated_data: msg.authenticated_data.clone(),
+            content_type: msg.content_type,
+            content: content.content.clone(),
+        };
+        let tbs = framed_content_tbs(WireFormat::PrivateMessage, &framed, Some(&context))?;
+        suite.verify_with_label(
+            &signature_key,
+            FRAMED_CONTENT_TBS,
+            &tbs,
+            &content.auth.signature,
+        )?;
+        let opens_epoch = if is_commit {
+            let new_epoch = msg
+                .epoch
+                .checked_add(1)
+                .ok_or(Error::Usage("epoch overflow"))?;
+            let f = req.fanout_key.ok_or(Error::Usage("commit without F"))?;
+            suite.verify_with_label(
+                &signature_key,
+                labels::FANOUT_KEY_SIGNATURE,
+                &fanout_key_tbs(suite, &msg.group_id, new_epoch, f)?,
+                &kl.f_signature,
+            )?;
+            Some(new_epoch)
+        } else {
+            None
+        };
+        Ok((
+            PolicyAudit {
+                sender_leaf: kl.leaf_index,
+                content_type: msg.content_type,
+                content: content.content,
+            },
+            opens_epoch,
+        ))
+    }
+}
