@@ -535,7 +535,9 @@ fn sender_data_aad(group_id: &[u8], epoch: u64, content_type: ContentType) -> Re
     Ok(aad)
 }
 
-fn content_aad(
+/// `PrivateContentAAD` (RFC 9420 6.3.1): group_id, epoch, content_type,
+/// authenticated_data.
+pub fn content_aad(
     group_id: &[u8],
     epoch: u64,
     content_type: ContentType,

@@ -144,3 +144,71 @@ pub fn seal(
     };
     client.seal(message, opts).unwrap()
 }
+
+pub mod salamander;
+
+use mimi_onion::demo::room::Room;
+use mimi_onion::member::Member;
+use mimi_onion::sender::ProtectedMessage;
+
+/// A demo hub hosting the demo room of MLS suite `code` at epoch 0, a
+/// client of it, the room, and Bob's member side holding epoch 0.
+pub fn room_world(code: u16) -> (DemoWorld, Sender, Room, Member) {
+    let mut world = DemoWorld::new().unwrap();
+    let mut client = world.client().unwrap();
+    let rooms = demo::rooms(&world).unwrap();
+    let room = rooms.into_iter().find(|r| r.suite.code() == code).unwrap();
+    demo::provision_room(&mut world, &mut client, &room, 0).unwrap();
+    let mut bob = Member::default();
+    bob.enter_epoch(room.suite, room.member_state(0).unwrap());
+    (world, client, room, bob)
+}
+
+/// Seals a protected room message with its key layer (if any) sealed to
+/// the demo policy key, F for a commit (or `f_override`), and the room's
+/// membership keys.
+pub fn seal_room(
+    world: &DemoWorld,
+    client: &mut Sender,
+    room: &Room,
+    epoch: u64,
+    protected: &ProtectedMessage,
+    hpke: HpkeSuite,
+    key_layer_override: Option<Vec<u8>>,
+    f_override: Option<Secret>,
+) -> mimi_onion::sender::SealedEnvelope {
+    let policy = world
+        .signed_config
+        .configuration
+        .current(KeyUse::Policy)
+        .unwrap();
+    let key_layer = key_layer_override.or_else(|| {
+        protected.key_layer.as_ref().map(|c| {
+            keylayer::seal(
+                policy,
+                HpkeSuite::MANDATORY,
+                room.suite.code(),
+                &protected.message,
+                c,
+            )
+            .unwrap()
+        })
+    });
+    let info = mimi_onion::mls::message::MessageInfo::parse(&protected.message).unwrap();
+    let fanout_key = f_override.or_else(|| {
+        (info.content_type == Some(ContentType::Commit))
+            .then(|| room.epoch(epoch + 1).unwrap().f.clone())
+    });
+    let keys = room.membership_keys(epoch).unwrap();
+    client
+        .seal(
+            &protected.message,
+            SealOptions {
+                suite: Some(hpke),
+                key_layer: key_layer.as_deref(),
+                fanout_key,
+                membership: Some(&keys),
+            },
+        )
+        .unwrap()
+}
