@@ -161,16 +161,17 @@ fn salamander_is_stopped_by_the_commitment() {
     };
     assert_ne!(open(&k1), open(&k2));
     // The commitment is what tells them apart: it verifies for k1 only.
-    let with_key = |k: &[u8]| CommitmentInput {
-        suite,
-        group_id: &gid,
-        epoch: 0,
-        leaf_index: 1,
-        key: k,
-        final_nonce: &nonce,
-    };
-    assert!(with_key(&k1).verify(&pm.authenticated_data).is_ok());
-    assert!(with_key(&k2).verify(&pm.authenticated_data).is_err());
+    for (k, ok) in [(&k1[..], true), (&k2[..], false)] {
+        let input = CommitmentInput {
+            suite,
+            group_id: &gid,
+            epoch: 0,
+            leaf_index: 1,
+            key: k,
+            final_nonce: &nonce,
+        };
+        assert_eq!(input.verify(&pm.authenticated_data).is_ok(), ok);
+    }
     // c names k1 (the members' key); the sender gives the policy engine k2.
     let lying_layer = KeyLayerContent {
         leaf_index: 1,

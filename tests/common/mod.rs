@@ -167,6 +167,7 @@ pub fn room_world(code: u16) -> (DemoWorld, Sender, Room, Member) {
 /// Seals a protected room message with its key layer (if any) sealed to
 /// the demo policy key, F for a commit (or `f_override`), and the room's
 /// membership keys.
+#[allow(clippy::too_many_arguments)]
 pub fn seal_room(
     world: &DemoWorld,
     client: &mut Sender,
