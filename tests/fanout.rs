@@ -1,0 +1,340 @@
+//! The fan-out layer and the member side, end to end on real messages:
+//! every row of the contract table, view equality for fan-out messages,
+//! and the member rules (spec sections "Fan-out Message", "Member
+//! Processing"; DESIGN.md's contract table).
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{room_world, seal_room};
+use mimi_onion::balancer::Route;
+use mimi_onion::demo::{self, room::Room, DemoWorld};
+use mimi_onion::fanout::{FanoutMessage, FANOUT_NONCE_LEN, HINT_LEN};
+use mimi_onion::member::{Delivery, Member, ReceiveError};
+use mimi_onion::mls::message::ContentType;
+use mimi_onion::response::{RejectReason, Status};
+use mimi_onion::sender::{ProtectedMessage, Sender};
+use mimi_onion::state::HubState;
+use mimi_onion::suite::HpkeSuite;
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Sends a protected room message through the hub and fans it out.
+fn through_hub(
+    world: &mut DemoWorld,
+    client: &mut Sender,
+    room: &Room,
+    epoch: u64,
+    p: &ProtectedMessage,
+    hpke: HpkeSuite,
+) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let env = seal_room(world, client, room, epoch, p, hpke, None, None);
+    let out = world.hub.handle(&env.bytes);
+    assert_eq!(out.view.unwrap().status, Status::Accepted);
+    let fans = world
+        .hub
+        .fan_out(&room.group_id, epoch, &p.message, 2)
+        .unwrap();
+    (env.bytes, fans)
+}
+
+/// The member decrypts exactly what the sender encrypted, for MLS suites
+/// 1, 2 and 3 and every HPKE suite.
+#[test]
+fn member_decrypts_for_every_mls_and_hpke_suite() {
+    for code in 1..=3u16 {
+        for hpke in HpkeSuite::ALL {
+            let (mut world, mut client, mut room, mut bob) = room_world(code);
+            for ct in [ContentType::Application, ContentType::Proposal] {
+                let data = format!("suite {code} over {hpke:?}");
+                let p = room.protect(0, ct, data.as_bytes()).unwrap();
+                let (_, fans) = through_hub(&mut world, &mut client, &room, 0, &p, hpke);
+                for f in &fans {
+                    let Ok(Delivery::Delivered(r)) = bob.receive(f) else {
+                        panic!("suite {code} {hpke:?} {ct:?}: not delivered");
+                    };
+                    assert_eq!(r.message, p.message);
+                    let expected = match ct {
+                        ContentType::Application => data.as_bytes().to_vec(),
+                        _ => room.proposal.clone(),
+                    };
+                    assert_eq!(r.content, expected);
+                    assert_eq!(r.group_id, room.group_id);
+                }
+            }
+        }
+    }
+}
+
+/// Every row of the contract table on real envelopes and fan-out
+/// messages: what the sender's provider, the load balancer, the hub
+/// front-end, the policy engine and the followers see, and what they must
+/// never see.
+#[test]
+fn contract_table_end_to_end() {
+    let (mut world, mut client, mut room, mut bob) = room_world(1);
+    let shard = world.hub.state().group(&room.group_id).unwrap().shard;
+    let e0 = room.epoch(0).unwrap();
+    let secrets: Vec<Vec<u8>> = vec![
+        e0.f.expose().to_vec(),
+        e0.secrets.encryption_secret.expose().to_vec(),
+        e0.secrets.sender_data_secret.expose().to_vec(),
+        e0.secrets.exporter_secret.expose().to_vec(),
+    ];
+    for (ct, data) in [
+        (
+            ContentType::Application,
+            &b"the plaintext a follower must not see"[..],
+        ),
+        (ContentType::Proposal, &b""[..]),
+        (ContentType::Commit, &b""[..]),
+    ] {
+        let p = room.protect(0, ct, data).unwrap();
+        let env = seal_room(
+            &world,
+            &mut client,
+            &room,
+            0,
+            &p,
+            HpkeSuite::MANDATORY,
+            None,
+            None,
+        );
+        let bytes = env.bytes.clone();
+        // Sender's provider: no group_id, epoch, type or key; the key
+        // layer's key and nonce are not in the clear either.
+        let mut forbidden: Vec<Vec<u8>> = vec![
+            room.group_id.clone(),
+            room.group_id[..16].to_vec(),
+            room.group_id[room.group_id.len() - 16..].to_vec(),
+        ];
+        forbidden.extend(secrets.iter().cloned());
+        if let Some(kl) = &p.key_layer {
+            forbidden.push(kl.key.expose().to_vec());
+            forbidden.push(kl.nonce.expose().to_vec());
+        }
+        if !data.is_empty() {
+            forbidden.push(data.to_vec());
+        }
+        for f in &forbidden {
+            assert!(
+                !contains(&bytes, f),
+                "{ct:?}: envelope shows a forbidden value"
+            );
+        }
+        // Load balancer: the shard and nothing else.
+        assert_eq!(world.balancer.route(&bytes), Route::Shard(shard));
+        // Hub front-end: group, epoch, type; no key, no plaintext.
+        let out = world.hub.handle(&bytes);
+        let view = out.view.unwrap();
+        assert_eq!(view.status, Status::Accepted);
+        assert_eq!(view.group_id.as_deref(), Some(&room.group_id[..]));
+        assert_eq!(view.epoch, Some(0));
+        assert_eq!(view.content_type, Some(ct));
+        let shown = format!("{view:?}");
+        for f in &forbidden[3..] {
+            assert!(
+                !contains(&view.message, f),
+                "{ct:?}: front-end sees a key or plaintext"
+            );
+            assert!(!shown.contains(&demo::to_hex(f)));
+        }
+        // Policy engine: a key layer for handshake messages only.
+        assert_eq!(view.key_layer_len > 0, ct != ContentType::Application);
+        // Followers: nothing but sizes; no 16-byte string of the envelope.
+        let fans = world.hub.fan_out(&room.group_id, 0, &p.message, 2).unwrap();
+        let windows: HashSet<&[u8]> = bytes.windows(16).collect();
+        for fan in &fans {
+            for f in &forbidden {
+                assert!(!contains(fan, f), "{ct:?}: fan-out shows a forbidden value");
+            }
+            assert!(!contains(fan, &p.message[..16]));
+            assert!(
+                fan.windows(16).all(|w| !windows.contains(w)),
+                "{ct:?}: envelope and fan-out share 16 bytes"
+            );
+        }
+        assert!(fans[0][FANOUT_NONCE_LEN..]
+            .windows(16)
+            .all(|w| !fans[1].windows(16).any(|v| v == w)));
+        // Recipient clients: everything.
+        let Ok(Delivery::Delivered(r)) = bob.receive(&fans[0]) else {
+            panic!("{ct:?}: not delivered");
+        };
+        assert_eq!(r.message, p.message);
+        if ct == ContentType::Commit {
+            break;
+        }
+    }
+}
+
+/// View equality for fan-out messages: messages of equal length from
+/// different groups, epochs and types give fan-out messages of equal
+/// length whose every field is fresh or key-derived.
+#[test]
+fn fanout_view_equality() {
+    let mut fans = Vec::new();
+    let target = 300;
+    for code in 1..=3u16 {
+        let (mut world, mut client, mut room, _) = room_world(code);
+        // A proposal, and an application message padded to the same length.
+        let prop = room.protect(0, ContentType::Proposal, b"").unwrap();
+        let mut app_len = 0;
+        let app = loop {
+            let a = room
+                .protect(0, ContentType::Application, &vec![b'x'; app_len])
+                .unwrap();
+            if a.message.len() >= prop.message.len() {
+                break a;
+            }
+            app_len += 1;
+        };
+        for p in [&prop, &app] {
+            let (_, f) = through_hub(&mut world, &mut client, &room, 0, p, HpkeSuite::MANDATORY);
+            fans.push((p.message.len(), f[0].clone()));
+        }
+        // And an epoch-1 message after a commit.
+        let c = room.protect(0, ContentType::Commit, b"").unwrap();
+        through_hub(&mut world, &mut client, &room, 0, &c, HpkeSuite::MANDATORY);
+        demo::install_epoch(&mut world, &room, 1).unwrap();
+        let later = room
+            .protect(1, ContentType::Application, &vec![b'y'; target - 250])
+            .unwrap();
+        let (_, f) = through_hub(
+            &mut world,
+            &mut client,
+            &room,
+            1,
+            &later,
+            HpkeSuite::MANDATORY,
+        );
+        fans.push((later.message.len(), f[0].clone()));
+    }
+    for (len_a, fa) in &fans {
+        for (len_b, fb) in &fans {
+            if len_a == len_b {
+                assert_eq!(fa.len(), fb.len());
+            }
+        }
+    }
+    // The hints and nonces of all of them differ (fresh per message).
+    let nonces: HashSet<&[u8]> = fans.iter().map(|(_, f)| &f[..FANOUT_NONCE_LEN]).collect();
+    assert_eq!(nonces.len(), fans.len());
+    let hints: HashSet<&[u8]> = fans
+        .iter()
+        .map(|(_, f)| &f[FANOUT_NONCE_LEN..FANOUT_NONCE_LEN + HINT_LEN])
+        .collect();
+    assert_eq!(hints.len(), fans.len());
+}
+
+/// A fan-out message of group A whose hint matches group B's keys fails at
+/// B's check value; without a matching hint it is buffered.
+#[test]
+fn other_groups_keys_fail_at_the_check_value() {
+    let (mut world_a, mut client_a, mut room_a, _) = room_world(1);
+    let (_, _, room_b, _) = room_world(2);
+    let mut b_only = Member::default();
+    b_only.enter_epoch(room_b.suite, room_b.member_state(0).unwrap());
+    let p = room_a
+        .protect(0, ContentType::Application, b"for A only")
+        .unwrap();
+    let (_, fans) = through_hub(
+        &mut world_a,
+        &mut client_a,
+        &room_a,
+        0,
+        &p,
+        HpkeSuite::MANDATORY,
+    );
+    assert_eq!(b_only.receive(&fans[0]), Ok(Delivery::Buffered));
+    // Force B's hint onto A's message.
+    let mut forged = fans[0].clone();
+    let nonce: [u8; FANOUT_NONCE_LEN] = forged[..FANOUT_NONCE_LEN].try_into().unwrap();
+    let b_keys = room_b.membership_keys(0).unwrap();
+    forged[FANOUT_NONCE_LEN..FANOUT_NONCE_LEN + HINT_LEN].copy_from_slice(&b_keys.hint(&nonce));
+    assert_eq!(b_only.receive(&forged), Err(ReceiveError::CheckFailed));
+    let parsed = FanoutMessage::parse(&fans[0]).unwrap();
+    assert!(b_keys.open(&parsed).is_err());
+}
+
+/// A message of the next epoch that arrives before its commit waits in the
+/// buffer and is delivered after the commit (FIFO delivery per queue plus
+/// the rescan after each epoch change).
+#[test]
+fn next_epoch_message_before_its_commit_is_delivered_after_it() {
+    let (mut world, mut client, mut room, mut bob) = room_world(1);
+    let c = room.protect(0, ContentType::Commit, b"").unwrap();
+    let (_, commit_fans) = through_hub(&mut world, &mut client, &room, 0, &c, HpkeSuite::MANDATORY);
+    demo::install_epoch(&mut world, &room, 1).unwrap();
+    let a = room
+        .protect(1, ContentType::Application, b"early bird")
+        .unwrap();
+    let (_, app_fans) = through_hub(&mut world, &mut client, &room, 1, &a, HpkeSuite::MANDATORY);
+    // The follower's queue delivers the application message first.
+    assert_eq!(bob.receive(&app_fans[0]), Ok(Delivery::Buffered));
+    assert_eq!(bob.buffered(), 1);
+    let Ok(Delivery::Delivered(commit)) = bob.receive(&commit_fans[0]) else {
+        panic!("commit not delivered");
+    };
+    assert_eq!(commit.content_type, ContentType::Commit);
+    let rescued = bob.enter_epoch(room.suite, room.member_state(1).unwrap());
+    assert_eq!(rescued.len(), 1);
+    let r = rescued[0].as_ref().unwrap();
+    assert_eq!(r.content, b"early bird");
+    assert_eq!(r.epoch, 1);
+    assert_eq!(bob.buffered(), 0);
+    // The previous epoch's keys are still held: a late epoch-0 message
+    // still opens.
+    assert_eq!(bob.held_epochs(), 2);
+}
+
+/// The buffer is bounded: past its capacity the oldest message is dropped
+/// and the member is told.
+#[test]
+fn buffer_is_bounded() {
+    let (mut world, mut client, mut room, _) = room_world(1);
+    let mut stranger = Member::new(2);
+    let p = room.protect(0, ContentType::Application, b"x").unwrap();
+    let (_, fans) = through_hub(&mut world, &mut client, &room, 0, &p, HpkeSuite::MANDATORY);
+    assert_eq!(stranger.receive(&fans[0]), Ok(Delivery::Buffered));
+    assert_eq!(stranger.receive(&fans[1]), Ok(Delivery::Buffered));
+    assert_eq!(
+        stranger.receive(&fans[0]),
+        Err(ReceiveError::BufferOverflow)
+    );
+    assert_eq!(stranger.buffered(), 2);
+    assert_eq!(stranger.receive(b"short"), Err(ReceiveError::Malformed));
+}
+
+/// A registration for a group the hub already holds is refused; for a new
+/// group it creates the state with F pinned.
+#[test]
+fn registration_only_for_unknown_groups() {
+    let mut world = DemoWorld::new().unwrap();
+    let mut client = world.client().unwrap();
+    let gi = demo::demo_messages()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "group_info")
+        .unwrap();
+    let send = |world: &mut DemoWorld, client: &mut Sender| {
+        let opts = demo::seal_options(&gi, None).unwrap();
+        let s = client.seal(&gi.bytes, opts).unwrap();
+        let out = world.hub.handle(&s.bytes);
+        client
+            .open_response(&s.pending, &out.response)
+            .unwrap()
+            .status
+    };
+    assert_eq!(send(&mut world, &mut client), Status::Accepted);
+    let info = mimi_onion::mls::message::MessageInfo::parse(&gi.bytes).unwrap();
+    let record = world.hub.state().group(info.group_id.unwrap()).unwrap();
+    assert!(record.fanout_key(info.epoch.unwrap()).is_some());
+    assert_eq!(
+        send(&mut world, &mut client),
+        Status::Rejected(RejectReason::RegistrationRefused)
+    );
+}
