@@ -7,7 +7,7 @@ mod common;
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mimi_onion::config::KeyUse;
 use mimi_onion::keylayer::{self, KeyLayerContent};
 use mimi_onion::mls::message::ContentType;
@@ -46,7 +46,7 @@ fn handshake(c: &mut Criterion) {
         let label = common::size_label(app_len);
         group.throughput(Throughput::Bytes(message.len() as u64));
 
-        group.bench_function(format!("mimi-onion/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("mimi-onion", &label), |b| {
             b.iter(|| {
                 let message = black_box(&message);
                 let key_layer =
@@ -62,7 +62,7 @@ fn handshake(c: &mut Criterion) {
             });
         });
 
-        group.bench_function(format!("raw-hpke-x2/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("raw-hpke-x2", &label), |b| {
             b.iter(|| {
                 let key_layer = hpke
                     .seal(

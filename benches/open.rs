@@ -13,7 +13,7 @@ mod common;
 use std::cell::RefCell;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn open(c: &mut Criterion) {
     let (world, mut client) = common::world();
@@ -50,7 +50,7 @@ fn open(c: &mut Criterion) {
             assert!(view.token.is_some(), "routable token");
         }
 
-        group.bench_function(format!("mimi-onion/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("mimi-onion", &label), |b| {
             b.iter_batched(
                 || {
                     let tokens = world.borrow().hub.issue_tokens(Some(common::GROUP));
@@ -68,7 +68,7 @@ fn open(c: &mut Criterion) {
         let (enc, ct) = hpke
             .seal(&pk, &info, &aad, &message, None, None, None)
             .expect("hpke seal");
-        group.bench_function(format!("raw-hpke/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("raw-hpke", &label), |b| {
             b.iter(|| {
                 hpke.open(&enc, &sk, &info, &aad, black_box(&ct), None, None, None)
                     .expect("hpke open")
@@ -80,7 +80,7 @@ fn open(c: &mut Criterion) {
             .expect("client")
             .encapsulate(&message)
             .expect("encapsulate");
-        group.bench_function(format!("ohttp/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("ohttp", &label), |b| {
             b.iter(|| {
                 let (body, server_response) = server
                     .decapsulate(black_box(&request))

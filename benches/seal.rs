@@ -7,7 +7,7 @@ mod common;
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn seal(c: &mut Criterion) {
     let (world, mut client) = common::world();
@@ -25,7 +25,7 @@ fn seal(c: &mut Criterion) {
         let label = common::size_label(app_len);
         group.throughput(Throughput::Bytes(message.len() as u64));
 
-        group.bench_function(format!("mimi-onion/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("mimi-onion", &label), |b| {
             b.iter(|| {
                 client
                     .seal(black_box(&message), common::app_options(&keys))
@@ -33,14 +33,14 @@ fn seal(c: &mut Criterion) {
             });
         });
 
-        group.bench_function(format!("raw-hpke/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("raw-hpke", &label), |b| {
             b.iter(|| {
                 hpke.seal(&pk, &info, &aad, black_box(&message), None, None, None)
                     .expect("hpke seal")
             });
         });
 
-        group.bench_function(format!("ohttp/{label}"), |b| {
+        group.bench_function(BenchmarkId::new("ohttp", &label), |b| {
             b.iter_batched(
                 || ohttp_config.clone(),
                 |mut config| {

@@ -174,9 +174,10 @@ impl EpochKeys {
 
     /// Seals with an explicit nonce (test vectors).
     pub fn seal_with_nonce(&self, message: &[u8], nonce: [u8; FANOUT_NONCE_LEN]) -> Res<Vec<u8>> {
-        let mut pt = PlainBuf(Vec::with_capacity(fanout_padded_len(message.len())));
-        put_vec(&mut pt.0, message)?;
-        pt.0.resize(fanout_padded_len(message.len()), 0);
+        let mut pt = Vec::with_capacity(fanout_padded_len(message.len()));
+        put_vec(&mut pt, message)?;
+        pt.resize(fanout_padded_len(message.len()), 0);
+        let pt = PlainBuf::with_public_message(pt);
         let mut out = Vec::with_capacity(FANOUT_HEADER_LEN + pt.0.len() + 16);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&self.hint(&nonce));
@@ -207,7 +208,7 @@ impl EpochKeys {
         if !ct_eq(&self.check(msg.nonce), msg.check) {
             return Err(Error::Crypto);
         }
-        let pt = PlainBuf(
+        let pt = PlainBuf::with_public_message(
             self.body
                 .decrypt(
                     msg.nonce.into(),

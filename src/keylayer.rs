@@ -57,7 +57,7 @@ pub struct KeyLayerContent {
 
 impl KeyLayerContent {
     fn encode_padded(&self) -> Res<PlainBuf> {
-        let mut out = PlainBuf(Vec::with_capacity(KEY_LAYER_PLAINTEXT_LEN));
+        let mut out = PlainBuf::secret(Vec::with_capacity(KEY_LAYER_PLAINTEXT_LEN));
         out.0.extend_from_slice(&self.leaf_index.to_be_bytes());
         put_vec(&mut out.0, self.key.expose())?;
         put_vec(&mut out.0, self.nonce.expose())?;
@@ -200,6 +200,6 @@ pub fn open<'k>(
             None,
         )
         .map_err(|_| Error::Crypto)?;
-    let pt = PlainBuf(pt);
+    let pt = PlainBuf::secret(pt);
     KeyLayerContent::parse_padded(&pt.0)
 }

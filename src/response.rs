@@ -178,7 +178,7 @@ pub fn response_len(suite: HpkeSuite) -> usize {
 }
 
 /// The response secret exported from the hub layer's HPKE context.
-pub(crate) fn export_secret(ctx: &Context<HpkeRustCrypto>, suite: HpkeSuite) -> Res<Secret> {
+pub(crate) fn export_secret<C: HpkeCrypto>(ctx: &Context<C>, suite: HpkeSuite) -> Res<Secret> {
     ctx.export(labels::HUB_RESPONSE, response_nonce_len(suite))
         .map(Secret::new)
         .map_err(|_| Error::Crypto)

@@ -4,7 +4,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use hpke_rs::HpkePublicKey;
+use hpke_rs::{Hpke, HpkePublicKey};
+use hpke_rs_crypto::HpkeCrypto;
 use rand::Rng;
 
 use crate::commitment::{build_authenticated_data, CommitmentInput, SafeAadItem};
@@ -139,38 +140,29 @@ impl Sender {
             key_id: key.key_id,
             suite,
         };
-        let mut hpke = suite.hpke()?;
-        let pk = HpkePublicKey::new(key.public_key.0.clone());
-        let (enc, mut ctx) = hpke
-            .setup_sender(&pk, &header.hpke_info(), None, None, None)
-            .map_err(|_| Error::Crypto)?;
-        let header_bytes = header.to_bytes();
-        let membership_proof = match opts.membership {
-            Some(keys) => keys.membership_proof(&header_bytes, &enc),
+        let membership = match opts.membership {
+            Some(keys) => Membership::Keys(keys),
             None => {
                 let mut filler = [0u8; MEMBERSHIP_PROOF_LEN];
                 rand::rng().fill_bytes(&mut filler);
-                filler
+                Membership::Filler(filler)
             }
         };
-        let content = HubLayerContent {
+        let parts = seal_envelope(
+            &mut suite.hpke()?,
+            &key,
+            header,
             message,
-            membership_proof,
-            key_layer: opts.key_layer.unwrap_or_default(),
-            fanout_key: opts.fanout_key,
-        };
-        let plaintext = crate::wire::PlainBuf(content.encode_padded()?);
-        let sealed = ctx
-            .seal(&header_bytes, &plaintext.0)
-            .map_err(|_| Error::Crypto)?;
-        let secret = response::export_secret(&ctx, suite)?;
-        let bytes = Envelope::encode(&header, &enc, &sealed)?;
+            membership,
+            opts.key_layer.unwrap_or_default(),
+            opts.fanout_key,
+        )?;
         Ok(SealedEnvelope {
-            bytes,
+            bytes: parts.bytes,
             pending: PendingResponse {
                 suite,
-                enc,
-                secret,
+                enc: parts.enc,
+                secret: parts.response_secret,
                 pool,
             },
         })
@@ -203,6 +195,78 @@ impl Sender {
                 .ok_or(Error::Config("no supported hub key")),
         }
     }
+}
+
+/// Where the membership proof comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Membership<'a> {
+    /// A member-sent type: the MAC under the epoch's membership key.
+    Keys(&'a EpochKeys),
+    /// Another type: these 16 random bytes.
+    Filler([u8; MEMBERSHIP_PROOF_LEN]),
+}
+
+/// Every intermediate of sealing one envelope (test vectors use them all).
+#[derive(Debug)]
+pub struct EnvelopeParts {
+    /// The outer header.
+    pub header: OuterHeader,
+    /// The HPKE `info`.
+    pub info: Vec<u8>,
+    /// The HPKE `enc`.
+    pub enc: Vec<u8>,
+    /// The membership proof placed in the hub layer.
+    pub membership_proof: [u8; MEMBERSHIP_PROOF_LEN],
+    /// The padded hub-layer plaintext.
+    pub padded_plaintext: Vec<u8>,
+    /// The envelope.
+    pub bytes: Vec<u8>,
+    /// The response secret exported from the HPKE context.
+    pub response_secret: Secret,
+}
+
+/// Seals one envelope with a given HPKE instance (so that the vector
+/// generator can replay the ephemeral key).
+pub fn seal_envelope<C: HpkeCrypto>(
+    hpke: &mut Hpke<C>,
+    key: &KeyConfig,
+    header: OuterHeader,
+    message: &[u8],
+    membership: Membership<'_>,
+    key_layer: &[u8],
+    fanout_key: Option<Secret>,
+) -> Res<EnvelopeParts> {
+    let pk = HpkePublicKey::new(key.public_key.0.clone());
+    let info = header.hpke_info();
+    let (enc, mut ctx) = hpke
+        .setup_sender(&pk, &info, None, None, None)
+        .map_err(|_| Error::Crypto)?;
+    let header_bytes = header.to_bytes();
+    let membership_proof = match membership {
+        Membership::Keys(keys) => keys.membership_proof(&header_bytes, &enc),
+        Membership::Filler(f) => f,
+    };
+    let content = HubLayerContent {
+        message,
+        membership_proof,
+        key_layer,
+        fanout_key,
+    };
+    let plaintext = crate::wire::PlainBuf::with_public_message(content.encode_padded()?);
+    let sealed = ctx
+        .seal(&header_bytes, &plaintext.0)
+        .map_err(|_| Error::Crypto)?;
+    let response_secret = response::export_secret(&ctx, header.suite)?;
+    let bytes = Envelope::encode(&header, &enc, &sealed)?;
+    Ok(EnvelopeParts {
+        header,
+        info,
+        enc,
+        membership_proof,
+        padded_plaintext: plaintext.0.clone(),
+        bytes,
+        response_secret,
+    })
 }
 
 /// What the sender's MLS stack hands over to protect one PrivateMessage:

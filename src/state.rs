@@ -5,7 +5,7 @@
 //! tokens route to, the current epoch and the hashes of the handshake
 //! messages accepted in it (HUB-7); for the lifetime of each token key, the
 //! spent token nonces (TOK-6); for the lifetime of each hub key, every
-//! `enc` it opened with the digest of the envelope and the response it sent
+//! `enc` it opened with the envelope's resend fingerprint and the response it sent
 //! (HUB-5, RSP-4).
 
 use std::collections::{HashMap, HashSet};
@@ -66,8 +66,9 @@ impl GroupRecord {
 /// A response the hub sent, kept so that an identical resend gets it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedResponse {
-    /// SHA-256 of the whole envelope it answered.
-    pub envelope_digest: [u8; 32],
+    /// The resend fingerprint of the envelope it answered (see
+    /// [`crate::hub::resend_fingerprint`]).
+    pub fingerprint: [u8; 32],
     /// The response bytes.
     pub response: Vec<u8>,
 }

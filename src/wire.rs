@@ -251,13 +251,43 @@ impl<'a> HubLayerContent<'a> {
     }
 }
 
-/// A plaintext buffer that is zeroized when dropped.
+/// A plaintext buffer that is zeroized when dropped, except for a range
+/// holding public bytes (the MLS message of a hub layer, which is itself a
+/// ciphertext the front-end may see): wiping a 1 MiB message byte by byte
+/// would cost more than decrypting it, and protects nothing.
 #[derive(Default)]
-pub(crate) struct PlainBuf(pub Vec<u8>);
+pub(crate) struct PlainBuf(pub Vec<u8>, core::ops::Range<usize>);
+
+impl PlainBuf {
+    /// A buffer zeroized entirely on drop.
+    pub(crate) fn secret(bytes: Vec<u8>) -> Self {
+        PlainBuf(bytes, 0..0)
+    }
+
+    /// A padded hub-layer or fan-out plaintext: the `message<V>` at its
+    /// start is public; everything after it (membership proof, key layer,
+    /// F, padding) is zeroized on drop.
+    pub(crate) fn with_public_message(bytes: Vec<u8>) -> Self {
+        let mut r = Reader::new(&bytes);
+        let public = match r.varint("message") {
+            Ok(n) => {
+                let start = bytes.len() - r.remaining();
+                start..start.saturating_add(n).min(bytes.len())
+            }
+            Err(_) => 0..0,
+        };
+        PlainBuf(bytes, public)
+    }
+}
 
 impl Drop for PlainBuf {
     fn drop(&mut self) {
-        self.0.zeroize();
+        let public = self.1.clone();
+        let len = self.0.len();
+        let (head, rest) = self.0.split_at_mut(public.start.min(len));
+        head.zeroize();
+        let tail_from = public.end.saturating_sub(public.start).min(rest.len());
+        rest[tail_from..].zeroize();
     }
 }
 

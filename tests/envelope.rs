@@ -368,6 +368,21 @@ fn identical_resend_gets_cached_response() {
     assert_eq!(first.response, second.response);
     let r = client.open_response(&s.pending, &second.response).unwrap();
     assert_eq!(r.status, Status::Accepted);
+    // The same enc under another header: not a resend; it does not open,
+    // and gets random bytes.
+    let mut other = s.bytes.clone();
+    other[5] ^= 1;
+    let out = world.hub.handle(&other);
+    assert!(!out.from_cache && out.view.is_none());
+    assert_ne!(out.response, first.response);
+    // A body byte changed under the same tag is answered like a replay of
+    // the original: the cached response, and nothing is processed.
+    let mut body = s.bytes.clone();
+    let mid = body.len() - 40;
+    body[mid] ^= 1;
+    let out = world.hub.handle(&body);
+    assert!(out.from_cache && out.view.is_none());
+    assert_eq!(out.response, first.response);
 }
 
 /// TOK-5, TOK-6: a sender spends each token once and falls back to the
