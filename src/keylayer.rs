@@ -29,7 +29,8 @@
 //! policy engine checks after opening (the key commitment, the MLS
 //! signature, the F signature) builds on this framing.
 
-use hpke_rs::HpkePublicKey;
+use hpke_rs::{Hpke, HpkePublicKey};
+use hpke_rs_crypto::HpkeCrypto;
 use sha2::{Digest, Sha256};
 
 use crate::codec::{put_vec, Reader};
@@ -56,6 +57,11 @@ pub struct KeyLayerContent {
 }
 
 impl KeyLayerContent {
+    /// The 256-byte padded plaintext (test vectors).
+    pub fn padded_bytes(&self) -> Res<Vec<u8>> {
+        Ok(self.encode_padded()?.0.clone())
+    }
+
     fn encode_padded(&self) -> Res<PlainBuf> {
         let mut out = PlainBuf::secret(Vec::with_capacity(KEY_LAYER_PLAINTEXT_LEN));
         out.0.extend_from_slice(&self.leaf_index.to_be_bytes());
@@ -112,7 +118,8 @@ pub fn key_layer_aad(mls_suite: u16, message: &[u8]) -> Res<Vec<u8>> {
     Ok(aad)
 }
 
-fn key_layer_info(key_id: u8, suite: HpkeSuite) -> Vec<u8> {
+/// The HPKE `info` of a key layer.
+pub fn key_layer_info(key_id: u8, suite: HpkeSuite) -> Vec<u8> {
     let (kem, kdf, aead) = suite.ids();
     let mut info = labels::KEY_LAYER.to_vec();
     info.push(0);
@@ -135,9 +142,24 @@ pub fn seal(
     if !key.offers(suite) {
         return Err(Error::Usage("suite not offered by the policy key"));
     }
+    seal_with(&mut suite.hpke()?, key, suite, mls_suite, message, content)
+}
+
+/// [`seal`] with a given HPKE instance (the vector generator replays the
+/// ephemeral key through it).
+pub fn seal_with<C: HpkeCrypto>(
+    hpke: &mut Hpke<C>,
+    key: &KeyConfig,
+    suite: HpkeSuite,
+    mls_suite: u16,
+    message: &[u8],
+    content: &KeyLayerContent,
+) -> Res<Vec<u8>> {
+    if !key.offers(suite) {
+        return Err(Error::Usage("suite not offered by the policy key"));
+    }
     let aad = key_layer_aad(mls_suite, message)?;
     let pt = content.encode_padded()?;
-    let mut hpke = suite.hpke()?;
     let (enc, ct) = hpke
         .seal(
             &HpkePublicKey::new(key.public_key.0.clone()),

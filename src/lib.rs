@@ -35,6 +35,8 @@ pub mod sender;
 pub mod state;
 pub mod suite;
 pub mod token;
+#[cfg(any(test, feature = "vectors"))]
+pub mod vectors;
 pub mod wire;
 
 pub use error::{Error, Res};

@@ -15,6 +15,8 @@ usage:
   mimi-onion demo [--dump DIR]       run the flow on embedded defaults, party by party
   mimi-onion inspect FILE            what a provider or load balancer can read of an envelope
   mimi-onion open --demo-keys FILE   open an envelope as the demo hub
+  mimi-onion vectors generate DIR    write the test vectors (feature `vectors`)
+  mimi-onion vectors verify DIR      check the test vectors (feature `vectors`)
   mimi-onion help";
 
 fn main() -> ExitCode {
@@ -25,6 +27,8 @@ fn main() -> ExitCode {
         ["demo", "--dump", dir] => cmd_demo(Some(PathBuf::from(dir))),
         ["inspect", file] => cmd_inspect(file),
         ["open", "--demo-keys", file] => cmd_open(file),
+        ["vectors", "generate", dir] => cmd_vectors(true, dir),
+        ["vectors", "verify", dir] => cmd_vectors(false, dir),
         ["help"] | ["--help"] | ["-h"] => {
             println!("{USAGE}");
             Ok(())
@@ -52,6 +56,30 @@ fn cmd_demo(dump: Option<PathBuf>) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(feature = "vectors")]
+fn cmd_vectors(generate: bool, dir: &str) -> Result<(), String> {
+    let dir = std::path::Path::new(dir);
+    if generate {
+        mimi_onion::vectors::generate(dir).map_err(|e| e.to_string())?;
+        println!(
+            "wrote {} files to {}",
+            mimi_onion::vectors::FILES.len(),
+            dir.display()
+        );
+    } else {
+        let n = mimi_onion::vectors::verify(dir).map_err(|e| e.to_string())?;
+        println!(
+            "{n} checks passed: the files equal the regenerated vectors and every entry verifies"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "vectors"))]
+fn cmd_vectors(_: bool, _: &str) -> Result<(), String> {
+    Err("built without the `vectors` feature: cargo run --features vectors -- vectors ...".into())
 }
 
 fn read(file: &str) -> Result<Vec<u8>, String> {

@@ -253,6 +253,19 @@ impl Room {
         content_type: ContentType,
         app_data: &[u8],
     ) -> Res<ProtectedMessage> {
+        let mut reuse_guard = [0u8; 4];
+        rand::rng().fill_bytes(&mut reuse_guard);
+        self.protect_with(epoch, content_type, app_data, reuse_guard)
+    }
+
+    /// [`Room::protect`] with an explicit reuse guard (test vectors).
+    pub fn protect_with(
+        &mut self,
+        epoch: u64,
+        content_type: ContentType,
+        app_data: &[u8],
+        reuse_guard: [u8; 4],
+    ) -> Res<ProtectedMessage> {
         let kind = RatchetKind::for_content_type(content_type);
         let generation = self.next_generation(epoch, kind);
         let e = self.epoch(epoch)?;
@@ -264,8 +277,7 @@ impl Room {
             kind,
             generation,
         )?;
-        let mut reuse_guard = [0u8; 4];
-        rand::rng().fill_bytes(&mut reuse_guard);
+
         let (content, confirmation_tag, next_f) = match content_type {
             ContentType::Application => (app_data.to_vec(), None, None),
             ContentType::Proposal => (self.proposal.clone(), None, None),
