@@ -24,6 +24,7 @@ fn filler_state(i: u32, suite: mimi_onion::mls::suite::MlsSuite) -> EpochState {
         group_context: GroupContext::new(suite, &gid, 3, &[0; 32], &[0; 32]),
         encryption_secret: Secret::from_slice(&[1; 32]),
         sender_data_secret: Secret::from_slice(&[2; 32]),
+        membership_key: Secret::from_slice(&[3; 32]),
         n_leaves: 2,
         fanout: EpochKeys::derive(&f, 3).expect("keys"),
         leaf_keys: Default::default(),

@@ -65,13 +65,13 @@ pub const CHECK_LEN: usize = 32;
 /// Length of the fixed fan-out header (nonce, hint, check).
 pub const FANOUT_HEADER_LEN: usize = FANOUT_NONCE_LEN + HINT_LEN + CHECK_LEN;
 /// Label of the membership key.
-pub const MEMBERSHIP_KEY_LABEL: &[u8] = b"mimi-onion v1 membership key";
+pub const MEMBERSHIP_KEY_LABEL: &[u8] = crate::labels::MEMBERSHIP_KEY;
 /// Label of the hint key.
-pub const HINT_KEY_LABEL: &[u8] = b"mimi-onion v1 fanout hint key";
+pub const HINT_KEY_LABEL: &[u8] = crate::labels::HINT_KEY;
 /// Label of the check key.
-pub const CHECK_KEY_LABEL: &[u8] = b"mimi-onion v1 fanout check key";
+pub const CHECK_KEY_LABEL: &[u8] = crate::labels::CHECK_KEY;
 /// Label of the body key.
-pub const BODY_KEY_LABEL: &[u8] = b"mimi-onion v1 fanout body key";
+pub const BODY_KEY_LABEL: &[u8] = crate::labels::BODY_KEY;
 
 type HmacSha256 = Hmac<Sha256>;
 

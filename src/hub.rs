@@ -444,16 +444,6 @@ impl<S: HubState> HubFrontEnd<S> {
         (Status::Accepted, shard)
     }
 
-    /// Provisions a group the hub creates itself (a room it hosts), at
-    /// `epoch`, MLS suite 1, with no GroupContext known yet; returns its
-    /// shard. Registration through an envelope is the other way in.
-    pub fn provision_group(&mut self, group_id: &[u8], epoch: u64) -> u32 {
-        let shard = self.shard_for(group_id);
-        self.state
-            .put_group(group_id, GroupRecord::new(shard, epoch, 1));
-        shard
-    }
-
     /// Provisions a group from a full record (its shard is assigned here).
     pub fn provision(&mut self, group_id: &[u8], mut record: GroupRecord) -> u32 {
         record.shard = self.shard_for(group_id);

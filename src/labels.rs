@@ -17,6 +17,14 @@ pub const KEY_LAYER: &[u8] = b"mimi-onion v1 key layer";
 pub const FANOUT_KEY: &[u8] = b"mimi-onion v1 fanout key";
 /// SignWithLabel label of the signature over F in a commit's key layer.
 pub const FANOUT_KEY_SIGNATURE: &[u8] = b"mimi-onion v1 signed fanout key";
+/// HKDF-Expand label of the membership key (from F).
+pub const MEMBERSHIP_KEY: &[u8] = b"mimi-onion v1 membership key";
+/// HKDF-Expand label of the fan-out hint key (from F).
+pub const HINT_KEY: &[u8] = b"mimi-onion v1 fanout hint key";
+/// HKDF-Expand label of the fan-out check key (from F).
+pub const CHECK_KEY: &[u8] = b"mimi-onion v1 fanout check key";
+/// HKDF-Expand label of the fan-out body key (from F).
+pub const BODY_KEY: &[u8] = b"mimi-onion v1 fanout body key";
 /// Label of the key-commitment input.
 pub const KEY_COMMITMENT: &[u8] = b"mimi-onion v1 key commitment";
 
@@ -32,6 +40,10 @@ mod tests {
             super::FANOUT_KEY,
             super::FANOUT_KEY_SIGNATURE,
             super::KEY_COMMITMENT,
+            super::MEMBERSHIP_KEY,
+            super::HINT_KEY,
+            super::CHECK_KEY,
+            super::BODY_KEY,
         ];
         for (i, a) in all.iter().enumerate() {
             for (j, b) in all.iter().enumerate() {

@@ -10,7 +10,7 @@
 //! that arrives before its commit is delivered after it. Errors here are
 //! local and distinct ([`ReceiveError`]); none of them goes on the wire.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use crate::commitment::CommitmentInput;
 use crate::error::Error;
@@ -36,6 +36,8 @@ pub struct EpochState {
     pub encryption_secret: Secret,
     /// The epoch's sender-data secret.
     pub sender_data_secret: Secret,
+    /// The epoch's membership key (PublicMessage membership tags).
+    pub membership_key: Secret,
     /// Number of leaves of the ratchet tree (a power of two).
     pub n_leaves: u32,
     /// The fan-out keys derived from the epoch's F.
@@ -93,6 +95,13 @@ pub enum ReceiveError {
     Mls(Error),
     /// The buffer is full; the oldest message was dropped for this one.
     BufferOverflow,
+    /// The (leaf, ratchet, generation) of this PrivateMessage was already
+    /// used: a message delivered twice (for example resent in a new
+    /// envelope) is dropped.
+    Replayed,
+    /// A PublicMessage from a non-member sender (external commit or
+    /// proposal): left to the client's MLS stack, not processed here.
+    NonMemberSender,
 }
 
 impl core::fmt::Display for ReceiveError {
@@ -106,6 +115,8 @@ impl core::fmt::Display for ReceiveError {
             ReceiveError::Signature => f.write_str("MLS signature does not verify"),
             ReceiveError::Mls(e) => write!(f, "MLS processing failed: {e}"),
             ReceiveError::BufferOverflow => f.write_str("buffer full: oldest message dropped"),
+            ReceiveError::Replayed => f.write_str("message key already used"),
+            ReceiveError::NonMemberSender => f.write_str("PublicMessage from a non-member sender"),
         }
     }
 }
@@ -113,12 +124,22 @@ impl core::fmt::Display for ReceiveError {
 impl std::error::Error for ReceiveError {}
 
 #[derive(Debug)]
+struct HeldEpoch {
+    state: EpochState,
+    /// (leaf, handshake?, generation) of the PrivateMessages delivered.
+    used: HashSet<(u32, bool, u32)>,
+}
+
+#[derive(Debug)]
 struct HeldGroup {
     group_id: Vec<u8>,
     suite: MlsSuite,
     /// Oldest first; at most two (previous and current).
-    epochs: Vec<EpochState>,
+    epochs: Vec<HeldEpoch>,
 }
+
+/// The key of a delivered PrivateMessage, recorded against reuse.
+type UsedKey = (u32, bool, u32);
 
 /// A client's member side, over all the groups it is in.
 #[derive(Debug)]
@@ -133,6 +154,10 @@ impl Default for Member {
         Member::new(DEFAULT_BUFFER)
     }
 }
+
+/// Where a received message was found: held group, held epoch, what it
+/// delivers, and the key to record as used.
+type Found = (usize, usize, Received, Option<UsedKey>);
 
 impl Member {
     /// A member with a buffer of `buffer_cap` unmatched messages.
@@ -163,12 +188,16 @@ impl Member {
         state: EpochState,
     ) -> Vec<Result<Received, ReceiveError>> {
         let gid = state.group_context.group_id.clone();
+        let epoch = state.group_context.epoch;
+        let held = HeldEpoch {
+            state,
+            used: HashSet::new(),
+        };
         match self.groups.iter_mut().find(|g| g.group_id == gid) {
             Some(g) => {
-                g.epochs
-                    .retain(|e| e.group_context.epoch != state.group_context.epoch);
-                g.epochs.push(state);
-                g.epochs.sort_by_key(|e| e.group_context.epoch);
+                g.epochs.retain(|e| e.state.group_context.epoch != epoch);
+                g.epochs.push(held);
+                g.epochs.sort_by_key(|e| e.state.group_context.epoch);
                 while g.epochs.len() > 2 {
                     g.epochs.remove(0);
                 }
@@ -176,7 +205,7 @@ impl Member {
             None => self.groups.push(HeldGroup {
                 group_id: gid,
                 suite,
-                epochs: vec![state],
+                epochs: vec![held],
             }),
         }
         self.rescan()
@@ -192,7 +221,7 @@ impl Member {
         let mut out = Vec::new();
         for bytes in waiting {
             match self.try_receive(&bytes) {
-                Ok(Some(r)) => out.push(Ok(r)),
+                Ok(Some(found)) => out.push(Ok(self.record(found))),
                 Ok(None) => self.buffer.push_back(bytes),
                 Err(e) => out.push(Err(e)),
             }
@@ -200,10 +229,17 @@ impl Member {
         out
     }
 
+    fn record(&mut self, (gi, ei, received, used): Found) -> Received {
+        if let Some(k) = used {
+            self.groups[gi].epochs[ei].used.insert(k);
+        }
+        received
+    }
+
     /// Receives one fan-out message.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Delivery, ReceiveError> {
         match self.try_receive(bytes)? {
-            Some(r) => Ok(Delivery::Delivered(r)),
+            Some(found) => Ok(Delivery::Delivered(self.record(found))),
             None => {
                 let overflow = self.buffer.len() >= self.buffer_cap;
                 if overflow {
@@ -222,14 +258,14 @@ impl Member {
     }
 
     /// `Ok(None)`: no hint matched.
-    fn try_receive(&self, bytes: &[u8]) -> Result<Option<Received>, ReceiveError> {
+    fn try_receive(&self, bytes: &[u8]) -> Result<Option<Found>, ReceiveError> {
         let msg = FanoutMessage::parse(bytes).map_err(|_| ReceiveError::Malformed)?;
         // Scan every held epoch; no early exit, so the time does not depend
         // on which group (if any) matched.
         let mut matches = Vec::new();
         for (gi, g) in self.groups.iter().enumerate() {
             for (ei, e) in g.epochs.iter().enumerate() {
-                if e.fanout.hint_matches(&msg) {
+                if e.state.fanout.hint_matches(&msg) {
                     matches.push((gi, ei));
                 }
             }
@@ -239,14 +275,19 @@ impl Member {
         }
         let mut opened = None;
         for (gi, ei) in matches {
-            if let Ok(m) = self.groups[gi].epochs[ei].fanout.open(&msg) {
+            if let Ok(m) = self.groups[gi].epochs[ei].state.fanout.open(&msg) {
                 opened = Some((gi, ei, m));
                 break;
             }
         }
         let (gi, ei, message) = opened.ok_or(ReceiveError::CheckFailed)?;
         let g = &self.groups[gi];
-        process(g.suite, &g.group_id, &g.epochs[ei], message).map(Some)
+        let held = &g.epochs[ei];
+        let (received, used) = process(g.suite, &g.group_id, &held.state, message)?;
+        if used.is_some_and(|k| held.used.contains(&k)) {
+            return Err(ReceiveError::Replayed);
+        }
+        Ok(Some((gi, ei, received, used)))
     }
 }
 
@@ -256,7 +297,7 @@ fn process(
     group_id: &[u8],
     epoch: &EpochState,
     message: Vec<u8>,
-) -> Result<Received, ReceiveError> {
+) -> Result<(Received, Option<UsedKey>), ReceiveError> {
     let info = MessageInfo::parse(&message).map_err(ReceiveError::Mls)?;
     let gc = &epoch.group_context;
     if info.group_id != Some(group_id) || info.epoch != Some(gc.epoch) {
@@ -267,12 +308,14 @@ fn process(
         WireFormat::PublicMessage => {
             let pm = PublicMessage::parse(&message).map_err(ReceiveError::Mls)?;
             let Sender::Member(leaf) = pm.content.sender else {
-                return Err(ReceiveError::Signature);
+                return Err(ReceiveError::NonMemberSender);
             };
+            pm.verify_membership_tag(suite, &epoch.membership_key, gc)
+                .map_err(|_| ReceiveError::Signature)?;
             let key = epoch.leaf_keys.get(&leaf).ok_or(ReceiveError::Signature)?;
             pm.verify_signature(suite, key, Some(gc))
                 .map_err(|_| ReceiveError::Signature)?;
-            Ok(Received {
+            let received = Received {
                 group_id: group_id.to_vec(),
                 epoch: gc.epoch,
                 wire_format: WireFormat::PublicMessage,
@@ -280,7 +323,8 @@ fn process(
                 sender_leaf: leaf,
                 content: pm.content.content.clone(),
                 message,
-            })
+            };
+            Ok((received, None))
         }
         _ => Err(ReceiveError::WrongGroup),
     }
@@ -290,7 +334,7 @@ fn process_private(
     suite: MlsSuite,
     epoch: &EpochState,
     message: Vec<u8>,
-) -> Result<Received, ReceiveError> {
+) -> Result<(Received, Option<UsedKey>), ReceiveError> {
     let gc = &epoch.group_context;
     let msg = PrivateMessage::parse(&message).map_err(ReceiveError::Mls)?;
     let sd =
@@ -341,7 +385,12 @@ fn process_private(
     suite
         .verify_with_label(key, "FramedContentTBS", &tbs, &content.auth.signature)
         .map_err(|_| ReceiveError::Signature)?;
-    Ok(Received {
+    let used = (
+        sd.leaf_index,
+        msg.content_type != ContentType::Application,
+        sd.generation,
+    );
+    let received = Received {
         group_id: msg.group_id.clone(),
         epoch: msg.epoch,
         wire_format: WireFormat::PrivateMessage,
@@ -349,5 +398,6 @@ fn process_private(
         sender_leaf: sd.leaf_index,
         content: content.content,
         message,
-    })
+    };
+    Ok((received, Some(used)))
 }

@@ -47,13 +47,17 @@ fn through_hub(
 fn member_decrypts_for_every_mls_and_hpke_suite() {
     for code in 1..=3u16 {
         for hpke in HpkeSuite::ALL {
-            let (mut world, mut client, mut room, mut bob) = room_world(code);
+            let (mut world, mut client, mut room, bob) = room_world(code);
+            // One member behind each follower.
+            let mut carol = Member::default();
+            carol.enter_epoch(room.suite, room.member_state(0).unwrap());
+            let mut members = [bob, carol];
             for ct in [ContentType::Application, ContentType::Proposal] {
                 let data = format!("suite {code} over {hpke:?}");
                 let p = room.protect(0, ct, data.as_bytes()).unwrap();
                 let (_, fans) = through_hub(&mut world, &mut client, &room, 0, &p, hpke);
-                for f in &fans {
-                    let Ok(Delivery::Delivered(r)) = bob.receive(f) else {
+                for (f, member) in fans.iter().zip(members.iter_mut()) {
+                    let Ok(Delivery::Delivered(r)) = member.receive(f) else {
                         panic!("suite {code} {hpke:?} {ct:?}: not delivered");
                     };
                     assert_eq!(r.message, p.message);
@@ -337,4 +341,16 @@ fn registration_only_for_unknown_groups() {
         send(&mut world, &mut client),
         Status::Rejected(RejectReason::RegistrationRefused)
     );
+}
+
+/// A member drops a PrivateMessage whose key it already used: the same
+/// message delivered twice (for example resent in a new envelope and fanned
+/// out again) is reported as a replay, not delivered again.
+#[test]
+fn member_drops_a_message_delivered_twice() {
+    let (mut world, mut client, mut room, mut bob) = room_world(1);
+    let p = room.protect(0, ContentType::Application, b"once").unwrap();
+    let (_, fans) = through_hub(&mut world, &mut client, &room, 0, &p, HpkeSuite::MANDATORY);
+    assert!(matches!(bob.receive(&fans[0]), Ok(Delivery::Delivered(_))));
+    assert_eq!(bob.receive(&fans[1]), Err(ReceiveError::Replayed));
 }

@@ -212,6 +212,7 @@ impl Room {
             group_context: e.context.clone(),
             encryption_secret: e.secrets.encryption_secret.clone(),
             sender_data_secret: e.secrets.sender_data_secret.clone(),
+            membership_key: e.secrets.membership_key.clone(),
             n_leaves: N_LEAVES,
             fanout: EpochKeys::derive(&e.f, epoch)?,
             leaf_keys: self
