@@ -264,23 +264,7 @@ impl<S: HubState> HubFrontEnd<S> {
         let key = self
             .hub_key(env.header.key_id, env.header.suite)
             .ok_or(Error::Crypto)?;
-        let hpke = env.header.suite.hpke().map_err(|_| Error::Crypto)?;
-        let mut ctx = hpke
-            .setup_receiver(
-                env.enc,
-                key.private_key(),
-                &env.header.hpke_info(),
-                None,
-                None,
-                None,
-            )
-            .map_err(|_| Error::Crypto)?;
-        let pt = ctx
-            .open(env.header_bytes, env.sealed_hub_layer)
-            .map_err(|_| Error::Crypto)?;
-        let pt = PlainBuf::with_public_message(pt);
-        let secret = response::export_secret(&ctx, env.header.suite)?;
-        Ok((secret, pt))
+        open_hub_layer(key, env)
     }
 
     /// Applies HUB-1 to HUB-4 and TOK-6 to an opened hub layer. Returns the
@@ -501,6 +485,29 @@ impl<S: HubState> HubFrontEnd<S> {
             _ => RoutingToken::unroutable(rng),
         })
     }
+}
+
+/// Opens an envelope's hub layer with one hub key pair (OUT-4): returns the
+/// response secret and the padded plaintext. Every failure is
+/// [`Error::Crypto`].
+pub(crate) fn open_hub_layer(key: &HubKeyPair, env: &Envelope<'_>) -> Res<(Secret, PlainBuf)> {
+    let hpke = env.header.suite.hpke().map_err(|_| Error::Crypto)?;
+    let mut ctx = hpke
+        .setup_receiver(
+            env.enc,
+            key.private_key(),
+            &env.header.hpke_info(),
+            None,
+            None,
+            None,
+        )
+        .map_err(|_| Error::Crypto)?;
+    let pt = ctx
+        .open(env.header_bytes, env.sealed_hub_layer)
+        .map_err(|_| Error::Crypto)?;
+    let pt = PlainBuf::with_public_message(pt);
+    let secret = response::export_secret(&ctx, env.header.suite)?;
+    Ok((secret, pt))
 }
 
 /// The resend fingerprint of an envelope (HUB-5): SHA-256 over its outer

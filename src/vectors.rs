@@ -25,7 +25,7 @@ use crate::config::{
 use crate::demo::{from_hex, room::Room, to_hex};
 use crate::error::{Error, Res};
 use crate::fanout::{fanout_key, fanout_padded_len, EpochKeys, FanoutMessage};
-use crate::hub::HubKeyPair;
+use crate::hub::{open_hub_layer, HubKeyPair};
 use crate::keylayer;
 use crate::mls::message::ContentType;
 use crate::padding::padded_length;
@@ -934,23 +934,9 @@ fn check_semantics(dir: &Path) -> Res<usize> {
             }
         };
         let env = Envelope::parse(&env_bytes)?;
-        let hpke = suite.hpke()?;
-        let mut ctx = hpke
-            .setup_receiver(
-                env.enc,
-                pair.private_key(),
-                &env.header.hpke_info(),
-                None,
-                None,
-                None,
-            )
-            .map_err(|_| Error::Crypto)?;
-        let pt = ctx
-            .open(env.header_bytes, env.sealed_hub_layer)
-            .map_err(|_| Error::Crypto)?;
-        let content = HubLayerContent::parse_padded(&pt)?;
+        let (secret, pt) = open_hub_layer(&pair, &env)?;
+        let content = HubLayerContent::parse_padded(&pt.0)?;
         check(content.message == message.as_slice(), "hub layer message")?;
-        let secret = response::export_secret(&ctx, suite)?;
         check(
             to_hex(secret.expose()) == field(&e["response"], "exported_secret")?,
             "exported secret",
@@ -1038,23 +1024,8 @@ fn negative_rejected(e: &Value, policy: &HubKeyPair) -> bool {
                 let pair = hub_key(1, KeyUse::Hub, HpkeSuite::MANDATORY, &hexf(e, "hub_ikm")?)?;
                 let bytes = hexf(e, "envelope")?;
                 let env = Envelope::parse(&bytes)?;
-                let mut ctx = env
-                    .header
-                    .suite
-                    .hpke()?
-                    .setup_receiver(
-                        env.enc,
-                        pair.private_key(),
-                        &env.header.hpke_info(),
-                        None,
-                        None,
-                        None,
-                    )
-                    .map_err(|_| Error::Crypto)?;
-                let pt = ctx
-                    .open(env.header_bytes, env.sealed_hub_layer)
-                    .map_err(|_| Error::Crypto)?;
-                HubLayerContent::parse_padded(&pt).map(|_| ())
+                let (_, pt) = open_hub_layer(&pair, &env)?;
+                HubLayerContent::parse_padded(&pt.0).map(|_| ())
             }
             "safe_aad" => {
                 let gid = hexf(e, "group_id")?;
