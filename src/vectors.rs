@@ -248,6 +248,9 @@ struct EnvelopeCase {
     message: Vec<u8>,
     key_layer: Vec<u8>,
     fanout_key: Option<Secret>,
+    /// F of the message's epoch, for a member-sent message's membership
+    /// proof (HUB-11); `None`: 16 bytes of filler.
+    membership_f: Option<Secret>,
     status: Status,
 }
 
@@ -256,7 +259,7 @@ fn envelope_entry(case: &EnvelopeCase) -> Res<(Value, Vec<u8>)> {
     let pair = hub_key(1, KeyUse::Hub, case.suite, &hub_ikm)?;
     let s = seed(&format!("envelope {}", case.name));
     let mut token = [0u8; 17];
-    token.copy_from_slice(&expand_seed(&s, 17));
+    token.copy_from_slice(&expand_seed(&seed(&format!("token {}", case.name)), 17));
     let header = OuterHeader {
         token: RoutingToken(token),
         key_id: 1,
@@ -265,12 +268,21 @@ fn envelope_entry(case: &EnvelopeCase) -> Res<(Value, Vec<u8>)> {
     let ikm_e = seed(&format!("ikm_e {}", case.name));
     let mut proof = [0u8; 16];
     proof.copy_from_slice(&seed(&format!("membership filler {}", case.name))[..16]);
+    let member_keys = case
+        .membership_f
+        .as_ref()
+        .map(|f| EpochKeys::derive(f, 0))
+        .transpose()?;
+    let membership = match &member_keys {
+        Some(k) => Membership::Keys(k),
+        None => Membership::Filler(proof),
+    };
     let parts = seal_envelope(
         &mut replay_hpke(case.suite, &ikm_e),
         &pair.config,
         header,
         &case.message,
-        Membership::Filler(proof),
+        membership,
         &case.key_layer,
         case.fanout_key.clone(),
     )?;
@@ -320,6 +332,7 @@ fn envelope_entry(case: &EnvelopeCase) -> Res<(Value, Vec<u8>)> {
             "token": to_hex(&token),
             "ikm_e": to_hex(&ikm_e),
             "message": message,
+            "membership_fanout_key": case.membership_f.as_ref().map(|f| to_hex(f.expose())),
             "membership_proof": to_hex(&parts.membership_proof),
             "key_layer": to_hex(&case.key_layer),
             "fanout_key": case.fanout_key.as_ref().map(|f| to_hex(f.expose())),
@@ -373,6 +386,7 @@ fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
             message: Vec::new(),
             key_layer: Vec::new(),
             fanout_key: None,
+            membership_f: None,
             status: Status::Rejected(RejectReason::MalformedMessage),
         });
         cases.push(EnvelopeCase {
@@ -381,6 +395,7 @@ fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
             message: small.message,
             key_layer: Vec::new(),
             fanout_key: None,
+            membership_f: Some(r.epoch(0)?.f.clone()),
             status: Status::Accepted,
         });
         let large_seed = seed(&format!("envelope {tag} large"));
@@ -390,17 +405,20 @@ fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
             message: expand_seed(&large_seed, 70_000),
             key_layer: Vec::new(),
             fanout_key: None,
+            membership_f: None,
             status: Status::Rejected(RejectReason::MalformedMessage),
         });
     }
     // A commit with its key layer and F, under the mandatory suite.
     let (commit, kl, f) = commit_with_key_layer(1)?;
+    let f0 = room(1)?.epoch(0)?.f.clone();
     cases.push(EnvelopeCase {
         suite: HpkeSuite::MANDATORY,
         name: "x25519-aes128gcm commit".into(),
         message: commit,
         key_layer: kl,
         fanout_key: Some(f),
+        membership_f: Some(f0),
         status: Status::Accepted,
     });
     Ok(cases)
@@ -790,7 +808,7 @@ fn negatives() -> Res<Value> {
     let f2 = r2.epoch(0)?.f.clone();
     let fan = EpochKeys::derive(&f2, 0)?.seal_with_nonce(&m.message, [7; 12])?;
     push(
-        "MEM-2",
+        "FAN-5",
         "fanout",
         "fan-out message of another group",
         json!({
