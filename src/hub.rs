@@ -6,9 +6,11 @@
 use hpke_rs::{HpkePrivateKey, HpkePublicKey};
 use sha2::{Digest, Sha256};
 
-use crate::config::{HubConfiguration, KeyConfig, KeyUse};
+use crate::commitment::group_requires_commitment;
+use crate::config::{find_app_data_dictionary, HubConfiguration, HubSigningKey, KeyConfig, KeyUse};
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
+use crate::mls::group_info::GroupInfoIn;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::policy::{PolicyEngine, PolicyRequest};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
@@ -128,6 +130,7 @@ pub struct HubOutcome {
 /// The hub front-end.
 pub struct HubFrontEnd<S: HubState> {
     keys: Vec<HubKeyPair>,
+    signing_key: Option<HubSigningKey>,
     policy: PolicyEngine,
     tokens: TokenKeys,
     lobby_shard: u32,
@@ -166,12 +169,19 @@ impl<S: HubState> HubFrontEnd<S> {
             .partition(|k| k.config.key_use() == Some(KeyUse::Policy));
         Ok(HubFrontEnd {
             keys,
+            signing_key: None,
             policy: PolicyEngine::new(policy_keys),
             tokens,
             lobby_shard,
             shard_count,
             state,
         })
+    }
+
+    /// Sets the public half of the hub's configuration-signing key, which a
+    /// registration's GroupContext must carry (HUB-6).
+    pub fn set_signing_key(&mut self, key: HubSigningKey) {
+        self.signing_key = Some(key);
     }
 
     /// The configuration to sign and serve: every key this hub holds.
@@ -355,13 +365,10 @@ impl<S: HubState> HubFrontEnd<S> {
         let Some(record) = record else {
             if is_group_info {
                 // Registration: GroupInfo plus F for a group the hub does not hold.
-                let shard = self.shard_for(group_id);
-                let mut record = GroupRecord::new(shard, epoch, info.cipher_suite.unwrap_or(1));
-                if let Some(f) = &content.fanout_key {
-                    record.pin_fanout_key(epoch, f.clone());
-                }
-                self.state.put_group(group_id, record);
-                return (Status::Accepted, Some(shard));
+                return match self.register(group_id, epoch, content) {
+                    Ok(shard) => (Status::Accepted, Some(shard)),
+                    Err(_) => (Status::Rejected(RejectReason::RegistrationRefused), None),
+                };
             }
             return (Status::Rejected(RejectReason::UnknownGroup), None);
         };
@@ -444,6 +451,42 @@ impl<S: HubState> HubFrontEnd<S> {
             Some(g) => self.state.group(g).map(|r| r.shard),
         };
         self.fresh_tokens(shard, &mut rand::rng())
+    }
+
+    /// HUB-6: a registration for a group the hub does not hold. The
+    /// GroupInfo's signature must verify under the signer's leaf in its
+    /// `ratchet_tree`, and its GroupContext must carry this hub's
+    /// configuration-signing key. The hub then holds the group at the
+    /// GroupInfo's epoch with the carried F pinned, the members' signature
+    /// keys, and whether the GroupContext requires the key commitment.
+    fn register(&mut self, group_id: &[u8], epoch: u64, content: &HubLayerContent<'_>) -> Res<u32> {
+        let gi = GroupInfoIn::parse(content.message)?;
+        let suite = gi.suite()?;
+        gi.verify(suite)?;
+        let leaves = gi.leaf_signature_keys()?;
+        if leaves.is_empty() {
+            return Err(Error::Usage("registration without a ratchet tree"));
+        }
+        let dict = find_app_data_dictionary(&gi.group_context.extensions)
+            .ok_or(Error::Usage("registration without the hub's component"))?;
+        let key = HubSigningKey::from_app_data_dictionary(dict)?;
+        if self.signing_key.as_ref() != Some(&key) {
+            return Err(Error::Usage("registration names another hub's signing key"));
+        }
+        let f = content
+            .fanout_key
+            .clone()
+            .ok_or(Error::Usage("registration without F"))?;
+        let shard = self.shard_for(group_id);
+        let mut record = GroupRecord::new(shard, epoch, suite.code());
+        record.commitment_required = group_requires_commitment(dict);
+        record.group_context = gi.group_context_bytes.clone();
+        record.pin_fanout_key(epoch, f);
+        self.state.put_group(group_id, record);
+        for (leaf, key) in leaves {
+            self.state.set_leaf_signature_key(group_id, leaf, Some(key));
+        }
+        Ok(shard)
     }
 
     /// Fan-out messages for an accepted message, one per follower, each

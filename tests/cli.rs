@@ -23,10 +23,11 @@ fn no_panic(out: &Output) {
     assert!(!err.contains("panicked"), "panic: {err}");
 }
 
-const MESSAGES: [&str; 9] = [
+const MESSAGES: [&str; 10] = [
     "key_package",
     "group_info",
     "welcome",
+    "registration",
     "application",
     "proposal",
     "commit",

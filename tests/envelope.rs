@@ -52,11 +52,15 @@ fn round_trip_every_suite_and_size() {
 fn demo_messages_round_trip() {
     let mut out = String::new();
     let records = demo::run(&mut out, None).unwrap();
-    assert_eq!(records.len(), 9);
+    assert_eq!(records.len(), 10);
     for rec in records {
         let view = rec.outcome.view.expect("opened");
         assert_eq!(view.message, rec.message, "{}", rec.name);
-        assert_eq!(rec.status, Status::Accepted, "{}", rec.name);
+        let expected = match rec.name.as_str() {
+            "group_info" => Status::Rejected(RejectReason::RegistrationRefused),
+            _ => Status::Accepted,
+        };
+        assert_eq!(rec.status, expected, "{}", rec.name);
         assert!(matches!(rec.route, Route::Shard(_)), "{}", rec.name);
     }
 }

@@ -313,34 +313,63 @@ fn buffer_is_bounded() {
     assert_eq!(stranger.receive(b"short"), Err(ReceiveError::Malformed));
 }
 
-/// A registration for a group the hub already holds is refused; for a new
-/// group it creates the state with F pinned.
+/// HUB-6: a registration for a group the hub already holds is refused;
+/// so is one whose GroupInfo signature fails or whose GroupContext names
+/// another hub's signing key, or lacks it (the official vector). An
+/// accepted one creates the state with F pinned and the members' keys.
 #[test]
-fn registration_only_for_unknown_groups() {
+fn registration_rules() {
     let mut world = DemoWorld::new().unwrap();
     let mut client = world.client().unwrap();
-    let gi = demo::demo_messages()
+    let send =
+        |world: &mut DemoWorld, client: &mut Sender, gi: &[u8], f: &mimi_onion::secret::Secret| {
+            let s = client
+                .seal(
+                    gi,
+                    mimi_onion::sender::SealOptions {
+                        fanout_key: Some(f.clone()),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            let out = world.hub.handle(&s.bytes);
+            client
+                .open_response(&s.pending, &out.response)
+                .unwrap()
+                .status
+        };
+    let refused = Status::Rejected(RejectReason::RegistrationRefused);
+    let (room, gi) = demo::registration(&world).unwrap();
+    let f = room.epoch(0).unwrap().f.clone();
+    // The official GroupInfo: valid signature, but no hub signing key.
+    let official = demo::demo_messages()
         .unwrap()
         .into_iter()
         .find(|m| m.name == "group_info")
         .unwrap();
-    let send = |world: &mut DemoWorld, client: &mut Sender| {
-        let opts = demo::seal_options(&gi, None).unwrap();
-        let s = client.seal(&gi.bytes, opts).unwrap();
-        let out = world.hub.handle(&s.bytes);
-        client
-            .open_response(&s.pending, &out.response)
-            .unwrap()
-            .status
-    };
-    assert_eq!(send(&mut world, &mut client), Status::Accepted);
-    let info = mimi_onion::mls::message::MessageInfo::parse(&gi.bytes).unwrap();
-    let record = world.hub.state().group(info.group_id.unwrap()).unwrap();
-    assert!(record.fanout_key(info.epoch.unwrap()).is_some());
-    assert_eq!(
-        send(&mut world, &mut client),
-        Status::Rejected(RejectReason::RegistrationRefused)
+    assert_eq!(send(&mut world, &mut client, &official.bytes, &f), refused);
+    // A flipped bit in the signature.
+    let mut bad = gi.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert_eq!(send(&mut world, &mut client, &bad, &f), refused);
+    // Another hub's signing key in the GroupContext.
+    let other = mimi_onion::config::HubSigningKey::ed25519(
+        &ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key(),
     );
+    let foreign = Room::with_group_id(1, &other, Some(b"a room of another hub".to_vec())).unwrap();
+    let foreign_gi = foreign.group_info(0).unwrap();
+    assert_eq!(send(&mut world, &mut client, &foreign_gi, &f), refused);
+    // The project's registration: accepted once.
+    assert_eq!(send(&mut world, &mut client, &gi, &f), Status::Accepted);
+    let record = world.hub.state().group(&room.group_id).unwrap();
+    assert_eq!(record.fanout_key(0), Some(&f));
+    assert!(record.commitment_required);
+    assert_eq!(
+        world.hub.state().leaf_signature_key(&room.group_id, 1),
+        Some(room.leaves[1].signature_public.clone())
+    );
+    assert_eq!(send(&mut world, &mut client, &gi, &f), refused);
 }
 
 /// A member drops a PrivateMessage whose key it already used: the same

@@ -133,6 +133,8 @@ impl DemoWorld {
         let component = HubSigningKey::ed25519(&signing_key.verifying_key());
         let app_data_dictionary =
             AppDataDictionary::with_hub_signing_key(&component)?.to_bytes()?;
+        let mut hub = hub;
+        hub.set_signing_key(component.clone());
         let signed_config = hub.configuration(1).sign(&signing_key)?;
         Ok(DemoWorld {
             hub,
@@ -460,7 +462,9 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
     // vectors: a KeyPackage, a registration (GroupInfo plus F), a Welcome.
     let _ = writeln!(
         out,
-        "\n# Official RFC 9420 messages that name no room the hub holds"
+        "\n# Official RFC 9420 messages that name no room the hub holds \
+         (the official GroupInfo's GroupContext lacks this hub's signing key, \
+         so its registration is refused: HUB-6)"
     );
     for m in demo_messages()?
         .into_iter()
@@ -469,6 +473,12 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
         let rec = send_official(&mut world, &mut client, &m)?;
         emit(out, rec)?;
     }
+    // A registration the hub accepts (HUB-6): a room of this project
+    // introduces itself with a GroupInfo signed in its ratchet tree and a
+    // GroupContext that carries this hub's signing key.
+    let _ = writeln!(out, "\n# A new room registers itself with the hub");
+    let rec = send_registration(&mut world, &mut client)?;
+    emit(out, rec)?;
     // Part 2: rooms on the hub, members Alice (leaf 1, sending) and Bob
     // (leaf 0, receiving through two follower providers).
     let mut rooms = rooms(&world)?;
@@ -516,6 +526,47 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
         }
     }
     Ok(records)
+}
+
+/// Group id of the room the demo registers.
+pub const REGISTERED_ROOM: &[u8] = b"mimi-onion demo: a room that registers itself";
+
+/// The room the demo registers, and its registration message.
+pub fn registration(world: &DemoWorld) -> Res<(Room, Vec<u8>)> {
+    let component = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)?;
+    let room = Room::with_group_id(1, &component, Some(REGISTERED_ROOM.to_vec()))?;
+    let gi = room.group_info(0)?;
+    Ok((room, gi))
+}
+
+fn send_registration(world: &mut DemoWorld, client: &mut Sender) -> Res<DemoRecord> {
+    let (room, gi) = registration(world)?;
+    let sealed = client.seal(
+        &gi,
+        SealOptions {
+            suite: Some(HpkeSuite::MANDATORY),
+            fanout_key: Some(room.epoch(0)?.f.clone()),
+            ..SealOptions::default()
+        },
+    )?;
+    let route = world.balancer.route(&sealed.bytes);
+    let outcome = world.hub.handle(&sealed.bytes);
+    let resp = client.open_response(&sealed.pending, &outcome.response)?;
+    Ok(DemoRecord {
+        name: "registration".into(),
+        message: gi,
+        mls_suite: 1,
+        envelope: sealed.bytes,
+        key_layer: None,
+        route,
+        outcome,
+        policy: None,
+        status: resp.status,
+        pool_after: client.pool_len(Some(REGISTERED_ROOM)),
+        fanouts: Vec::new(),
+        delivered: None,
+        member_held: 0,
+    })
 }
 
 fn send_official(world: &mut DemoWorld, client: &mut Sender, m: &DemoMessage) -> Res<DemoRecord> {

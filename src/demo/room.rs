@@ -115,6 +115,16 @@ impl Room {
     /// The room for MLS suite `code` (1, 2 or 3), with the hub's signing key
     /// in its GroupContext.
     pub fn new(code: u16, hub_signing_key: &HubSigningKey) -> Res<Self> {
+        Self::with_group_id(code, hub_signing_key, None)
+    }
+
+    /// [`Room::new`] with another group id (a second room of the same
+    /// suite, for example one that registers itself).
+    pub fn with_group_id(
+        code: u16,
+        hub_signing_key: &HubSigningKey,
+        group_id: Option<Vec<u8>>,
+    ) -> Res<Self> {
         let suite = MlsSuite::from_code(code).ok_or(Error::Unsupported("mls suite"))?;
         let ks: Vec<Value> =
             serde_json::from_str(KEY_SCHEDULE).map_err(|_| Error::Malformed("embedded vectors"))?;
@@ -131,8 +141,14 @@ impl Room {
             .ok_or(Error::Malformed("embedded vectors"))?;
         // The key-schedule vectors of suites 1 to 3 share one group id; the
         // suite is appended so that the demo's three rooms differ.
-        let mut group_id = hex(ks, "group_id")?;
-        group_id.extend_from_slice(&code.to_be_bytes());
+        let group_id = match group_id {
+            Some(g) => g,
+            None => {
+                let mut g = hex(ks, "group_id")?;
+                g.extend_from_slice(&code.to_be_bytes());
+                g
+            }
+        };
         let extensions = room_extensions(hub_signing_key)?;
         let vector_epochs = ks
             .get("epochs")
@@ -221,6 +237,34 @@ impl Room {
                 .map(|l| (l.index, l.signature_public.clone()))
                 .collect(),
         })
+    }
+
+    /// A registration for the room at `epoch` (HUB-6): a GroupInfo signed
+    /// by the sender's leaf, with the ratchet tree of both leaves and the
+    /// confirmation tag of the epoch.
+    pub fn group_info(&self, epoch: u64) -> Res<Vec<u8>> {
+        let e = self.epoch(epoch)?;
+        let leaves: Vec<(Vec<u8>, Vec<u8>)> = self
+            .leaves
+            .iter()
+            .map(|l| {
+                (
+                    l.signature_private.expose().to_vec(),
+                    format!("demo member {}", l.index).into_bytes(),
+                )
+            })
+            .collect();
+        crate::mls::group_info::GroupInfoBuilder {
+            suite: self.suite,
+            group_context: &e.context,
+            leaves: &leaves,
+            confirmation_tag: self.suite.mac(
+                &e.secrets.confirmation_key,
+                &e.context.confirmed_transcript_hash,
+            )?,
+            signer: SENDER_LEAF,
+        }
+        .build()
     }
 
     /// The membership keys of `epoch`.

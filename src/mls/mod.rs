@@ -4,6 +4,7 @@
 //! message framing and protection ([`framing`]).
 
 pub mod framing;
+pub mod group_info;
 pub mod key_schedule;
 pub mod message;
 pub mod secret_tree;
