@@ -159,6 +159,18 @@ fn cmd_open(file: &str) -> Result<(), String> {
         }
     );
     println!("  message          {}", to_hex(&v.message));
+    if v.key_layer_len > 0 {
+        // The policy engine's own log (not the front-end's view).
+        match world.hub.policy().audit().last() {
+            Some(a) => println!(
+                "policy engine     opened the key layer: leaf {}, commitment and signatures verified; {} {}",
+                a.sender_leaf,
+                a.content_type.name(),
+                to_hex(&a.content)
+            ),
+            None => println!("policy engine     rejected the key layer or the message"),
+        }
+    }
     match v.status {
         Status::Accepted => println!("  verdict          accepted"),
         Status::Rejected(r) => println!("  verdict          rejected ({})", r.name()),

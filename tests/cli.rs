@@ -119,6 +119,16 @@ fn dump_writes_envelope_response_manifest() {
     assert_eq!(manifest["policy_plaintext"], manifest["member_plaintext"]);
     assert!(manifest["policy_plaintext"].is_string());
     assert!(dir.join("commit/policy.bin").exists());
+    // `open --demo-keys` runs the policy engine on a key layer.
+    let opened = run(&[
+        "open",
+        "--demo-keys",
+        dir.join("commit/envelope.bin").to_str().unwrap(),
+    ]);
+    assert!(opened.status.success());
+    let text = String::from_utf8(opened.stdout).unwrap();
+    assert!(text.contains("policy engine     opened the key layer: leaf 1"));
+    assert!(text.contains(manifest["policy_plaintext"].as_str().unwrap()));
     for m in ["application", "commit", "application_p256"] {
         for f in ["fanout-1.bin", "fanout-2.bin"] {
             assert!(dir.join(m).join(f).exists(), "{m}/{f}");
