@@ -806,11 +806,16 @@ fn negatives() -> Res<Value> {
     let mut r2 = room(2)?;
     let m = r2.protect_with(0, ContentType::Application, b"for room 2", [2, 2, 2, 2])?;
     let f2 = r2.epoch(0)?.f.clone();
-    let fan = EpochKeys::derive(&f2, 0)?.seal_with_nonce(&m.message, [7; 12])?;
+    // The hint is the held F's, so a member tries it; the check value and
+    // body are under another group's F, so the check value fails (FAN-5,
+    // MEM-2) before the body is opened.
+    let mut fan = EpochKeys::derive(&f2, 0)?.seal_with_nonce(&m.message, [7; 12])?;
+    let held_hint = keys.hint(&[7; 12]);
+    fan[12..20].copy_from_slice(&held_hint);
     push(
-        "FAN-5",
+        "MEM-2",
         "fanout",
-        "fan-out message of another group",
+        "hint of the held F; check value and body under another group's F",
         json!({
             "fanout_key": to_hex(f.expose()), "fanout_message": to_hex(&fan),
         }),
