@@ -20,6 +20,9 @@ use crate::suite::HpkeSuite;
 use crate::token::{DecodedToken, RoutingToken, TokenKeys};
 use crate::wire::{Envelope, HubLayerContent, OuterHeader, PlainBuf, HEADER_LEN};
 
+/// Number of epochs whose F subkeys the front-end keeps derived.
+const EPOCH_KEY_CACHE: usize = 4096;
+
 /// One HPKE key pair the hub holds, with its published configuration.
 pub struct HubKeyPair {
     /// The published configuration of this key.
@@ -130,6 +133,8 @@ pub struct HubOutcome {
 /// The hub front-end.
 pub struct HubFrontEnd<S: HubState> {
     keys: Vec<HubKeyPair>,
+    #[allow(clippy::type_complexity)]
+    epoch_keys: std::sync::Mutex<std::collections::HashMap<(Vec<u8>, u64), ([u8; 32], EpochKeys)>>,
     signing_key: Option<HubSigningKey>,
     policy: PolicyEngine,
     tokens: TokenKeys,
@@ -169,6 +174,7 @@ impl<S: HubState> HubFrontEnd<S> {
             .partition(|k| k.config.key_use() == Some(KeyUse::Policy));
         Ok(HubFrontEnd {
             keys,
+            epoch_keys: Default::default(),
             signing_key: None,
             policy: PolicyEngine::new(policy_keys),
             tokens,
@@ -399,7 +405,7 @@ impl<S: HubState> HubFrontEnd<S> {
         if info.is_member_sent() {
             let proven = record
                 .fanout_key(epoch)
-                .and_then(|f| EpochKeys::derive(f, epoch).ok())
+                .and_then(|f| self.epoch_keys_for(group_id, f, epoch))
                 .is_some_and(|k| {
                     k.verify_membership_proof(env.header_bytes, env.enc, &content.membership_proof)
                 });
@@ -430,6 +436,7 @@ impl<S: HubState> HubFrontEnd<S> {
             if let Some(f) = &content.fanout_key {
                 next.pin_fanout_key(next.epoch, f.clone());
             }
+            self.forget_epoch_keys(group_id, record.epoch);
             self.state.put_group(group_id, next);
         }
         (Status::Accepted, shard)
@@ -451,6 +458,34 @@ impl<S: HubState> HubFrontEnd<S> {
             Some(g) => self.state.group(g).map(|r| r.shard),
         };
         self.fresh_tokens(shard, &mut rand::rng())
+    }
+
+    /// The subkeys of F pinned for (group, epoch), derived once and kept
+    /// while that epoch is live: entries are checked against F (so a
+    /// changed F never reuses stale keys) and dropped when a commit moves
+    /// the group on (see `forget_epoch_keys`).
+    fn epoch_keys_for(&self, group_id: &[u8], f: &Secret, epoch: u64) -> Option<EpochKeys> {
+        let id: [u8; 32] = Sha256::digest(f.expose()).into();
+        let mut cache = self.epoch_keys.lock().ok()?;
+        let key = (group_id.to_vec(), epoch);
+        if let Some((fid, k)) = cache.get(&key) {
+            if crate::secret::ct_eq(fid, &id) {
+                return Some(k.clone());
+            }
+        }
+        let keys = EpochKeys::derive(f, epoch).ok()?;
+        if cache.len() >= EPOCH_KEY_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, (id, keys.clone()));
+        Some(keys)
+    }
+
+    /// Drops the cached subkeys of a group's epochs older than `live_from`.
+    fn forget_epoch_keys(&self, group_id: &[u8], live_from: u64) {
+        if let Ok(mut cache) = self.epoch_keys.lock() {
+            cache.retain(|(g, e), _| g.as_slice() != group_id || *e >= live_from);
+        }
     }
 
     /// HUB-6: a registration for a group the hub does not hold. The
@@ -505,7 +540,9 @@ impl<S: HubState> HubFrontEnd<S> {
         let f = record
             .fanout_key(epoch)
             .ok_or(Error::Usage("no F pinned for that epoch"))?;
-        let keys = EpochKeys::derive(f, epoch)?;
+        let keys = self
+            .epoch_keys_for(group_id, f, epoch)
+            .ok_or(Error::Usage("F does not derive"))?;
         let mut rng = rand::rng();
         (0..followers)
             .map(|_| keys.seal(message, &mut rng))
