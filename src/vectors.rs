@@ -433,8 +433,20 @@ fn envelopes() -> Res<Value> {
 }
 
 fn policy_pair() -> Res<(HubKeyPair, [u8; 32])> {
-    let ikm = seed("policy key");
-    Ok((hub_key(1, KeyUse::Policy, HpkeSuite::MANDATORY, &ikm)?, ikm))
+    policy_pair_for(HpkeSuite::MANDATORY)
+}
+
+/// The policy key of the key-layer vectors for `suite`: key id 1 and
+/// `seed("policy key")` for the mandatory suite, key ids 2 and 3 and
+/// `seed("policy key P256Aes128Gcm")` / `seed("policy key
+/// X25519ChaCha20Poly1305")` for the others.
+fn policy_pair_for(suite: HpkeSuite) -> Res<(HubKeyPair, [u8; 32])> {
+    let (key_id, ikm) = match suite {
+        HpkeSuite::X25519Aes128Gcm => (1, seed("policy key")),
+        HpkeSuite::P256Aes128Gcm => (2, seed("policy key P256Aes128Gcm")),
+        _ => (3, seed("policy key X25519ChaCha20Poly1305")),
+    };
+    Ok((hub_key(key_id, KeyUse::Policy, suite, &ikm)?, ikm))
 }
 
 fn commit_with_key_layer(code: u16) -> Res<(Vec<u8>, Vec<u8>, Secret)> {
@@ -457,13 +469,20 @@ fn commit_with_key_layer(code: u16) -> Res<(Vec<u8>, Vec<u8>, Secret)> {
 }
 
 fn key_layers() -> Res<Value> {
-    let (pair, policy_ikm) = policy_pair()?;
     let mut out = Vec::new();
     for code in 1..=3u16 {
         for (ct, guard) in [
             (ContentType::Proposal, [9u8, 9, 9, 9]),
             (ContentType::Commit, [5, 6, 7, 8]),
         ] {
+            // Commits of suites 2 and 3 use the other policy suites, so
+            // that every HPKE suite (and the largest key layer) appears.
+            let policy_suite = match (code, ct) {
+                (2, ContentType::Commit) => HpkeSuite::P256Aes128Gcm,
+                (3, ContentType::Commit) => HpkeSuite::X25519ChaCha20Poly1305,
+                _ => HpkeSuite::MANDATORY,
+            };
+            let (pair, policy_ikm) = policy_pair_for(policy_suite)?;
             let mut r = room(code)?;
             let p = r.protect_with(0, ct, b"", guard)?;
             let content = p.key_layer.as_ref().ok_or(Error::Usage("no key layer"))?;
@@ -477,9 +496,9 @@ fn key_layers() -> Res<Value> {
             };
             let ikm_e = seed(&format!("key layer ikm_e suite {code} {}", ct.name()));
             let kl = keylayer::seal_with(
-                &mut replay_hpke(HpkeSuite::MANDATORY, &ikm_e),
+                &mut replay_hpke(policy_suite, &ikm_e),
                 &pair.config,
-                HpkeSuite::MANDATORY,
+                policy_suite,
                 code,
                 &p.message,
                 content,
@@ -490,7 +509,7 @@ fn key_layers() -> Res<Value> {
                 .transpose()?;
             out.push(json!({
                 "mls_suite": code,
-                "hpke_suite": ids(HpkeSuite::MANDATORY),
+                "hpke_suite": ids(policy_suite),
                 "content_type": ct.name(),
                 "group_id": to_hex(&r.group_id),
                 "epoch": 0,
@@ -510,7 +529,7 @@ fn key_layers() -> Res<Value> {
                 "policy_ikm": to_hex(&policy_ikm),
                 "policy_public_key": to_hex(&pair.config.public_key.0),
                 "ikm_e": to_hex(&ikm_e),
-                "info": to_hex(&keylayer::key_layer_info(pair.config.key_id, HpkeSuite::MANDATORY)),
+                "info": to_hex(&keylayer::key_layer_info(pair.config.key_id, policy_suite)),
                 "aad": to_hex(&keylayer::key_layer_aad(code, &p.message)?),
                 "key_layer": to_hex(&kl),
             }));
@@ -971,10 +990,17 @@ fn check_semantics(dir: &Path) -> Res<usize> {
         )?;
         n += 1;
     }
-    let (pair, _) = policy_pair()?;
     for e in load(dir, "key-layer.json")? {
         let code = e["mls_suite"].as_u64().unwrap_or(0) as u16;
         let message = hexf(&e, "message")?;
+        let policy_suite = suite_of(&e)?;
+        let key_id = e["policy_key_id"].as_u64().unwrap_or(0) as u8;
+        let pair = hub_key(
+            key_id,
+            KeyUse::Policy,
+            policy_suite,
+            &hexf(&e, "policy_ikm")?,
+        )?;
         let kl = keylayer::open(
             std::iter::once(&pair),
             code,
@@ -1024,6 +1050,7 @@ fn check_semantics(dir: &Path) -> Res<usize> {
         )?;
         n += 1;
     }
+    let (pair, _) = policy_pair()?;
     for e in load(dir, "negative.json")? {
         check(
             negative_rejected(&e, &pair),

@@ -736,7 +736,14 @@ def check_key_layer(v):
     kl = bytes([kid]) + struct.pack(">HHH", kem, kdf, aead) + enc + ct
     eq("key_layer", kl, H(v["key_layer"]))
     eq("key layer size", len(kl), 7 + nenc + 256 + nt)
-    eq_seed("policy_ikm from seed", H(v["policy_ikm"]), seed("policy key"))
+    # The appendix: key id 1 / "policy key" for the mandatory suite; ids 2
+    # and 3 with the suite's name for the P-256 and ChaCha20 policy keys.
+    policy_seed_name = {
+        (32, 1, 1): "policy key",
+        (16, 1, 1): "policy key P256Aes128Gcm",
+        (32, 1, 3): "policy key X25519ChaCha20Poly1305",
+    }[(kem, kdf, aead)]
+    eq_seed("policy_ikm from seed", H(v["policy_ikm"]), seed(policy_seed_name))
     eq_seed("ikm_e from seed", H(v["ikm_e"]), seed("key layer ikm_e suite %d %s" % (suite_id, v["content_type"])))
     # appendix step 3 (optional): the PrivateMessage opens with key and final_nonce
     pcaad = vec(gid) + struct.pack(">QB", v["epoch"], ctype) + vec(m["authenticated_data"])
