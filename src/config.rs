@@ -502,6 +502,23 @@ mod tests {
         assert!(store.accept(&other, &key, 0).is_err());
     }
 
+    /// CFG-4: a configuration whose serial is lower than the one held is
+    /// refused.
+    #[test]
+    fn cfg4_serial_never_goes_backwards() {
+        let hub = SigningKey::from_bytes(&[7; 32]);
+        let key = HubSigningKey::ed25519(&hub.verifying_key());
+        let mut store = HubConfigStore::new();
+        let mut newer = config([1; 32]);
+        newer.serial = 5;
+        store.accept(&newer.sign(&hub).unwrap(), &key, 0).unwrap();
+        let older = config([1; 32]);
+        assert_eq!(
+            store.accept(&older.sign(&hub).unwrap(), &key, 0),
+            Err(Error::Config("configuration older than the one held"))
+        );
+    }
+
     #[test]
     fn component_round_trip() {
         let hub = SigningKey::from_bytes(&[7; 32]);

@@ -106,7 +106,7 @@ impl HpkeSuite {
     }
 
     /// A base-mode hpke-rs instance for this suite, seeded from the OS.
-    pub(crate) fn hpke(self) -> Res<Hpke<HpkeRustCrypto>> {
+    pub fn hpke(self) -> Res<Hpke<HpkeRustCrypto>> {
         let (kem, kdf, aead) = self.hpke_types();
         Hpke::try_new(Mode::Base, kem, kdf, aead).map_err(|_| Error::Randomness)
     }

@@ -42,7 +42,7 @@ fn through_hub(
 }
 
 /// The member decrypts exactly what the sender encrypted, for MLS suites
-/// 1, 2 and 3 and every HPKE suite.
+/// 1, 2 and 3 and every HPKE suite (FAN-2, FAN-3, MEM-1, MEM-4).
 #[test]
 fn member_decrypts_for_every_mls_and_hpke_suite() {
     for code in 1..=3u16 {
@@ -175,7 +175,7 @@ fn contract_table_end_to_end() {
     }
 }
 
-/// View equality for fan-out messages: messages of equal length from
+/// FAN-3, view equality for fan-out messages: messages of equal length from
 /// different groups, epochs and types give fan-out messages of equal
 /// length whose every field is fresh or key-derived.
 #[test]
@@ -235,7 +235,8 @@ fn fanout_view_equality() {
 }
 
 /// A fan-out message of group A whose hint matches group B's keys fails at
-/// B's check value; without a matching hint it is buffered.
+/// B's check value (MEM-2, FAN-5); without a matching hint it is buffered
+/// (MEM-1, MEM-6).
 #[test]
 fn other_groups_keys_fail_at_the_check_value() {
     let (mut world_a, mut client_a, mut room_a, _) = room_world(1);
@@ -264,7 +265,7 @@ fn other_groups_keys_fail_at_the_check_value() {
     assert!(b_keys.open(&parsed).is_err());
 }
 
-/// A message of the next epoch that arrives before its commit waits in the
+/// FAN-4, MEM-6: a message of the next epoch that arrives before its commit waits in the
 /// buffer and is delivered after the commit (FIFO delivery per queue plus
 /// the rescan after each epoch change).
 #[test]
@@ -295,8 +296,8 @@ fn next_epoch_message_before_its_commit_is_delivered_after_it() {
     assert_eq!(bob.held_epochs(), 2);
 }
 
-/// The buffer is bounded: past its capacity the oldest message is dropped
-/// and the member is told.
+/// MEM-6, MEM-7: the buffer is bounded: past its capacity the oldest
+/// message is dropped and the member is told, locally.
 #[test]
 fn buffer_is_bounded() {
     let (mut world, mut client, mut room, _) = room_world(1);
@@ -313,7 +314,7 @@ fn buffer_is_bounded() {
     assert_eq!(stranger.receive(b"short"), Err(ReceiveError::Malformed));
 }
 
-/// HUB-6: a registration for a group the hub already holds is refused;
+/// HUB-6, FAN-1: a registration for a group the hub already holds is refused;
 /// so is one whose GroupInfo signature fails or whose GroupContext names
 /// another hub's signing key, or lacks it (the official vector). An
 /// accepted one creates the state with F pinned and the members' keys.
@@ -372,7 +373,7 @@ fn registration_rules() {
     assert_eq!(send(&mut world, &mut client, &gi, &f), refused);
 }
 
-/// A member drops a PrivateMessage whose key it already used: the same
+/// MEM-4: a member drops a PrivateMessage whose key it already used: the same
 /// message delivered twice (for example resent in a new envelope and fanned
 /// out again) is reported as a replay, not delivered again.
 #[test]

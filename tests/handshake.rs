@@ -30,7 +30,7 @@ fn status(world: &mut mimi_onion::demo::DemoWorld, env: &[u8]) -> Status {
 
 /// HUB-8 to HUB-10 for MLS suites 1 to 3: real proposals and commits,
 /// signed with the vectors' keys, pass the policy engine, which reads
-/// exactly the content the sender protected; a commit pins F.
+/// exactly the content the sender protected; a commit pins F (FAN-1).
 #[test]
 fn policy_engine_accepts_real_handshakes_for_suites_1_to_3() {
     for code in 1..=3u16 {
@@ -84,7 +84,7 @@ fn policy_engine_accepts_real_handshakes_for_suites_1_to_3() {
 /// two keys. Both raw opens succeed with different plaintexts; with the
 /// commitment, the policy engine given the other key rejects it, and the
 /// member holding the real key rejects the message whose `c` names the
-/// other key.
+/// other key (HUB-9, MEM-4).
 #[test]
 fn salamander_is_stopped_by_the_commitment() {
     let (mut world, mut client, room, mut bob) = room_world(1);
