@@ -90,7 +90,7 @@ fn mem3_message_must_match_the_keys_epoch() {
 /// unspent, so its next use is accepted, and the use after that is not.
 #[test]
 fn tok7_token_spent_only_after_the_form_check() {
-    let (mut world, mut client, mut room, _) = room_world(1);
+    let (mut world, client, mut room, _) = room_world(1);
     let token = world.hub.issue_tokens(Some(&room.group_id))[0];
     let key = world
         .signed_config
