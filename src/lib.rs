@@ -7,6 +7,34 @@
 //! One module per party: [`sender`], [`balancer`], [`hub`]; shared:
 //! [`wire`], [`suite`], [`config`], [`token`], [`response`], [`state`],
 //! [`padding`], [`labels`], and [`mls`] (RFC 9420 glue).
+//!
+//! ```
+//! use mimi_onion::demo::{self, DemoWorld};
+//! use mimi_onion::mls::message::ContentType;
+//! use mimi_onion::response::Status;
+//! use mimi_onion::sender::SealOptions;
+//!
+//! // A hub, its load balancer, a client that accepted the hub's signed
+//! // configuration, and one of the demo rooms provisioned on the hub.
+//! let mut world = DemoWorld::new()?;
+//! let mut client = world.client()?;
+//! let mut room = demo::rooms(&world)?.remove(0);
+//! demo::provision_room(&mut world, &mut client, &room, 0)?;
+//!
+//! // Alice protects an application message (key commitment in its
+//! // SafeAAD) and seals it into an envelope.
+//! let message = room.protect(0, ContentType::Application, b"hello")?.message;
+//! let keys = room.membership_keys(0)?;
+//! let sealed = client.seal(&message, SealOptions { membership: Some(&keys), ..Default::default() })?;
+//!
+//! // The load balancer routes by the token; the hub opens and answers.
+//! let _route = world.balancer.route(&sealed.bytes);
+//! let outcome = world.hub.handle(&sealed.bytes);
+//! assert_eq!(outcome.view.as_ref().map(|v| v.message.clone()), Some(message));
+//! let response = client.open_response(&sealed.pending, &outcome.response)?;
+//! assert_eq!(response.status, Status::Accepted);
+//! # Ok::<(), mimi_onion::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
