@@ -15,16 +15,30 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use tls_codec::Serialize as _;
 
 use crate::balancer::{LoadBalancer, Route};
-use crate::config::{
-    AppDataDictionary, HubSigningKey, SignedHubConfiguration, HUB_SIGNING_KEY_COMPONENT,
+use crate::codec::put_vec;
+use crate::commitment::{
+    build_authenticated_data, commitment_item, parse_safe_aad, KEY_COMMITMENT_COMPONENT,
 };
-use crate::demo::{demo_fanout_key, demo_messages, DemoWorld, SHARD_COUNT};
-use crate::mls::message::{MessageInfo, WireFormat};
+use crate::config::{
+    AppDataDictionary, HubSigningKey, KeyUse, SignedHubConfiguration, HUB_SIGNING_KEY_COMPONENT,
+};
+use crate::demo::room::Room;
+use crate::demo::{demo_fanout_key, demo_messages, rooms, DemoWorld, SHARD_COUNT};
+use crate::fanout::{fanout_padded_len, EpochKeys, FanoutMessage, FANOUT_HEADER_LEN};
+use crate::keylayer;
+use crate::member::{Delivery, EpochState, Member, ReceiveError};
+use crate::mls::framing::{PrivateMessage, PublicMessage};
+use crate::mls::group_info::{GroupInfoIn, TreeNode};
+use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::mls::suite::MlsSuite;
 use crate::response::{response_len, HubResponse};
-use crate::state::{GroupRecord, InMemoryHubState};
+use crate::state::{GroupRecord, HubState, InMemoryHubState};
 use crate::suite::HpkeSuite;
 use crate::token::TOKEN_LEN;
-use crate::wire::{Envelope, HubLayerContent, HEADER_LEN, TOKEN_OFFSET};
+use crate::wire::{
+    Envelope, HubLayerContent, HEADER_LEN, KEY_LAYER_HEADER_LEN, KEY_LAYER_PLAINTEXT_LEN,
+    TOKEN_OFFSET,
+};
 
 /// `wire::Envelope::parse`; when it parses, `Envelope::encode` of the
 /// decoded parts must give back the input byte for byte.
@@ -153,13 +167,31 @@ fn expected_response_len(data: &[u8]) -> usize {
     response_len(suite)
 }
 
-/// The groups the demo hub hosts, as `demo::provision` sets them up: those
-/// of the demo messages other than the registration's, each at its epoch,
-/// with its MLS suite and F of that epoch pinned.
-fn demo_groups() -> &'static [(Vec<u8>, GroupRecord)] {
-    static GROUPS: OnceLock<Vec<(Vec<u8>, GroupRecord)>> = OnceLock::new();
+/// A group the demo hub hosts: its id, its record, and the signature
+/// keys of its leaves (for the policy engine; empty for the groups of the
+/// official vectors).
+type DemoGroup = (Vec<u8>, GroupRecord, Vec<(u32, Vec<u8>)>);
+
+/// The groups the demo hub hosts, as `demo::provision` sets them up: the
+/// demo's rooms at epoch 0 (as `demo::provision_room` does: record with the
+/// GroupContext, the commitment requirement and F, and the leaves'
+/// signature keys), then the groups of the demo messages other than the
+/// registration's, each at its epoch, with its MLS suite and F of that
+/// epoch pinned.
+fn demo_groups() -> &'static [DemoGroup] {
+    static GROUPS: OnceLock<Vec<DemoGroup>> = OnceLock::new();
     GROUPS.get_or_init(|| {
-        let mut groups: Vec<(Vec<u8>, GroupRecord)> = Vec::new();
+        let world = DemoWorld::new().expect("the demo world builds from fixed keys");
+        let mut groups: Vec<DemoGroup> = Vec::new();
+        for room in rooms(&world).expect("the demo rooms build") {
+            let record = room.record(0).expect("a room has epoch 0");
+            let leaves = room
+                .leaves
+                .iter()
+                .map(|l| (l.index, l.signature_public.clone()))
+                .collect();
+            groups.push((room.group_id.clone(), record, leaves));
+        }
         for m in demo_messages().expect("the embedded demo messages parse") {
             let info = MessageInfo::parse(&m.bytes).expect("a demo message parses");
             if let (Some(g), Some(e), false) = (
@@ -167,10 +199,10 @@ fn demo_groups() -> &'static [(Vec<u8>, GroupRecord)] {
                 info.epoch,
                 info.wire_format == WireFormat::GroupInfo,
             ) {
-                if !groups.iter().any(|(have, _)| have.as_slice() == g) {
+                if !groups.iter().any(|(have, _, _)| have.as_slice() == g) {
                     let mut record = GroupRecord::new(0, e, m.mls_suite);
                     record.pin_fanout_key(e, demo_fanout_key(g, e));
-                    groups.push((g.to_vec(), record));
+                    groups.push((g.to_vec(), record, Vec::new()));
                 }
             }
         }
@@ -187,20 +219,33 @@ fn demo_world() -> &'static Mutex<DemoWorld> {
     })
 }
 
+/// The policy engine keeps a log of every handshake message it accepted
+/// (it cannot be cleared from outside); past this many entries the world
+/// is rebuilt so that a long run does not grow without bound.
+const MAX_POLICY_AUDIT: usize = 1024;
+
 /// The demo hub front-end (`DemoWorld::new()`, then `world.hub.handle`),
-/// with fresh hub state and the demo groups provisioned for every input so
-/// that runs are reproducible: `handle` must not panic and must answer with
-/// a response of the fixed size for the header's suite (RSP-1, RSP-2); an
-/// envelope it opened and answered, sent again, must be answered from the
-/// cache with the same bytes (RSP-4).
+/// with fresh hub state and the demo's rooms and groups provisioned for
+/// every input (as `demo::provision` does) so that runs are reproducible
+/// and envelopes of the rooms reach the policy engine: `handle` must not
+/// panic and must answer with a response of the fixed size for the
+/// header's suite (RSP-1, RSP-2); an envelope it opened and answered, sent
+/// again, must be answered from the cache with the same bytes (RSP-4).
 pub fn hub_handle(data: &[u8]) {
     // A panic in an earlier input poisons the lock; the state is reset
     // below anyway.
     let mut world = demo_world().lock().unwrap_or_else(PoisonError::into_inner);
+    if world.hub.policy().audit().len() >= MAX_POLICY_AUDIT {
+        *world = DemoWorld::new().expect("the demo world builds from fixed keys");
+    }
     let hub = &mut world.hub;
     *hub.state_mut() = InMemoryHubState::new();
-    for (group_id, record) in demo_groups() {
+    for (group_id, record, leaves) in demo_groups() {
         hub.provision(group_id, record.clone());
+        for (index, key) in leaves {
+            hub.state_mut()
+                .set_leaf_signature_key(group_id, *index, Some(key.clone()));
+        }
     }
     let outcome = hub.handle(data);
     assert_eq!(outcome.response.len(), expected_response_len(data));
@@ -209,5 +254,282 @@ pub fn hub_handle(data: &[u8]) {
         let again = hub.handle(data);
         assert!(again.from_cache, "an identical resend must hit the cache");
         assert_eq!(again.response, outcome.response);
+    }
+}
+
+/// `mls::group_info::GroupInfoIn::parse`; when it parses: the kept
+/// `GroupInfoTBS` is the message after its 4-byte header up to the
+/// signature, and starts with the kept GroupContext; then
+/// `ratchet_tree`, `leaf_signature_keys` (one key per leaf of the tree),
+/// each leaf's own signature (the first four leaves) and `verify` with the
+/// GroupContext's suite (results ignored); `verify` with another suite
+/// must fail.
+pub fn group_info(data: &[u8]) {
+    let Ok(gi) = GroupInfoIn::parse(data) else {
+        return;
+    };
+    let after_header = data.get(4..).expect("a parsed group info has a header");
+    assert!(after_header.starts_with(&gi.tbs));
+    assert!(gi.tbs.starts_with(&gi.group_context_bytes));
+    let tree = gi.ratchet_tree();
+    let keys = gi.leaf_signature_keys();
+    if let (Ok(tree), Ok(keys)) = (&tree, &keys) {
+        let leaves = tree
+            .iter()
+            .step_by(2)
+            .filter(|n| matches!(n, Some(TreeNode::Leaf(_))))
+            .count();
+        assert_eq!(keys.len(), leaves);
+    }
+    let suite = gi.suite().ok();
+    if let (Ok(tree), Some(suite)) = (&tree, suite) {
+        let group_id = &gi.group_context.group_id;
+        for (i, node) in tree.iter().step_by(2).enumerate().take(4) {
+            if let Some(TreeNode::Leaf(leaf)) = node {
+                let index = u32::try_from(i).expect("at most four leaves");
+                let _ = leaf.verify_signature(suite, group_id, index);
+            }
+        }
+    }
+    if let Some(suite) = suite {
+        let _ = gi.verify(suite);
+    }
+    let other = if gi.group_context.cipher_suite == 1 {
+        2
+    } else {
+        1
+    };
+    let other = MlsSuite::from_code(other).expect("suites 1 and 2 exist");
+    assert!(gi.verify(other).is_err(), "verified under another suite");
+}
+
+/// `mls::framing::PrivateMessage::parse` and `PublicMessage::parse`; each
+/// message that parses must re-encode (`encode`) to the input byte for
+/// byte.
+pub fn private_message(data: &[u8]) {
+    if let Ok(msg) = PrivateMessage::parse(data) {
+        let encoded = msg
+            .encode()
+            .expect("a parsed private message must re-encode");
+        assert_eq!(encoded, data);
+        let _ = (msg.sender_data_aad(), msg.content_aad());
+    }
+    if let Ok(msg) = PublicMessage::parse(data) {
+        let encoded = msg
+            .encode()
+            .expect("a parsed public message must re-encode");
+        assert_eq!(encoded, data);
+        let _ = msg.tbs(None);
+    }
+}
+
+/// `commitment::parse_safe_aad` and `commitment::commitment_item(data,
+/// 32)`. A SafeAAD that parses has strictly increasing ids and re-encodes
+/// (items, then the rest) to the input. When `commitment_item` succeeds,
+/// `parse_safe_aad` must too, and `build_authenticated_data` from the
+/// commitment, the other items and the rest must give back the input: it
+/// sorts the items by id (which `parse_safe_aad` already requires) and
+/// appends the rest verbatim, so this holds whatever the rest is.
+pub fn safe_aad(data: &[u8]) {
+    let parsed = parse_safe_aad(data);
+    if let Ok((items, rest)) = &parsed {
+        assert!(items
+            .windows(2)
+            .all(|w| w[0].component_id < w[1].component_id));
+        let mut inner = Vec::new();
+        for item in items {
+            inner.extend_from_slice(&item.component_id.to_be_bytes());
+            put_vec(&mut inner, item.data).expect("a parsed item re-encodes");
+        }
+        let mut encoded = Vec::new();
+        put_vec(&mut encoded, &inner).expect("parsed items re-encode");
+        encoded.extend_from_slice(rest);
+        assert_eq!(encoded, data);
+    }
+    let Ok(c) = commitment_item(data, 32) else {
+        return;
+    };
+    assert_eq!(c.len(), 32);
+    let (items, rest) = parsed.expect("commitment_item read a SafeAAD parse_safe_aad refuses");
+    let others: Vec<_> = items
+        .into_iter()
+        .filter(|i| i.component_id != KEY_COMMITMENT_COMPONENT)
+        .collect();
+    let rebuilt =
+        build_authenticated_data(c, &others, rest).expect("a parsed SafeAAD must rebuild");
+    assert_eq!(rebuilt, data);
+}
+
+/// What [`fanout_member`] holds: the demo room of suite 1 at epoch 0.
+struct MemberFixture {
+    suite: MlsSuite,
+    state: EpochState,
+    keys: EpochKeys,
+}
+
+/// The demo room of MLS suite 1 (`demo::rooms`, the first room).
+fn demo_room_suite1() -> Room {
+    let world = DemoWorld::new().expect("the demo world builds from fixed keys");
+    rooms(&world)
+        .expect("the demo rooms build")
+        .into_iter()
+        .find(|r| r.suite.code() == 1)
+        .expect("the demo has a room of suite 1")
+}
+
+fn member_fixture() -> &'static MemberFixture {
+    static FIXTURE: OnceLock<MemberFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let room = demo_room_suite1();
+        MemberFixture {
+            suite: room.suite,
+            state: room.member_state(0).expect("the room has epoch 0"),
+            keys: room.membership_keys(0).expect("the room has epoch 0"),
+        }
+    })
+}
+
+/// A copy of an epoch state (`EpochState` is not `Clone`).
+fn copy_state(s: &EpochState) -> EpochState {
+    EpochState {
+        group_context: s.group_context.clone(),
+        encryption_secret: s.encryption_secret.clone(),
+        sender_data_secret: s.sender_data_secret.clone(),
+        membership_key: s.membership_key.clone(),
+        n_leaves: s.n_leaves,
+        fanout: s.fanout.clone(),
+        leaf_keys: s.leaf_keys.clone(),
+    }
+}
+
+/// A fresh `member::Member` holding the demo room of suite 1 at epoch 0
+/// (`demo::rooms`, `room.member_state(0)`), for every input, receives the
+/// data as a fan-out message (`Member::receive`): it must not panic; a
+/// delivered message belongs to that room and epoch, and a delivered
+/// PrivateMessage received again is `Replayed`; a buffered one is in the
+/// buffer. Then `fanout::FanoutMessage::parse` and `EpochKeys::open` with
+/// the room's epoch-0 keys: the framing accepts exactly the inputs long
+/// enough; what opens has a matching hint and re-seals
+/// (`seal_with_nonce`, deterministic) to the input; the member buffers
+/// exactly what no hint matches.
+pub fn fanout_member(data: &[u8]) {
+    let fx = member_fixture();
+    let mut member = Member::new(1);
+    let rescan = member.enter_epoch(fx.suite, copy_state(&fx.state));
+    assert!(rescan.is_empty());
+    let first = member.receive(data);
+    match &first {
+        Ok(Delivery::Delivered(r)) => {
+            assert_eq!(r.group_id, fx.state.group_context.group_id);
+            assert_eq!(r.epoch, 0);
+            if r.wire_format == WireFormat::PrivateMessage {
+                assert_eq!(member.receive(data), Err(ReceiveError::Replayed));
+            }
+        }
+        Ok(Delivery::Buffered) => assert_eq!(member.buffered(), 1),
+        Err(_) => assert_eq!(member.buffered(), 0),
+    }
+    let parsed = FanoutMessage::parse(data);
+    let min_len = FANOUT_HEADER_LEN + fanout_padded_len(0) + 16;
+    assert_eq!(parsed.is_ok(), data.len() >= min_len);
+    let Ok(msg) = parsed else {
+        assert_eq!(first, Err(ReceiveError::Malformed));
+        return;
+    };
+    assert_eq!(msg.header.len() + msg.body.len(), data.len());
+    let hint = fx.keys.hint_matches(&msg);
+    assert_eq!(matches!(first, Ok(Delivery::Buffered)), !hint);
+    if let Ok(message) = fx.keys.open(&msg) {
+        assert!(hint, "a fan-out message opened under another hint");
+        let sealed = fx
+            .keys
+            .seal_with_nonce(&message, *msg.nonce)
+            .expect("an opened fan-out message re-seals");
+        assert_eq!(sealed, data);
+    } else if hint {
+        assert_eq!(first, Err(ReceiveError::CheckFailed));
+    }
+}
+
+/// What [`key_layer`] holds: the demo world (for its policy key pair), a
+/// room proposal and its key layer sealed to the policy key.
+struct KeyLayerFixture {
+    world: Mutex<DemoWorld>,
+    message: Vec<u8>,
+    key_layer: Vec<u8>,
+}
+
+fn key_layer_fixture() -> &'static KeyLayerFixture {
+    static FIXTURE: OnceLock<KeyLayerFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let world = DemoWorld::new().expect("the demo world builds from fixed keys");
+        let (message, content) = key_layer_message_and_content();
+        let policy_key = world
+            .signed_config
+            .configuration
+            .current(KeyUse::Policy)
+            .expect("the demo has a policy key");
+        let key_layer = keylayer::seal(policy_key, HpkeSuite::MANDATORY, 1, &message, &content)
+            .expect("the demo key layer seals");
+        KeyLayerFixture {
+            world: Mutex::new(world),
+            message,
+            key_layer,
+        }
+    })
+}
+
+fn key_layer_message_and_content() -> (Vec<u8>, keylayer::KeyLayerContent) {
+    let mut room = demo_room_suite1();
+    let protected = room
+        .protect_with(0, ContentType::Proposal, &[], [0x5a; 4])
+        .expect("the room protects its proposal");
+    let content = protected
+        .key_layer
+        .expect("a proposal has a key layer content");
+    (protected.message, content)
+}
+
+/// The fixed message of [`key_layer`]: the proposal of the demo room of
+/// MLS suite 1 at epoch 0, generation 0, reuse guard `5a5a5a5a`
+/// (deterministic: Ed25519 signatures, no random padding). Seeds for that
+/// target are key layers sealed for it.
+pub fn key_layer_message() -> &'static [u8] {
+    &key_layer_fixture().message
+}
+
+/// `keylayer::open` with the demo policy key pair
+/// (`world.hub.policy().keys()`), for a fixed room proposal of MLS suite 1
+/// ([`key_layer_message`]) and the data as its key layer: must not panic;
+/// what opens has the framing's exact length and its content re-encodes
+/// to the 256-byte padded plaintext (`KeyLayerContent::padded_bytes`; its
+/// decoder is private and runs inside `open`). Then the data as the *message* of the
+/// fixed key layer (`keylayer::key_layer_aad`, then `open`): the key layer
+/// binds SHA-256 of the message, so it must open exactly when the data is
+/// the fixed message.
+pub fn key_layer(data: &[u8]) {
+    let fx = key_layer_fixture();
+    let world = fx.world.lock().unwrap_or_else(PoisonError::into_inner);
+    let keys = world.hub.policy().keys();
+    if let Ok(content) = keylayer::open(keys.iter(), 1, &fx.message, data) {
+        let suite = HpkeSuite::from_ids(
+            u16::from_be_bytes([data[1], data[2]]),
+            u16::from_be_bytes([data[3], data[4]]),
+            u16::from_be_bytes([data[5], data[6]]),
+        )
+        .expect("an opened key layer names a suite");
+        let n_enc = crate::suite::kem_n_enc(suite.ids().0).expect("a known KEM");
+        assert_eq!(
+            data.len(),
+            KEY_LAYER_HEADER_LEN + n_enc + KEY_LAYER_PLAINTEXT_LEN + suite.n_t()
+        );
+        let padded = content
+            .padded_bytes()
+            .expect("an opened key layer content re-encodes");
+        assert_eq!(padded.len(), KEY_LAYER_PLAINTEXT_LEN);
+    }
+    if keylayer::key_layer_aad(1, data).is_ok() {
+        let opened = keylayer::open(keys.iter(), 1, data, &fx.key_layer);
+        assert_eq!(opened.is_ok(), data == fx.message.as_slice());
     }
 }

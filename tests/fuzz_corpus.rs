@@ -16,14 +16,18 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use mimi_onion::commitment::{build_authenticated_data, SafeAadItem};
 use mimi_onion::config::KeyUse;
 use mimi_onion::config::{
     AppDataDictionary, ComponentData, HubSigningKey, SignedHubConfiguration,
     HUB_SIGNING_KEY_COMPONENT,
 };
-use mimi_onion::demo::{self, DemoWorld};
+use mimi_onion::demo::{self, DemoRecord, DemoWorld};
 use mimi_onion::fanout::EpochKeys;
 use mimi_onion::fuzzing;
+use mimi_onion::keylayer;
+use mimi_onion::mls::framing::{PrivateMessage, PublicMessage};
+use mimi_onion::mls::message::{ContentType, MessageInfo};
 use mimi_onion::response::{HubResponse, RejectReason, Status};
 use mimi_onion::sender::SealOptions;
 use mimi_onion::suite::HpkeSuite;
@@ -33,7 +37,7 @@ use mimi_onion::wire::{Envelope, HubLayerContent, OuterHeader};
 type Target = fn(&[u8]);
 
 /// Every fuzz target, by the name of its corpus directory.
-const TARGETS: [(&str, Target); 8] = [
+const TARGETS: [(&str, Target); 13] = [
     ("envelope", fuzzing::envelope),
     ("hub_layer", fuzzing::hub_layer),
     ("mls_message", fuzzing::mls_message),
@@ -42,6 +46,11 @@ const TARGETS: [(&str, Target); 8] = [
     ("hub_response", fuzzing::hub_response),
     ("balancer_route", fuzzing::balancer_route),
     ("hub_handle", fuzzing::hub_handle),
+    ("group_info", fuzzing::group_info),
+    ("private_message", fuzzing::private_message),
+    ("safe_aad", fuzzing::safe_aad),
+    ("fanout_member", fuzzing::fanout_member),
+    ("key_layer", fuzzing::key_layer),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -83,6 +92,42 @@ fn replay_fuzz_corpus() {
     }
     assert!(failures.is_empty(), "panicked on: {failures:#?}");
     assert!(total >= TARGETS.len());
+}
+
+/// The room envelopes among the `hub_handle` seeds reach the policy engine
+/// of a hub provisioned as `demo::provision` does (which
+/// `fuzzing::hub_handle` reproduces before every input): a proposal and a
+/// commit with their key layers are accepted, the broken ones are refused
+/// by the policy engine.
+#[test]
+fn hub_handle_room_seeds_reach_the_policy_engine() {
+    let dir = fuzz_dir().join("corpus").join("hub_handle");
+    for (name, expected) in [
+        ("room-application", Status::Accepted),
+        ("room-proposal-with-key-layer", Status::Accepted),
+        ("room-commit-with-key-layer-and-f", Status::Accepted),
+        (
+            "room-proposal-key-layer-flipped",
+            Status::Rejected(RejectReason::PolicyRejected),
+        ),
+        (
+            "room-commit-key-layer-flipped",
+            Status::Rejected(RejectReason::PolicyRejected),
+        ),
+        (
+            "room-commit-other-f",
+            Status::Rejected(RejectReason::PolicyRejected),
+        ),
+    ] {
+        let envelope = std::fs::read(dir.join(name)).expect("the seed exists");
+        let mut world = DemoWorld::new().expect("demo world");
+        let mut client = world.client().expect("client");
+        demo::provision(&mut world, &mut client).expect("provision");
+        let outcome = world.hub.handle(&envelope);
+        let view = outcome.view.expect("the hub opens the seed");
+        assert_eq!(view.status, expected, "{name}");
+        fuzzing::hub_handle(&envelope);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -401,6 +446,327 @@ fn generate_seed_corpus() {
     bad[2] = 10;
     resp.put("unknown-reason", &bad);
     resp.put("empty", &[]);
+
+    room_seeds(&mut world, &mut client, &records);
+}
+
+/// A hex field of a JSON object.
+fn jhex(v: &serde_json::Value, k: &str) -> Vec<u8> {
+    hex(v[k].as_str().expect("hex field"))
+}
+
+fn project_vectors(name: &str) -> Vec<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-vectors")
+        .join(name);
+    let text = std::fs::read_to_string(path).expect("readable vectors");
+    serde_json::from_str(&text).expect("the vectors parse")
+}
+
+/// Seeds of the targets for the rooms (GroupInfo, framing, SafeAAD,
+/// fan-out, key layer) and the room envelopes for `hub_handle`'s policy
+/// engine path. `world` and `client` have the demo provisioned.
+fn room_seeds(
+    world: &mut DemoWorld,
+    client: &mut mimi_onion::sender::Sender,
+    records: &[DemoRecord],
+) {
+    let mp = demo::message_protection_vectors().expect("vectors");
+    let ex = &serde_json_excerpt()[0];
+    let key_layer_vectors = project_vectors("key-layer.json");
+    let negative = project_vectors("negative.json");
+    let mut rooms = demo::rooms(world).expect("rooms");
+    let room_of = |rec: &DemoRecord| -> Option<usize> {
+        let info = MessageInfo::parse(&rec.message).ok()?;
+        let g = info.group_id?;
+        rooms.iter().position(|r| r.group_id.as_slice() == g)
+    };
+    let room_records: Vec<&DemoRecord> = records.iter().filter(|r| room_of(r).is_some()).collect();
+    assert!(room_records.len() >= 6, "the demo sends six room messages");
+
+    // hub_handle: the room envelopes of the demo run, named by what the
+    // policy engine sees, and envelopes it must reject.
+    let hub_handle = Seeds::new("hub_handle");
+    for rec in &room_records {
+        let what = match rec.name.as_str() {
+            "proposal" => "room-proposal-with-key-layer".to_string(),
+            "commit" => "room-commit-with-key-layer-and-f".to_string(),
+            n => format!("room-{n}"),
+        };
+        hub_handle.put(&what, &rec.envelope);
+    }
+    let policy_key = world
+        .signed_config
+        .configuration
+        .current(KeyUse::Policy)
+        .expect("policy key")
+        .clone();
+    let room = &mut rooms[0];
+    let membership = room.membership_keys(0).expect("keys");
+    for (name, ct, break_key_layer, other_f) in [
+        (
+            "room-proposal-key-layer-flipped",
+            ContentType::Proposal,
+            true,
+            false,
+        ),
+        ("room-commit-other-f", ContentType::Commit, false, true),
+        (
+            "room-commit-key-layer-flipped",
+            ContentType::Commit,
+            true,
+            false,
+        ),
+    ] {
+        let protected = room.protect(0, ct, b"").expect("protect");
+        let mut kl = keylayer::seal(
+            &policy_key,
+            HpkeSuite::MANDATORY,
+            room.suite.code(),
+            &protected.message,
+            protected.key_layer.as_ref().expect("key layer content"),
+        )
+        .expect("seal key layer");
+        if break_key_layer {
+            let mid = kl.len() / 2;
+            kl[mid] ^= 1;
+        }
+        let f = if other_f {
+            demo::demo_fanout_key(&room.group_id, 1)
+        } else {
+            room.epoch(1).expect("epoch 1").f.clone()
+        };
+        let sealed = client
+            .seal(
+                &protected.message,
+                SealOptions {
+                    suite: Some(HpkeSuite::MANDATORY),
+                    key_layer: Some(&kl),
+                    fanout_key: (ct == ContentType::Commit).then_some(f),
+                    membership: Some(&membership),
+                },
+            )
+            .expect("seal");
+        hub_handle.put(name, &sealed.bytes);
+    }
+
+    // group_info: the official GroupInfo, the registration and the rooms'.
+    let gi = Seeds::new("group_info");
+    gi.put("official-mls_group_info", &jhex(ex, "mls_group_info"));
+    let (_, registration) = demo::registration(world).expect("registration");
+    gi.put_with_edges("registration", &registration);
+    for r in rooms.iter() {
+        let code = r.suite.code();
+        gi.put(
+            &format!("room-suite{code}-epoch0"),
+            &r.group_info(0).expect("gi"),
+        );
+    }
+    gi.put("room-suite1-epoch1", &rooms[0].group_info(1).expect("gi"));
+    // The signer (the uint32 before signature<V>, 64 bytes for Ed25519 with
+    // its 2-byte prefix) moved to a leaf that is not in the tree.
+    let mut signer = registration.clone();
+    let at = signer.len() - 66 - 4;
+    signer[at..at + 4].copy_from_slice(&7u32.to_be_bytes());
+    gi.put("signer-not-a-member", &signer);
+    let mut sig = registration.clone();
+    let last = sig.len() - 1;
+    sig[last] ^= 1;
+    gi.put("signature-flipped", &sig);
+    let mut suite9 = registration.clone();
+    suite9[6..8].copy_from_slice(&9u16.to_be_bytes());
+    gi.put("unknown-suite", &suite9);
+    gi.put("key-package-not-group-info", &jhex(ex, "mls_key_package"));
+    gi.put("empty", &[]);
+    gi.put("header-only", &[0, 1, 0, 4]);
+
+    // private_message: the RFC 9420 vectors of every suite, the official
+    // excerpt, the demo's room messages and the key-layer vectors.
+    let pm = Seeds::new("private_message");
+    for v in &mp {
+        let code = v["cipher_suite"].as_u64().expect("suite");
+        for k in [
+            "application_priv",
+            "proposal_priv",
+            "commit_priv",
+            "proposal_pub",
+            "commit_pub",
+        ] {
+            pm.put(&format!("suite{code}-{k}"), &jhex(v, k));
+        }
+    }
+    for k in [
+        "public_message_application",
+        "public_message_proposal",
+        "public_message_commit",
+        "private_message",
+    ] {
+        pm.put(&format!("official-{k}"), &jhex(ex, k));
+    }
+    for rec in &room_records {
+        pm.put(&format!("room-{}", rec.name), &rec.message);
+    }
+    for (i, v) in key_layer_vectors.iter().enumerate() {
+        pm.put(&format!("key-layer-vector-{i}"), &jhex(v, "message"));
+    }
+    let s1 = &mp[0];
+    pm.put_with_edges("suite1-commit_priv", &jhex(s1, "commit_priv"));
+    pm.put_with_edges("suite1-commit_pub", &jhex(s1, "commit_pub"));
+    pm.put("empty", &[]);
+    pm.put("version-2", &[0, 2, 0, 2]);
+    pm.put("nonminimal-group-id", &[0, 1, 0, 2, 0x40, 0x01, 0xaa]);
+    let mut ct9 = jhex(s1, "application_priv");
+    let gid_len = jhex(s1, "group_id").len();
+    ct9[4 + 1 + gid_len + 8] = 9;
+    pm.put("unknown-content-type", &ct9);
+
+    // safe_aad: the authenticated_data of real messages, the project's
+    // vectors (key layer, negative) and hand-built structures.
+    let sa = Seeds::new("safe_aad");
+    for rec in &room_records {
+        if let Ok(m) = PrivateMessage::parse(&rec.message) {
+            sa.put(&format!("room-{}", rec.name), &m.authenticated_data);
+        }
+    }
+    for (i, v) in key_layer_vectors.iter().enumerate() {
+        sa.put(
+            &format!("key-layer-vector-{i}"),
+            &jhex(v, "authenticated_data"),
+        );
+    }
+    for (i, v) in negative.iter().enumerate() {
+        if v["kind"] == "safe_aad" {
+            sa.put(&format!("negative-{i}"), &jhex(v, "authenticated_data"));
+        }
+    }
+    let c = [0xc5u8; 32];
+    let item = |id: u16, data: &'static [u8]| SafeAadItem {
+        component_id: id,
+        data,
+    };
+    let built = |others: &[SafeAadItem<'_>], rest: &[u8]| {
+        build_authenticated_data(&c, others, rest).expect("build")
+    };
+    sa.put_with_edges("commitment-only", &built(&[], &[]));
+    sa.put("commitment-and-rest", &built(&[], b"application aad"));
+    sa.put(
+        "three-items",
+        &built(&[item(1, b"one"), item(0xffff, b"last")], &[]),
+    );
+    sa.put(
+        "item-before-commitment",
+        &built(&[item(0x0002, &[7; 40])], b"x"),
+    );
+    let mut short = built(&[], &[]);
+    short[0] -= 1;
+    short[4] -= 1;
+    short.pop();
+    sa.put("commitment-31-bytes", &short);
+    sa.put("empty", &[]);
+    sa.put("no-items", &[0]);
+    sa.put("nonminimal-prefix", &[0x40, 0x00]);
+    sa.put("reserved-prefix", &[0xc0, 0, 0, 0]);
+
+    // fanout_member: the fan-out messages of the demo run (room 1's
+    // epoch 0 ones are delivered; epoch 1 and the other rooms' are
+    // buffered), the project's fan-out vectors, and messages sealed under
+    // room 1's epoch-0 keys that the member must drop.
+    let fm = Seeds::new("fanout_member");
+    let mut delivered = None;
+    for rec in &room_records {
+        if let Some(f) = rec.fanouts.first() {
+            fm.put(&format!("room-{}", rec.name), f);
+            if rec.name == "application" {
+                delivered = Some(f.clone());
+            }
+        }
+    }
+    for (i, v) in project_vectors("fanout.json").iter().enumerate() {
+        fm.put(&format!("vector-{i}"), &jhex(v, "fanout_message"));
+    }
+    for (i, v) in negative.iter().enumerate() {
+        if v["kind"] == "fanout" {
+            fm.put(&format!("negative-{i}"), &jhex(v, "fanout_message"));
+        }
+    }
+    let delivered = delivered.expect("the room application was fanned out");
+    fm.put_with_edges("room-application-edges", &delivered);
+    let mut tag = delivered.clone();
+    let last = tag.len() - 1;
+    tag[last] ^= 0x80;
+    fm.put("room-application-tag-flipped", &tag);
+    let mut check = delivered.clone();
+    check[20] ^= 1;
+    fm.put("room-application-check-flipped", &check);
+    let keys = rooms[0].membership_keys(0).expect("keys");
+    let nonce = [0x42u8; 12];
+    let seal = |m: &[u8]| keys.seal_with_nonce(m, nonce).expect("seal");
+    fm.put(
+        "sealed-official-proposal_pub",
+        &seal(&jhex(s1, "proposal_pub")),
+    );
+    fm.put("sealed-empty-message", &seal(&[]));
+    fm.put("sealed-malformed-mls", &seal(&[0, 1, 0, 2, 0xff]));
+    // A room message whose authenticated_data lost the key commitment.
+    let app = room_records
+        .iter()
+        .find(|r| r.name == "application")
+        .expect("room application");
+    let mut m = PrivateMessage::parse(&app.message).expect("private message");
+    m.authenticated_data.clear();
+    fm.put(
+        "sealed-room-application-no-commitment",
+        &seal(&m.encode().expect("encode")),
+    );
+    // The official PublicMessage moved to room 1's group and epoch 0: its
+    // membership tag cannot verify.
+    let mut p = PublicMessage::parse(&jhex(s1, "proposal_pub")).expect("public message");
+    p.content.group_id = rooms[0].group_id.clone();
+    p.content.epoch = 0;
+    fm.put(
+        "sealed-public-message-in-room",
+        &seal(&p.encode().expect("encode")),
+    );
+    let min = seal(&[]);
+    fm.put("min-length", &min);
+    fm.put("min-length-minus-1", &min[..min.len() - 1]);
+    fm.put("empty", &[]);
+
+    // key_layer: key layers for the target's fixed message (the room
+    // proposal), the project's key-layer vectors (other policy keys),
+    // framing edge cases, and the fixed message itself (as a message).
+    let kl = Seeds::new("key_layer");
+    let message = fuzzing::key_layer_message();
+    let mut r = demo::rooms(world).expect("rooms").remove(0);
+    let protected = r
+        .protect_with(0, ContentType::Proposal, &[], [0x5a; 4])
+        .expect("protect");
+    assert_eq!(
+        protected.message, message,
+        "the fixed message is deterministic"
+    );
+    let content = protected.key_layer.expect("key layer content");
+    let sealed = keylayer::seal(&policy_key, HpkeSuite::MANDATORY, 1, message, &content)
+        .expect("seal key layer");
+    let keys = world.hub.policy().keys();
+    keylayer::open(keys.iter(), 1, message, &sealed).expect("the seed opens");
+    kl.put_with_edges("policy-key-proposal", &sealed);
+    let mut key_id = sealed.clone();
+    key_id[0] = 2;
+    kl.put("unknown-key-id", &key_id);
+    let mut chacha = sealed.clone();
+    chacha[6] = 3;
+    kl.put("suite-not-offered", &chacha);
+    let mut p256 = sealed.clone();
+    p256[2] = 0x10;
+    kl.put("p256-kem-short-enc", &p256);
+    for (i, v) in key_layer_vectors.iter().enumerate() {
+        kl.put(&format!("vector-{i}"), &jhex(v, "key_layer"));
+    }
+    kl.put("fixed-message-as-message", message);
+    kl.put("room-application-as-message", &app.message);
+    kl.put("header-only", &sealed[..7]);
+    kl.put("empty", &[]);
 }
 
 /// Seals a hub-layer plaintext to demo hub key 1 (X25519, AES-128-GCM)
