@@ -217,57 +217,64 @@ pub fn demo_messages() -> Res<Vec<DemoMessage>> {
             .ok_or(Error::Malformed("embedded vectors"))
     };
     let s1 = suite_entry(1)?;
-    let x = HpkeSuite::X25519Aes128Gcm;
-    Ok(vec![
-        DemoMessage {
-            name: "key_package",
-            bytes: hex_field(ex, "mls_key_package")?,
-            mls_suite: 1,
-            hpke_suite: x,
-        },
-        DemoMessage {
-            name: "group_info",
-            bytes: hex_field(ex, "mls_group_info")?,
-            mls_suite: 1,
-            hpke_suite: x,
-        },
-        DemoMessage {
-            name: "welcome",
-            bytes: hex_field(ex, "mls_welcome")?,
-            mls_suite: 1,
-            hpke_suite: x,
-        },
-        DemoMessage {
-            name: "application",
-            bytes: hex_field(s1, "application_priv")?,
-            mls_suite: 1,
-            hpke_suite: x,
-        },
-        DemoMessage {
-            name: "proposal",
-            bytes: hex_field(s1, "proposal_pub")?,
-            mls_suite: 1,
-            hpke_suite: x,
-        },
-        DemoMessage {
-            name: "commit",
-            bytes: hex_field(s1, "commit_pub")?,
-            mls_suite: 1,
-            hpke_suite: x,
-        },
-        DemoMessage {
-            name: "application_p256",
-            bytes: hex_field(suite_entry(2)?, "application_priv")?,
-            mls_suite: 2,
-            hpke_suite: HpkeSuite::P256Aes128Gcm,
-        },
-        DemoMessage {
-            name: "application_chacha",
-            bytes: hex_field(suite_entry(3)?, "application_priv")?,
-            mls_suite: 3,
-            hpke_suite: HpkeSuite::X25519ChaCha20Poly1305,
-        },
-    ])
+    // (folder name, vector entry, field, MLS suite, HPKE suite)
+    let table: [(&'static str, &Value, &str, u16, HpkeSuite); 8] = [
+        (
+            "key_package",
+            ex,
+            "mls_key_package",
+            1,
+            HpkeSuite::X25519Aes128Gcm,
+        ),
+        (
+            "group_info",
+            ex,
+            "mls_group_info",
+            1,
+            HpkeSuite::X25519Aes128Gcm,
+        ),
+        ("welcome", ex, "mls_welcome", 1, HpkeSuite::X25519Aes128Gcm),
+        (
+            "application",
+            s1,
+            "application_priv",
+            1,
+            HpkeSuite::X25519Aes128Gcm,
+        ),
+        (
+            "proposal",
+            s1,
+            "proposal_pub",
+            1,
+            HpkeSuite::X25519Aes128Gcm,
+        ),
+        ("commit", s1, "commit_pub", 1, HpkeSuite::X25519Aes128Gcm),
+        (
+            "application_p256",
+            suite_entry(2)?,
+            "application_priv",
+            2,
+            HpkeSuite::P256Aes128Gcm,
+        ),
+        (
+            "application_chacha",
+            suite_entry(3)?,
+            "application_priv",
+            3,
+            HpkeSuite::X25519ChaCha20Poly1305,
+        ),
+    ];
+    table
+        .into_iter()
+        .map(|(name, entry, field, mls_suite, hpke_suite)| {
+            Ok(DemoMessage {
+                name,
+                bytes: hex_field(entry, field)?,
+                mls_suite,
+                hpke_suite,
+            })
+        })
+        .collect()
 }
 
 /// F for the demo's commits and registration. The fan-out layer derives F

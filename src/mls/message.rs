@@ -456,17 +456,7 @@ mod tests {
     /// Decodes a lowercase/uppercase hex string (kept local so the tests
     /// need no hex crate).
     fn unhex(s: &str) -> Vec<u8> {
-        fn nibble(c: u8) -> u8 {
-            match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                b'A'..=b'F' => c - b'A' + 10,
-                _ => panic!("not a hex digit: {c}"),
-            }
-        }
-        let pairs = s.as_bytes().chunks_exact(2);
-        assert!(pairs.remainder().is_empty(), "odd-length hex");
-        pairs.map(|p| nibble(p[0]) << 4 | nibble(p[1])).collect()
+        crate::demo::from_hex(s).expect("test vectors are hex")
     }
 
     fn hex_field(entry: &Value, key: &str) -> Vec<u8> {
