@@ -283,7 +283,8 @@ impl<S: HubState> HubFrontEnd<S> {
         open_hub_layer(key, env)
     }
 
-    /// Applies HUB-1 to HUB-4 and TOK-6 to an opened hub layer. Returns the
+    /// Applies the processing rules (HUB-1 to HUB-11, TOK-6) to an opened
+    /// hub layer, asking the policy engine where needed. Returns the
     /// verdict, the view and the shard for the fresh tokens (`None`: issue
     /// unroutable tokens).
     fn judge(
