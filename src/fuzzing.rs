@@ -427,6 +427,12 @@ pub fn fanout_member(data: &[u8]) {
             }
         }
         Ok(Delivery::Buffered) => assert_eq!(member.buffered(), 1),
+        Ok(Delivery::ForMlsStack {
+            group_id, epoch, ..
+        }) => {
+            assert_eq!(group_id, &fx.state.group_context.group_id);
+            assert_eq!(*epoch, 0);
+        }
         Err(_) => assert_eq!(member.buffered(), 0),
     }
     let parsed = FanoutMessage::parse(data);

@@ -10,8 +10,10 @@ use crate::commitment::group_requires_commitment;
 use crate::config::{find_app_data_dictionary, HubConfiguration, HubSigningKey, KeyConfig, KeyUse};
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
+use crate::mls::framing::{GroupContext, PublicMessage, Sender as MlsSender};
 use crate::mls::group_info::GroupInfoIn;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
+use crate::mls::suite::MlsSuite;
 use crate::policy::{PolicyEngine, PolicyRequest};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
@@ -219,11 +221,15 @@ impl<S: HubState> HubFrontEnd<S> {
         &self.policy
     }
 
+    /// The live hub key with `key_id` offering `suite` (OUT-2): an expired
+    /// key (`not_after` passed) opens nothing.
     fn hub_key(&self, key_id: u8, suite: HpkeSuite) -> Option<&HubKeyPair> {
+        let now = unix_now();
         self.keys.iter().find(|k| {
             k.config.key_use() == Some(KeyUse::Hub)
                 && k.config.key_id == key_id
                 && k.config.offers(suite)
+                && k.config.not_after > now
         })
     }
 
@@ -240,19 +246,25 @@ impl<S: HubState> HubFrontEnd<S> {
         let Ok(env) = Envelope::parse(envelope) else {
             return unopenable(&mut rng);
         };
+        // OUT-2: a live hub key with this id offers the header's suite.
+        let Some(key) = self.hub_key(env.header.key_id, env.header.suite) else {
+            return unopenable(&mut rng);
+        };
         let digest = resend_fingerprint(&env);
         // HUB-5 / RSP-4: an `enc` seen before.
         if let Some(cached) = self.state.cached_response(env.enc) {
             if crate::secret::ct_eq(&cached.fingerprint, &digest) {
-                return HubOutcome {
-                    response: cached.response,
-                    view: None,
-                    from_cache: true,
-                };
+                if let Some(response) = cached.response {
+                    return HubOutcome {
+                        response,
+                        view: None,
+                        from_cache: true,
+                    };
+                }
             }
             return unopenable(&mut rng);
         }
-        let Ok((secret, plaintext)) = self.open(&env) else {
+        let Ok((secret, plaintext)) = open_hub_layer(key, &env) else {
             return unopenable(&mut rng);
         };
         let (status, view, shard) = self.judge(&env, &plaintext);
@@ -265,7 +277,7 @@ impl<S: HubState> HubFrontEnd<S> {
             env.enc,
             CachedResponse {
                 fingerprint: digest,
-                response: bytes.clone(),
+                response: Some(bytes.clone()),
             },
         );
         HubOutcome {
@@ -273,14 +285,6 @@ impl<S: HubState> HubFrontEnd<S> {
             view,
             from_cache: false,
         }
-    }
-
-    /// Opens the hub layer: one indistinguishable error for every failure.
-    fn open(&self, env: &Envelope<'_>) -> Res<(Secret, PlainBuf)> {
-        let key = self
-            .hub_key(env.header.key_id, env.header.suite)
-            .ok_or(Error::Crypto)?;
-        open_hub_layer(key, env)
     }
 
     /// Applies the processing rules (HUB-1 to HUB-11, TOK-6) to an opened
@@ -414,6 +418,18 @@ impl<S: HubState> HubFrontEnd<S> {
                 return (Status::Rejected(RejectReason::MembershipProofFailed), shard);
             }
         }
+        // HUB-12: a PublicMessage proposal or commit must carry a valid
+        // signature; this hub verifies member senders (their keys are in
+        // its state) and refuses non-member senders, whose keys sit in the
+        // commit's path or a KeyPackage it does not parse.
+        if info.wire_format == WireFormat::PublicMessage && handshake {
+            let state = &self.state;
+            if !public_message_verifies(content.message, &record, |leaf| {
+                state.leaf_signature_key(group_id, leaf)
+            }) {
+                return (Status::Rejected(RejectReason::PolicyRejected), shard);
+            }
+        }
         // HUB-8 to HUB-10: PrivateMessage proposals and commits go to the
         // policy engine; the front-end learns only its decision.
         if info.is_private_handshake() {
@@ -499,6 +515,11 @@ impl<S: HubState> HubFrontEnd<S> {
         let gi = GroupInfoIn::parse(content.message)?;
         let suite = gi.suite()?;
         gi.verify(suite)?;
+        if !gi.tree_hash_matches()? {
+            return Err(Error::Usage(
+                "registration whose ratchet tree does not match its tree hash",
+            ));
+        }
         let leaves = gi.leaf_signature_keys()?;
         if leaves.is_empty() {
             return Err(Error::Usage("registration without a ratchet tree"));
@@ -568,6 +589,34 @@ impl<S: HubState> HubFrontEnd<S> {
     }
 }
 
+/// HUB-12 for a PublicMessage: a member sender's signature over
+/// FramedContentTBS verifies under the leaf's key and the GroupContext the
+/// hub holds. Non-member senders are refused.
+fn public_message_verifies(
+    message: &[u8],
+    record: &GroupRecord,
+    leaf_key: impl Fn(u32) -> Option<Vec<u8>>,
+) -> bool {
+    let check = || -> Res<()> {
+        let pm = PublicMessage::parse(message)?;
+        let MlsSender::Member(leaf) = pm.content.sender else {
+            return Err(Error::Unsupported("non-member PublicMessage sender"));
+        };
+        let suite = MlsSuite::from_code(record.mls_suite).ok_or(Error::Unsupported("suite"))?;
+        let context = GroupContext::decode(&record.group_context)?;
+        let key = leaf_key(leaf).ok_or(Error::Crypto)?;
+        pm.verify_signature(suite, &key, Some(&context))
+    };
+    check().is_ok()
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Opens an envelope's hub layer with one hub key pair (OUT-4): returns the
 /// response secret and the padded plaintext. Every failure is
 /// [`Error::Crypto`].
@@ -619,4 +668,65 @@ fn header_suite(envelope: &[u8]) -> Option<HpkeSuite> {
 /// The header of an envelope as the sender's provider reads it.
 pub fn read_header(envelope: &[u8]) -> Res<OuterHeader> {
     Envelope::parse(envelope).map(|e| e.header)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::demo::room::room_extensions;
+    use crate::demo::DemoWorld;
+    use crate::mls::framing::GroupContext;
+    use crate::mls::group_info::{build_ratchet_tree, tree_hash, GroupInfoBuilder};
+    use crate::mls::suite::MlsSuite;
+    use crate::wire::{HubLayerContent, MEMBERSHIP_PROOF_LEN};
+
+    use super::*;
+
+    /// HUB-6: a registration whose GroupContext's `tree_hash` is not the
+    /// hash of its ratchet tree is refused, though its signature verifies
+    /// and it names the hub's signing key; the same GroupInfo with the
+    /// right tree hash is accepted.
+    #[test]
+    fn registration_requires_a_matching_tree_hash() {
+        let mut world = DemoWorld::new().unwrap();
+        let key = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary).unwrap();
+        let suite = MlsSuite::from_code(1).unwrap();
+        let leaves = [
+            (vec![0x11; 32], b"alice".to_vec()),
+            (vec![0x22; 32], b"bob".to_vec()),
+        ];
+        let right = tree_hash(suite, &build_ratchet_tree(suite, &leaves).unwrap()).unwrap();
+        let mut wrong = right.clone();
+        wrong[0] ^= 1;
+        let group_id = b"tree hash test room";
+        let registration = |th: &[u8]| {
+            let mut gc = GroupContext::new(suite, group_id, 0, th, &[5; 32]);
+            gc.extensions = room_extensions(&key).unwrap();
+            GroupInfoBuilder {
+                suite,
+                group_context: &gc,
+                leaves: &leaves,
+                confirmation_tag: vec![0; 32],
+                signer: 0,
+            }
+            .build()
+            .unwrap()
+        };
+        let content = |message| HubLayerContent {
+            message,
+            membership_proof: [0; MEMBERSHIP_PROOF_LEN],
+            key_layer: &[],
+            fanout_key: Some(Secret::new(vec![7; 32])),
+        };
+
+        let bad = registration(&wrong);
+        let gi = GroupInfoIn::parse(&bad).unwrap();
+        gi.verify(suite).unwrap();
+        assert!(!gi.tree_hash_matches().unwrap());
+        assert!(world.hub.register(group_id, 0, &content(&bad)).is_err());
+        assert!(world.hub.state().group(group_id).is_none());
+
+        let good = registration(&right);
+        assert!(world.hub.register(group_id, 0, &content(&good)).is_ok());
+        assert!(world.hub.state().group(group_id).is_some());
+    }
 }

@@ -72,6 +72,18 @@ pub enum Delivery {
     Delivered(Received),
     /// Matched no held epoch: kept for a rescan after the next epoch change.
     Buffered,
+    /// A PublicMessage from a non-member sender (an external commit or
+    /// proposal), opened from the fan-out layer for the client's MLS stack
+    /// to verify and process (MEM-5): its signing key is in the commit's
+    /// path or a KeyPackage, which this module does not parse.
+    ForMlsStack {
+        /// The group.
+        group_id: Vec<u8>,
+        /// The epoch of the keys that opened it.
+        epoch: u64,
+        /// The MLS message, byte for byte.
+        message: Vec<u8>,
+    },
 }
 
 /// Why a fan-out message was dropped. Local only.
@@ -99,9 +111,6 @@ pub enum ReceiveError {
     /// used: a message delivered twice (for example resent in a new
     /// envelope) is dropped.
     Replayed,
-    /// A PublicMessage from a non-member sender (external commit or
-    /// proposal): left to the client's MLS stack, not processed here.
-    NonMemberSender,
 }
 
 impl core::fmt::Display for ReceiveError {
@@ -116,7 +125,6 @@ impl core::fmt::Display for ReceiveError {
             ReceiveError::Mls(e) => write!(f, "MLS processing failed: {e}"),
             ReceiveError::BufferOverflow => f.write_str("buffer full: oldest message dropped"),
             ReceiveError::Replayed => f.write_str("message key already used"),
-            ReceiveError::NonMemberSender => f.write_str("PublicMessage from a non-member sender"),
         }
     }
 }
@@ -157,7 +165,15 @@ impl Default for Member {
 
 /// Where a received message was found: held group, held epoch, what it
 /// delivers, and the key to record as used.
-type Found = (usize, usize, Received, Option<UsedKey>);
+type Found = (usize, usize, Processed);
+
+/// What RFC 9420 processing made of an opened message.
+enum Processed {
+    /// A member's message, verified, with the key to record as used.
+    Member(Received, Option<UsedKey>),
+    /// A non-member's PublicMessage, for the client's MLS stack.
+    NonMember(Vec<u8>),
+}
 
 impl Member {
     /// A member with a buffer of `buffer_cap` unmatched messages.
@@ -186,7 +202,7 @@ impl Member {
         &mut self,
         suite: MlsSuite,
         state: EpochState,
-    ) -> Vec<Result<Received, ReceiveError>> {
+    ) -> Vec<Result<Delivery, ReceiveError>> {
         let gid = state.group_context.group_id.clone();
         let epoch = state.group_context.epoch;
         let held = HeldEpoch {
@@ -216,7 +232,7 @@ impl Member {
         self.groups.retain(|g| g.group_id != group_id);
     }
 
-    fn rescan(&mut self) -> Vec<Result<Received, ReceiveError>> {
+    fn rescan(&mut self) -> Vec<Result<Delivery, ReceiveError>> {
         let waiting: Vec<Vec<u8>> = self.buffer.drain(..).collect();
         let mut out = Vec::new();
         for bytes in waiting {
@@ -229,17 +245,29 @@ impl Member {
         out
     }
 
-    fn record(&mut self, (gi, ei, received, used): Found) -> Received {
-        if let Some(k) = used {
-            self.groups[gi].epochs[ei].used.insert(k);
+    fn record(&mut self, (gi, ei, processed): Found) -> Delivery {
+        match processed {
+            Processed::Member(received, used) => {
+                if let Some(k) = used {
+                    self.groups[gi].epochs[ei].used.insert(k);
+                }
+                Delivery::Delivered(received)
+            }
+            Processed::NonMember(message) => {
+                let g = &self.groups[gi];
+                Delivery::ForMlsStack {
+                    group_id: g.group_id.clone(),
+                    epoch: g.epochs[ei].state.group_context.epoch,
+                    message,
+                }
+            }
         }
-        received
     }
 
     /// Receives one fan-out message.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Delivery, ReceiveError> {
         match self.try_receive(bytes)? {
-            Some(found) => Ok(Delivery::Delivered(self.record(found))),
+            Some(found) => Ok(self.record(found)),
             None => {
                 let overflow = self.buffer.len() >= self.buffer_cap;
                 if overflow {
@@ -283,11 +311,8 @@ impl Member {
         let (gi, ei, message) = opened.ok_or(ReceiveError::CheckFailed)?;
         let g = &self.groups[gi];
         let held = &g.epochs[ei];
-        let (received, used) = process(g.suite, &g.group_id, &held.state, message)?;
-        if used.is_some_and(|k| held.used.contains(&k)) {
-            return Err(ReceiveError::Replayed);
-        }
-        Ok(Some((gi, ei, received, used)))
+        let processed = process(g.suite, &g.group_id, &held.state, &held.used, message)?;
+        Ok(Some((gi, ei, processed)))
     }
 }
 
@@ -296,19 +321,23 @@ fn process(
     suite: MlsSuite,
     group_id: &[u8],
     epoch: &EpochState,
+    used: &HashSet<UsedKey>,
     message: Vec<u8>,
-) -> Result<(Received, Option<UsedKey>), ReceiveError> {
+) -> Result<Processed, ReceiveError> {
     let info = MessageInfo::parse(&message).map_err(ReceiveError::Mls)?;
     let gc = &epoch.group_context;
     if info.group_id != Some(group_id) || info.epoch != Some(gc.epoch) {
         return Err(ReceiveError::WrongGroup);
     }
     match info.wire_format {
-        WireFormat::PrivateMessage => process_private(suite, epoch, message),
+        WireFormat::PrivateMessage => {
+            let (received, key) = process_private(suite, epoch, used, message)?;
+            Ok(Processed::Member(received, Some(key)))
+        }
         WireFormat::PublicMessage => {
             let pm = PublicMessage::parse(&message).map_err(ReceiveError::Mls)?;
             let Sender::Member(leaf) = pm.content.sender else {
-                return Err(ReceiveError::NonMemberSender);
+                return Ok(Processed::NonMember(message));
             };
             pm.verify_membership_tag(suite, &epoch.membership_key, gc)
                 .map_err(|_| ReceiveError::Signature)?;
@@ -324,7 +353,7 @@ fn process(
                 content: pm.content.content.clone(),
                 message,
             };
-            Ok((received, None))
+            Ok(Processed::Member(received, None))
         }
         _ => Err(ReceiveError::WrongGroup),
     }
@@ -333,8 +362,9 @@ fn process(
 fn process_private(
     suite: MlsSuite,
     epoch: &EpochState,
+    used: &HashSet<UsedKey>,
     message: Vec<u8>,
-) -> Result<(Received, Option<UsedKey>), ReceiveError> {
+) -> Result<(Received, UsedKey), ReceiveError> {
     let gc = &epoch.group_context;
     let msg = PrivateMessage::parse(&message).map_err(ReceiveError::Mls)?;
     let sd =
@@ -343,6 +373,19 @@ fn process_private(
         return Err(ReceiveError::Mls(Error::Malformed(
             "sender data out of range",
         )));
+    }
+    // MEM-4: a blank leaf, or a key already used, is refused before any
+    // key is derived or anything decrypted.
+    if !epoch.leaf_keys.contains_key(&sd.leaf_index) {
+        return Err(ReceiveError::Signature);
+    }
+    let key_id = (
+        sd.leaf_index,
+        msg.content_type != ContentType::Application,
+        sd.generation,
+    );
+    if used.contains(&key_id) {
+        return Err(ReceiveError::Replayed);
     }
     let kn = leaf_key_nonce(
         suite,
@@ -385,11 +428,6 @@ fn process_private(
     suite
         .verify_with_label(key, "FramedContentTBS", &tbs, &content.auth.signature)
         .map_err(|_| ReceiveError::Signature)?;
-    let used = (
-        sd.leaf_index,
-        msg.content_type != ContentType::Application,
-        sd.generation,
-    );
     let received = Received {
         group_id: msg.group_id.clone(),
         epoch: msg.epoch,
@@ -399,5 +437,5 @@ fn process_private(
         content: content.content,
         message,
     };
-    Ok((received, Some(used)))
+    Ok((received, key_id))
 }

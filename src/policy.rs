@@ -178,8 +178,10 @@ impl PolicyEngine {
             return Err(Error::Usage("group does not require the key commitment"));
         }
         // HUB-8: the key layer.
+        // Only live policy keys open key layers (HUB-8, OUT-2's rule).
+        let now = crate::hub::unix_now();
         let kl = keylayer::open(
-            self.keys.iter(),
+            self.keys.iter().filter(|k| k.config.not_after > now),
             record.mls_suite,
             req.message,
             req.key_layer,

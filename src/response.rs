@@ -249,7 +249,9 @@ pub fn open(suite: HpkeSuite, secret: &Secret, enc: &[u8], bytes: &[u8]) -> Res<
     let (key, nonce) = response_key_nonce(suite, secret, enc, response_nonce)?;
     let pt = HpkeRustCrypto::aead_open(suite.hpke_types().2, key.expose(), nonce.expose(), &[], ct)
         .map_err(|_| Error::Crypto)?;
-    HubResponse::decode(&pt)
+    // RSP-5: content that does not decode is treated like a response that
+    // does not open.
+    HubResponse::decode(&pt).map_err(|_| Error::Crypto)
 }
 
 /// Random bytes of a response's size (RSP-2): what the hub answers when it

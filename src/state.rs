@@ -69,8 +69,9 @@ pub struct CachedResponse {
     /// The resend fingerprint of the envelope it answered (see
     /// [`crate::hub::resend_fingerprint`]).
     pub fingerprint: [u8; 32],
-    /// The response bytes.
-    pub response: Vec<u8>,
+    /// The response bytes; `None` once the hub dropped them after its
+    /// retry window (HUB-5): a resend then gets random bytes.
+    pub response: Option<Vec<u8>>,
 }
 
 /// The hub's per-group and replay state.
@@ -85,6 +86,9 @@ pub trait HubState {
     fn cached_response(&self, enc: &[u8]) -> Option<CachedResponse>;
     /// Caches the response sent for an `enc`.
     fn cache_response(&mut self, enc: &[u8], cached: CachedResponse);
+    /// Drops the response cached for an `enc` after the retry window,
+    /// keeping the `enc` and its fingerprint (HUB-5).
+    fn drop_response(&mut self, enc: &[u8]);
     /// True if a handshake message with this hash was accepted in the
     /// group's current epoch or is the commit that opened it (HUB-7).
     fn handshake_accepted(&self, group_id: &[u8], hash: &[u8; 32]) -> bool;
@@ -143,6 +147,12 @@ impl HubState for InMemoryHubState {
 
     fn cache_response(&mut self, enc: &[u8], cached: CachedResponse) {
         self.responses.insert(enc.to_vec(), cached);
+    }
+
+    fn drop_response(&mut self, enc: &[u8]) {
+        if let Some(c) = self.responses.get_mut(enc) {
+            c.response = None;
+        }
     }
 
     fn handshake_accepted(&self, group_id: &[u8], hash: &[u8; 32]) -> bool {

@@ -466,48 +466,62 @@ fn presence_rules() {
 
 /// HUB-4: handshake messages must be for the current epoch; application
 /// messages for the current or previous one; an accepted commit opens the
-/// next epoch; unknown groups are refused.
+/// next epoch; unknown groups are refused. Handshakes are signed
+/// PublicMessages of a demo room (HUB-12 checks their signatures).
 #[test]
 fn epoch_rules() {
-    let (mut world, mut client) = provisioned(GROUP, 10);
-    let status = |world: &mut DemoWorld, client: &mut mimi_onion::sender::Sender, epoch, ct| {
-        let m = common::message(GROUP, epoch, ct);
-        let s = seal(world, client, &m, ct, HpkeSuite::MANDATORY);
-        world.hub.handle(&s.bytes).view.unwrap().status
-    };
+    let (mut world, mut client, mut room, _) = common::room_world(1);
     let stale = Status::Rejected(RejectReason::StaleEpoch);
+    let mut send = |world: &mut DemoWorld,
+                    room: &mut mimi_onion::demo::room::Room,
+                    epoch: u64,
+                    ct,
+                    aad: &[u8]| {
+        let p = match ct {
+            ContentType::Application => room.protect(epoch, ct, b"app").unwrap(),
+            _ => common::room_public(room, epoch, ct, aad),
+        };
+        let env = common::seal_room(
+            world,
+            &mut client,
+            room,
+            epoch,
+            &p,
+            HpkeSuite::MANDATORY,
+            None,
+            None,
+        );
+        world.hub.handle(&env.bytes).view.unwrap().status
+    };
     assert_eq!(
-        status(&mut world, &mut client, 9, ContentType::Commit),
+        send(&mut world, &mut room, 1, ContentType::Application, b""),
         stale
     );
     assert_eq!(
-        status(&mut world, &mut client, 11, ContentType::Application),
+        send(&mut world, &mut room, 1, ContentType::Proposal, b""),
         stale
     );
     assert_eq!(
-        status(&mut world, &mut client, 10, ContentType::Commit),
+        send(&mut world, &mut room, 0, ContentType::Commit, b""),
         Status::Accepted
     );
-    // The commit opened epoch 11; 10 is now the previous epoch.
+    demo::install_epoch(&mut world, &room, 1).unwrap();
+    // The commit opened epoch 1; 0 is now the previous epoch.
     assert_eq!(
-        status(&mut world, &mut client, 10, ContentType::Commit),
+        send(&mut world, &mut room, 0, ContentType::Commit, b"another"),
         stale
     );
     assert_eq!(
-        status(&mut world, &mut client, 10, ContentType::Proposal),
+        send(&mut world, &mut room, 0, ContentType::Proposal, b""),
         stale
     );
     assert_eq!(
-        status(&mut world, &mut client, 10, ContentType::Application),
+        send(&mut world, &mut room, 0, ContentType::Application, b""),
         Status::Accepted
     );
     assert_eq!(
-        status(&mut world, &mut client, 11, ContentType::Proposal),
+        send(&mut world, &mut room, 1, ContentType::Proposal, b""),
         Status::Accepted
-    );
-    assert_eq!(
-        status(&mut world, &mut client, 9, ContentType::Application),
-        stale
     );
     let m = private_message(b"unknown group", 1, ContentType::Application, 5);
     let s = seal(
@@ -528,32 +542,78 @@ fn epoch_rules() {
 /// application messages are not subject to it.
 #[test]
 fn resealed_handshake_is_replayed() {
-    let (mut world, mut client) = provisioned(GROUP, 10);
-    let mut send = |world: &mut DemoWorld, m: &[u8], ct| {
-        let s = seal(world, &mut client, m, ct, HpkeSuite::MANDATORY);
-        world.hub.handle(&s.bytes).view.unwrap().status
-    };
+    let (mut world, mut client, mut room, _) = common::room_world(1);
     let replayed = Status::Rejected(RejectReason::ReplayedEnvelope);
-    let proposal = common::message(GROUP, 10, ContentType::Proposal);
-    assert_eq!(
-        send(&mut world, &proposal, ContentType::Proposal),
-        Status::Accepted
+    let mut send = |world: &mut DemoWorld,
+                    room: &mimi_onion::demo::room::Room,
+                    epoch: u64,
+                    p: &mimi_onion::sender::ProtectedMessage| {
+        let env = common::seal_room(
+            world,
+            &mut client,
+            room,
+            epoch,
+            p,
+            HpkeSuite::MANDATORY,
+            None,
+            None,
+        );
+        world.hub.handle(&env.bytes).view.unwrap().status
+    };
+    let proposal = common::room_public(&mut room, 0, ContentType::Proposal, b"");
+    assert_eq!(send(&mut world, &room, 0, &proposal), Status::Accepted);
+    assert_eq!(send(&mut world, &room, 0, &proposal), replayed);
+    let commit = common::room_public(&mut room, 0, ContentType::Commit, b"");
+    assert_eq!(send(&mut world, &room, 0, &commit), Status::Accepted);
+    demo::install_epoch(&mut world, &room, 1).unwrap();
+    // The commit opened epoch 1: resending it is a replay, not "stale".
+    assert_eq!(send(&mut world, &room, 0, &commit), replayed);
+    let app = room.protect(1, ContentType::Application, b"twice").unwrap();
+    assert_eq!(send(&mut world, &room, 1, &app), Status::Accepted);
+    assert_eq!(send(&mut world, &room, 1, &app), Status::Accepted);
+}
+
+/// HUB-12: a PublicMessage handshake whose signature does not verify, or
+/// whose sender is not a member, is refused.
+#[test]
+fn public_handshakes_need_a_valid_member_signature() {
+    let (mut world, mut client, mut room, _) = common::room_world(1);
+    let good = common::room_public(&mut room, 0, ContentType::Proposal, b"");
+    let mut forged = good.message.clone();
+    // Inside the signature (the last 33 bytes are the membership tag,
+    // which only members can check).
+    let last = forged.len() - 40;
+    forged[last] ^= 1;
+    let forged = mimi_onion::sender::ProtectedMessage {
+        message: forged,
+        key_layer: None,
+    };
+    let env = common::seal_room(
+        &world,
+        &mut client,
+        &room,
+        0,
+        &forged,
+        HpkeSuite::MANDATORY,
+        None,
+        None,
     );
-    assert_eq!(send(&mut world, &proposal, ContentType::Proposal), replayed);
-    let commit = common::message(GROUP, 10, ContentType::Commit);
     assert_eq!(
-        send(&mut world, &commit, ContentType::Commit),
-        Status::Accepted
+        world.hub.handle(&env.bytes).view.unwrap().status,
+        Status::Rejected(RejectReason::PolicyRejected)
     );
-    // The commit opened epoch 11: resending it is a replay, not "stale".
-    assert_eq!(send(&mut world, &commit, ContentType::Commit), replayed);
-    let app = private_message(GROUP, 11, ContentType::Application, 5);
-    assert_eq!(
-        send(&mut world, &app, ContentType::Application),
-        Status::Accepted
+    let env = common::seal_room(
+        &world,
+        &mut client,
+        &room,
+        0,
+        &good,
+        HpkeSuite::MANDATORY,
+        None,
+        None,
     );
     assert_eq!(
-        send(&mut world, &app, ContentType::Application),
+        world.hub.handle(&env.bytes).view.unwrap().status,
         Status::Accepted
     );
 }

@@ -287,7 +287,9 @@ fn next_epoch_message_before_its_commit_is_delivered_after_it() {
     assert_eq!(commit.content_type, ContentType::Commit);
     let rescued = bob.enter_epoch(room.suite, room.member_state(1).unwrap());
     assert_eq!(rescued.len(), 1);
-    let r = rescued[0].as_ref().unwrap();
+    let Ok(Delivery::Delivered(r)) = &rescued[0] else {
+        panic!("not delivered after the epoch change");
+    };
     assert_eq!(r.content, b"early bird");
     assert_eq!(r.epoch, 1);
     assert_eq!(bob.buffered(), 0);

@@ -664,7 +664,7 @@ pub fn send_in_room(
         if let Some(first) = fanouts.first() {
             match member.receive(first) {
                 Ok(Delivery::Delivered(r)) => delivered = Some(r),
-                Ok(Delivery::Buffered) => {}
+                Ok(Delivery::Buffered | Delivery::ForMlsStack { .. }) => {}
                 Err(e) => return Err(Error::Usage(leak_reason(&e))),
             }
         }

@@ -1,5 +1,5 @@
 //! A room hosted by the demo hub, with two members, built from the
-//! official RFC 9420 vectors: the group id, tree hashes, transcript hashes,
+//! official RFC 9420 vectors: the group id, transcript hashes,
 //! init and commit secrets of `key-schedule.json`, the proposal and commit
 //! contents and the sender's signature key pair of
 //! `message-protection.json`. The GroupContext carries this protocol's
@@ -10,9 +10,14 @@
 //! The key-schedule vectors of suites 1 to 3 share one group id, so each
 //! room appends its suite (two bytes) to it.
 //!
+//! The GroupContext's `tree_hash` is the real tree hash (RFC 9420 7.8) of
+//! the two-leaf ratchet tree that [`Room::group_info`] carries, in both
+//! epochs (the commit does not change the leaves).
+//!
 //! What is not real: the members do not run TreeKEM. The commit's content
-//! is the vectors' commit, and the next epoch's commit secret and hashes
-//! are taken from the key-schedule vector rather than computed from it.
+//! is the vectors' commit, and the next epoch's commit secret and
+//! transcript hash are taken from the key-schedule vector rather than
+//! computed from it.
 
 use rand::Rng;
 use serde_json::Value;
@@ -28,6 +33,7 @@ use crate::error::{Error, Res};
 use crate::fanout::{fanout_key, EpochKeys};
 use crate::member::EpochState;
 use crate::mls::framing::GroupContext;
+use crate::mls::group_info::{build_ratchet_tree, tree_hash, GroupInfoBuilder};
 use crate::mls::key_schedule::EpochSecrets;
 use crate::mls::message::ContentType;
 use crate::mls::secret_tree::{leaf_key_nonce, RatchetKind};
@@ -111,6 +117,20 @@ pub fn room_extensions(hub_signing_key: &HubSigningKey) -> Res<Vec<u8>> {
     app_data_dictionary_extension(&dict)
 }
 
+/// The `(signature private key, identity)` of each leaf, as
+/// [`GroupInfoBuilder`] and [`build_ratchet_tree`] take them.
+fn builder_leaves(leaves: &[Leaf]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    leaves
+        .iter()
+        .map(|l| {
+            (
+                l.signature_private.expose().to_vec(),
+                format!("demo member {}", l.index).into_bytes(),
+            )
+        })
+        .collect()
+}
+
 impl Room {
     /// The room for MLS suite `code` (1, 2 or 3), with the hub's signing key
     /// in its GroupContext.
@@ -154,6 +174,20 @@ impl Room {
             .get("epochs")
             .and_then(Value::as_array)
             .ok_or(Error::Malformed("embedded vectors"))?;
+        let sender_private = Secret::new(hex(mp, "signature_priv")?);
+        let other_private = Secret::new(
+            crate::demo::sha256(format!("mimi-onion demo leaf 0 suite {code}").as_bytes()).to_vec(),
+        );
+        let leaf = |index, sk: Secret| -> Res<Leaf> {
+            Ok(Leaf {
+                index,
+                signature_public: suite.signature_public_key(sk.expose())?,
+                signature_private: sk,
+            })
+        };
+        let leaves = vec![leaf(0, other_private)?, leaf(SENDER_LEAF, sender_private)?];
+        // The tree `group_info` carries, and its hash for the GroupContexts.
+        let tree_hash = tree_hash(suite, &build_ratchet_tree(suite, &builder_leaves(&leaves))?)?;
         let mut init = Secret::new(hex(ks, "initial_init_secret")?);
         let mut epochs = Vec::new();
         for (n, ve) in vector_epochs.iter().take(2).enumerate() {
@@ -161,7 +195,7 @@ impl Room {
                 suite,
                 &group_id,
                 n as u64,
-                &hex(ve, "tree_hash")?,
+                &tree_hash,
                 &hex(ve, "confirmed_transcript_hash")?,
             );
             context.extensions = extensions.clone();
@@ -180,21 +214,10 @@ impl Room {
                 f,
             });
         }
-        let sender_private = Secret::new(hex(mp, "signature_priv")?);
-        let other_private = Secret::new(
-            crate::demo::sha256(format!("mimi-onion demo leaf 0 suite {code}").as_bytes()).to_vec(),
-        );
-        let leaf = |index, sk: Secret| -> Res<Leaf> {
-            Ok(Leaf {
-                index,
-                signature_public: suite.signature_public_key(sk.expose())?,
-                signature_private: sk,
-            })
-        };
         Ok(Room {
             suite,
             group_id,
-            leaves: vec![leaf(0, other_private)?, leaf(SENDER_LEAF, sender_private)?],
+            leaves,
             epochs,
             proposal: hex(mp, "proposal")?,
             commit: hex(mp, "commit")?,
@@ -240,21 +263,13 @@ impl Room {
     }
 
     /// A registration for the room at `epoch` (HUB-6): a GroupInfo signed
-    /// by the sender's leaf, with the ratchet tree of both leaves and the
-    /// confirmation tag of the epoch.
+    /// by the sender's leaf, with the ratchet tree of both leaves (whose
+    /// tree hash is the GroupContext's) and the confirmation tag of the
+    /// epoch.
     pub fn group_info(&self, epoch: u64) -> Res<Vec<u8>> {
         let e = self.epoch(epoch)?;
-        let leaves: Vec<(Vec<u8>, Vec<u8>)> = self
-            .leaves
-            .iter()
-            .map(|l| {
-                (
-                    l.signature_private.expose().to_vec(),
-                    format!("demo member {}", l.index).into_bytes(),
-                )
-            })
-            .collect();
-        crate::mls::group_info::GroupInfoBuilder {
+        let leaves = builder_leaves(&self.leaves);
+        GroupInfoBuilder {
             suite: self.suite,
             group_context: &e.context,
             leaves: &leaves,
@@ -358,5 +373,39 @@ impl Room {
             },
             next_f.as_ref(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mls::group_info::GroupInfoIn;
+
+    fn hub_key() -> HubSigningKey {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        HubSigningKey::ed25519(&sk.verifying_key())
+    }
+
+    #[test]
+    fn group_info_tree_matches_the_group_context() {
+        for code in 1..=3 {
+            let room = Room::new(code, &hub_key()).unwrap();
+            let th = &room.epochs[0].context.tree_hash;
+            assert_eq!(th.len(), room.suite.nh());
+            assert_eq!(&room.epochs[1].context.tree_hash, th);
+            for epoch in [0, 1] {
+                let gi = GroupInfoIn::parse(&room.group_info(epoch).unwrap()).unwrap();
+                gi.verify(room.suite).unwrap();
+                assert!(
+                    gi.tree_hash_matches().unwrap(),
+                    "suite {code} epoch {epoch}"
+                );
+                assert_eq!(gi.group_context, room.epochs[epoch as usize].context);
+                assert_eq!(
+                    tree_hash(room.suite, &gi.ratchet_tree().unwrap()).unwrap(),
+                    *th
+                );
+            }
+        }
     }
 }

@@ -17,8 +17,11 @@
 //! [`GroupInfoIn::verify`] checks the signature of the signer leaf over
 //! `GroupInfoTBS`.
 //!
-//! What is **not** checked here: that the GroupContext's `tree_hash`
-//! matches the ratchet tree, the `parent_hash` chain, the leaf nodes' own
+//! [`GroupInfoIn::tree_hash_matches`] checks that the GroupContext's
+//! `tree_hash` is the tree hash (RFC 9420 7.8, [`tree_hash`]) of the
+//! ratchet tree.
+//!
+//! What is **not** checked here: the `parent_hash` chain, the leaf nodes' own
 //! signatures (see [`LeafNodeIn::verify_signature`]), lifetimes,
 //! capabilities, or that keys are unique among members. The GroupInfo
 //! signature binds the whole tree to the signer, which is a member of it.
@@ -289,6 +292,19 @@ impl GroupInfoIn {
         leaf_signature_keys(&self.ratchet_tree()?)
     }
 
+    /// Whether the GroupContext's `tree_hash` equals the tree hash
+    /// ([`tree_hash`]) of the `ratchet_tree` extension, under the
+    /// GroupContext's suite.
+    ///
+    /// # Errors
+    ///
+    /// As [`GroupInfoIn::suite`] and [`GroupInfoIn::ratchet_tree`].
+    pub fn tree_hash_matches(&self) -> Res<bool> {
+        let suite = self.suite()?;
+        let tree = self.ratchet_tree()?;
+        Ok(tree_hash(suite, &tree)? == self.group_context.tree_hash)
+    }
+
     /// Checks the GroupInfo signature: `VerifyWithLabel(signature_key of
     /// leaf signer, "GroupInfoTBS", GroupInfoTBS, signature)`. Pass the
     /// GroupContext's suite ([`GroupInfoIn::suite`]).
@@ -339,6 +355,96 @@ pub fn leaf_signature_keys(tree: &[Option<TreeNode>]) -> Res<BTreeMap<u32, Vec<u
         }
     }
     Ok(out)
+}
+
+/// `NodeType leaf` (RFC 9420 7.8).
+const NODE_TYPE_LEAF: u8 = 1;
+
+/// `NodeType parent` (RFC 9420 7.8).
+const NODE_TYPE_PARENT: u8 = 2;
+
+/// The tree hash of the root of a ratchet tree (RFC 9420 7.8), as carried
+/// in a GroupContext's `tree_hash`.
+///
+/// `tree` is in array order (node `i` at index `i`, leaves at even
+/// indices), as [`decode_ratchet_tree`] returns it. The tree is the
+/// left-balanced binary tree (RFC 9420 appendix C) with the smallest
+/// power-of-two number of leaves that holds every entry; nodes beyond the
+/// list are blank. The hash of each node is `Hash(TreeHashInput)`:
+///
+/// ```text
+/// struct {
+///     NodeType node_type;
+///     select (TreeHashInput.node_type) {
+///         case leaf:   uint32 leaf_index; optional<LeafNode> leaf_node;
+///         case parent: optional<ParentNode> parent_node;
+///                      opaque left_hash<V>; opaque right_hash<V>;
+///     };
+/// } TreeHashInput;
+/// ```
+///
+/// with the leaf and parent nodes in their exact received encodings.
+///
+/// # Errors
+///
+/// [`Error::Malformed`] for an empty tree, a leaf at an odd or a parent at
+/// an even index, or a tree too large for `u32` leaf indices;
+/// [`Error::TooLarge`] for oversized fields.
+pub fn tree_hash(suite: MlsSuite, tree: &[Option<TreeNode>]) -> Res<Vec<u8>> {
+    if tree.is_empty() {
+        return Err(Error::Malformed("ratchet tree: empty"));
+    }
+    // Leaves needed to hold every entry, rounded up to a power of two.
+    let n_leaves = tree
+        .len()
+        .div_ceil(2)
+        .checked_next_power_of_two()
+        .filter(|n| u32::try_from(*n).is_ok())
+        .ok_or(Error::Malformed("ratchet tree: too large"))?;
+    // width = 2 * n_leaves - 1; root = (1 << log2(width)) - 1 = n_leaves - 1.
+    let root = n_leaves - 1;
+    node_hash(suite, tree, root, n_leaves.trailing_zeros())
+}
+
+/// The tree hash of node `x` at `level` (the number of trailing one bits
+/// of `x`, RFC 9420 appendix C).
+fn node_hash(suite: MlsSuite, tree: &[Option<TreeNode>], x: usize, level: u32) -> Res<Vec<u8>> {
+    let node = tree.get(x).and_then(Option::as_ref);
+    let mut input = Vec::new();
+    if level == 0 {
+        let leaf_index =
+            u32::try_from(x / 2).map_err(|_| Error::Malformed("ratchet tree: too large"))?;
+        input.push(NODE_TYPE_LEAF);
+        input.extend_from_slice(&leaf_index.to_be_bytes());
+        match node {
+            None => input.push(0),
+            Some(TreeNode::Leaf(leaf)) => {
+                input.push(1);
+                input.extend_from_slice(&leaf.raw);
+            }
+            Some(TreeNode::Parent(_)) => {
+                return Err(Error::Malformed("ratchet tree: parent at a leaf index"))
+            }
+        }
+    } else {
+        // left(x) = x ^ (0x01 << (k - 1)), right(x) = x ^ (0x03 << (k - 1)).
+        let left = node_hash(suite, tree, x ^ (1 << (level - 1)), level - 1)?;
+        let right = node_hash(suite, tree, x ^ (3 << (level - 1)), level - 1)?;
+        input.push(NODE_TYPE_PARENT);
+        match node {
+            None => input.push(0),
+            Some(TreeNode::Parent(raw)) => {
+                input.push(1);
+                input.extend_from_slice(raw);
+            }
+            Some(TreeNode::Leaf(_)) => {
+                return Err(Error::Malformed("ratchet tree: leaf at a parent index"))
+            }
+        }
+        put_vec(&mut input, &left)?;
+        put_vec(&mut input, &right)?;
+    }
+    Ok(suite.hash(&input))
 }
 
 /// Decodes the `extension_data` of a `ratchet_tree` extension: `optional<Node>
@@ -506,6 +612,18 @@ pub struct GroupInfoBuilder<'a> {
 }
 
 impl GroupInfoBuilder<'_> {
+    /// The ratchet tree [`GroupInfoBuilder::build`] puts into the GroupInfo
+    /// (see [`build_ratchet_tree`]); its [`tree_hash`] is what the
+    /// GroupContext's `tree_hash` must be for the GroupInfo to pass
+    /// [`GroupInfoIn::tree_hash_matches`].
+    ///
+    /// # Errors
+    ///
+    /// As [`build_ratchet_tree`].
+    pub fn tree(&self) -> Res<Vec<Option<TreeNode>>> {
+        build_ratchet_tree(self.suite, self.leaves)
+    }
+
     /// The complete `MLSMessage` (wire format `mls_group_info`).
     ///
     /// # Errors
@@ -538,17 +656,7 @@ impl GroupInfoBuilder<'_> {
             .map(|(sk, _)| sk)
             .ok_or(Error::Usage("group info builder: signer is not a leaf"))?;
 
-        let mut nodes = Vec::new();
-        for (i, (private_key, identity)) in self.leaves.iter().enumerate() {
-            if i > 0 {
-                nodes.push(0); // blank parent node
-            }
-            nodes.push(1); // present
-            nodes.push(1); // NodeType leaf
-            nodes.extend_from_slice(&build_leaf_node(suite, private_key, identity)?);
-        }
-        let mut tree = Vec::with_capacity(nodes.len() + 4);
-        put_vec(&mut tree, &nodes)?;
+        let tree = encode_ratchet_tree(&self.tree()?)?;
         let mut extensions = Vec::with_capacity(tree.len() + 8);
         extensions.extend_from_slice(&EXT_RATCHET_TREE.to_be_bytes());
         put_vec(&mut extensions, &tree)?;
@@ -566,6 +674,59 @@ impl GroupInfoBuilder<'_> {
         put_vec(&mut out, &signature)?;
         Ok(out)
     }
+}
+
+/// The ratchet tree of a demo or test group (see [`GroupInfoBuilder`]):
+/// one `LeafNode` per `(signature private key, identity)` of `leaves` at
+/// leaf `i` (node `2i`), blank parent nodes, no blank nodes at the end.
+/// Deterministic: the same leaves give the same tree.
+///
+/// # Errors
+///
+/// [`Error::Usage`] for no leaves, too many leaves or a bad private key;
+/// [`Error::Unsupported`] for suites 4 to 7; [`Error::TooLarge`] for
+/// oversized fields.
+pub fn build_ratchet_tree(
+    suite: MlsSuite,
+    leaves: &[(Vec<u8>, Vec<u8>)],
+) -> Res<Vec<Option<TreeNode>>> {
+    if leaves.is_empty() {
+        return Err(Error::Usage("group info builder: no leaves"));
+    }
+    if u32::try_from(leaves.len()).is_err() {
+        return Err(Error::Usage("group info builder: too many leaves"));
+    }
+    let mut tree = Vec::with_capacity(2 * leaves.len());
+    for (i, (private_key, identity)) in leaves.iter().enumerate() {
+        if i > 0 {
+            tree.push(None); // blank parent node
+        }
+        let raw = build_leaf_node(suite, private_key, identity)?;
+        tree.push(Some(TreeNode::Leaf(LeafNodeIn::decode(&raw)?)));
+    }
+    Ok(tree)
+}
+
+/// The `extension_data` of a `ratchet_tree` extension holding `tree` (the
+/// inverse of [`decode_ratchet_tree`]).
+fn encode_ratchet_tree(tree: &[Option<TreeNode>]) -> Res<Vec<u8>> {
+    let mut nodes = Vec::new();
+    for entry in tree {
+        match entry {
+            None => nodes.push(0),
+            Some(TreeNode::Leaf(leaf)) => {
+                nodes.extend_from_slice(&[1, NODE_TYPE_LEAF]);
+                nodes.extend_from_slice(&leaf.raw);
+            }
+            Some(TreeNode::Parent(raw)) => {
+                nodes.extend_from_slice(&[1, NODE_TYPE_PARENT]);
+                nodes.extend_from_slice(raw);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(nodes.len() + 4);
+    put_vec(&mut out, &nodes)?;
+    Ok(out)
 }
 
 /// A deterministic HPKE public key of the suite's KEM, derived from the
@@ -711,6 +872,217 @@ mod tests {
         let mut bad = gi.clone();
         bad.tbs[10] ^= 1;
         assert_eq!(bad.verify(s), Err(Error::Crypto));
+    }
+
+    #[test]
+    fn official_tree_hash_matches() {
+        let e = &entries(MESSAGES)[0];
+        let gi = GroupInfoIn::parse(&hex(e, "mls_group_info")).unwrap();
+        let s = gi.suite().unwrap();
+        assert_eq!(gi.group_context.tree_hash.len(), s.nh());
+        let tree = decode_ratchet_tree(&hex(e, "ratchet_tree")).unwrap();
+        assert_eq!(tree_hash(s, &tree).unwrap(), gi.group_context.tree_hash);
+        assert!(gi.tree_hash_matches().unwrap());
+        assert_eq!(encode_ratchet_tree(&tree).unwrap(), hex(e, "ratchet_tree"));
+
+        // Another tree hash in the GroupContext does not match.
+        let mut bad = gi.clone();
+        bad.group_context.tree_hash[0] ^= 1;
+        assert!(!bad.tree_hash_matches().unwrap());
+        // Nor does the tree under another hash function.
+        assert_ne!(
+            tree_hash(suite(7), &tree).unwrap(),
+            gi.group_context.tree_hash
+        );
+    }
+
+    /// The tree hash by the formulas of RFC 9420 7.8, spelled out for
+    /// small trees.
+    #[test]
+    fn tree_hash_by_hand() {
+        let (s, keys) = suites_and_keys().remove(0);
+        let leaves = [
+            (keys[0].clone(), b"a".to_vec()),
+            (keys[1].clone(), b"b".to_vec()),
+            (keys[0].clone(), b"c".to_vec()),
+        ];
+        let tree = build_ratchet_tree(s, &leaves).unwrap();
+        assert_eq!(tree.len(), 5);
+        let raw = |i: usize| match &tree[i] {
+            Some(TreeNode::Leaf(l)) => l.raw.clone(),
+            _ => unreachable!(),
+        };
+        let leaf = |index: u32, node: Option<Vec<u8>>| {
+            let mut input = vec![1];
+            input.extend_from_slice(&index.to_be_bytes());
+            match node {
+                None => input.push(0),
+                Some(raw) => {
+                    input.push(1);
+                    input.extend_from_slice(&raw);
+                }
+            }
+            s.hash(&input)
+        };
+        let parent = |node: Option<&[u8]>, l: &[u8], r: &[u8]| {
+            let mut input = vec![2];
+            match node {
+                None => input.push(0),
+                Some(raw) => {
+                    input.push(1);
+                    input.extend_from_slice(raw);
+                }
+            }
+            put_vec(&mut input, l).unwrap();
+            put_vec(&mut input, r).unwrap();
+            s.hash(&input)
+        };
+
+        // One leaf: the root is the leaf.
+        assert_eq!(tree_hash(s, &tree[..1]).unwrap(), leaf(0, Some(raw(0))));
+        // Two leaves: root 1.
+        let h01 = parent(None, &leaf(0, Some(raw(0))), &leaf(1, Some(raw(2))));
+        assert_eq!(tree_hash(s, &tree[..3]).unwrap(), h01);
+        // Three leaves: a tree of four leaves, root 3, node 5 over leaf 2
+        // and the blank leaf 3 (node 6, beyond the list).
+        let h23 = parent(None, &leaf(2, Some(raw(4))), &leaf(3, None));
+        assert_eq!(tree_hash(s, &tree).unwrap(), parent(None, &h01, &h23));
+        // A parent node's encoding enters as is: at the root (node 3), and
+        // at node 5 (past the end of the trimmed list, so appended here).
+        let p = vec![1, 7, 0, 4, 0, 0, 0, 1];
+        let mut with_parent = tree.clone();
+        with_parent[3] = Some(TreeNode::Parent(p.clone()));
+        assert_eq!(
+            tree_hash(s, &with_parent).unwrap(),
+            parent(Some(&p), &h01, &h23)
+        );
+        let mut with_parent = tree.clone();
+        with_parent.push(Some(TreeNode::Parent(p.clone())));
+        let h23p = parent(Some(&p), &leaf(2, Some(raw(4))), &leaf(3, None));
+        assert_eq!(
+            tree_hash(s, &with_parent).unwrap(),
+            parent(None, &h01, &h23p)
+        );
+        // A blank leaf between members.
+        let mut gap = tree.clone();
+        gap[2] = None;
+        let h01g = parent(None, &leaf(0, Some(raw(0))), &leaf(1, None));
+        assert_eq!(tree_hash(s, &gap).unwrap(), parent(None, &h01g, &h23));
+
+        // Misplaced nodes and the empty tree are malformed.
+        let mut misplaced = tree.clone();
+        misplaced[1] = tree[0].clone();
+        assert!(matches!(tree_hash(s, &misplaced), Err(Error::Malformed(_))));
+        let mut misplaced = tree.clone();
+        misplaced[2] = Some(TreeNode::Parent(p));
+        assert!(matches!(tree_hash(s, &misplaced), Err(Error::Malformed(_))));
+        assert!(matches!(tree_hash(s, &[]), Err(Error::Malformed(_))));
+    }
+
+    #[test]
+    fn built_tree_hash_round_trips() {
+        for (s, keys) in suites_and_keys() {
+            let leaves = [
+                (keys[0].clone(), b"alice@a.example".to_vec()),
+                (keys[1].clone(), b"bob@b.example".to_vec()),
+            ];
+            let gc = context(s);
+            let builder = GroupInfoBuilder {
+                suite: s,
+                group_context: &gc,
+                leaves: &leaves,
+                confirmation_tag: vec![9; s.nh()],
+                signer: 1,
+            };
+            let tree = builder.tree().unwrap();
+            assert_eq!(tree, build_ratchet_tree(s, &leaves).unwrap());
+            let th = tree_hash(s, &tree).unwrap();
+            assert_eq!(th.len(), s.nh());
+
+            // The fixed tree hash of `context` does not match.
+            let gi = GroupInfoIn::parse(&builder.build().unwrap()).unwrap();
+            assert_eq!(gi.ratchet_tree().unwrap(), tree);
+            assert!(!gi.tree_hash_matches().unwrap());
+
+            // With the tree's hash in the GroupContext, it does.
+            let mut matching = gc.clone();
+            matching.tree_hash = th.clone();
+            let builder = GroupInfoBuilder {
+                group_context: &matching,
+                ..builder
+            };
+            let gi = GroupInfoIn::parse(&builder.build().unwrap()).unwrap();
+            gi.verify(s).unwrap();
+            assert_eq!(gi.ratchet_tree().unwrap(), tree);
+            assert_eq!(tree_hash(s, &gi.ratchet_tree().unwrap()).unwrap(), th);
+            assert!(gi.tree_hash_matches().unwrap());
+            // Deterministic.
+            assert_eq!(tree_hash(s, &builder.tree().unwrap()).unwrap(), th);
+        }
+    }
+
+    #[test]
+    fn modified_tree_changes_the_hash() {
+        let (s, keys) = suites_and_keys().remove(0);
+        let leaves = [
+            (keys[0].clone(), b"alice@a.example".to_vec()),
+            (keys[1].clone(), b"bob@b.example".to_vec()),
+        ];
+        let tree = build_ratchet_tree(s, &leaves).unwrap();
+        let th = tree_hash(s, &tree).unwrap();
+
+        // Every byte of either leaf's encoding counts.
+        for node in [0, 2] {
+            let Some(TreeNode::Leaf(leaf)) = &tree[node] else {
+                unreachable!()
+            };
+            for i in 0..leaf.raw.len() {
+                let mut changed = leaf.clone();
+                changed.raw[i] ^= 1;
+                let mut t = tree.clone();
+                t[node] = Some(TreeNode::Leaf(changed));
+                assert_ne!(tree_hash(s, &t).unwrap(), th, "node {node} byte {i}");
+            }
+        }
+        // Another identity, swapped leaves, a blank leaf, a non-blank
+        // parent, a missing leaf.
+        let other = build_ratchet_tree(
+            s,
+            &[
+                leaves[0].clone(),
+                (keys[1].clone(), b"eve@b.example".to_vec()),
+            ],
+        )
+        .unwrap();
+        assert_ne!(tree_hash(s, &other).unwrap(), th);
+        let swapped = vec![tree[2].clone(), None, tree[0].clone()];
+        assert_ne!(tree_hash(s, &swapped).unwrap(), th);
+        let mut blank = tree.clone();
+        blank[0] = None;
+        assert_ne!(tree_hash(s, &blank).unwrap(), th);
+        let mut parent = tree.clone();
+        parent[1] = Some(TreeNode::Parent(vec![0, 0, 0]));
+        assert_ne!(tree_hash(s, &parent).unwrap(), th);
+        assert_ne!(tree_hash(s, &tree[..1]).unwrap(), th);
+
+        // A signed GroupInfo over a changed tree no longer matches its
+        // GroupContext's tree hash.
+        let mut gc = context(s);
+        gc.tree_hash = tree_hash(s, &other).unwrap();
+        let gi = GroupInfoIn::parse(
+            &GroupInfoBuilder {
+                suite: s,
+                group_context: &gc,
+                leaves: &leaves,
+                confirmation_tag: vec![9; s.nh()],
+                signer: 0,
+            }
+            .build()
+            .unwrap(),
+        )
+        .unwrap();
+        gi.verify(s).unwrap();
+        assert!(!gi.tree_hash_matches().unwrap());
     }
 
     #[test]

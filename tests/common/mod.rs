@@ -213,3 +213,73 @@ pub fn seal_room(
         )
         .unwrap()
 }
+
+/// A PublicMessage proposal or commit of the room, from the sending leaf,
+/// signed and with its membership tag (a commit also carries the
+/// confirmation tag of the epoch it opens).
+pub fn room_public(
+    room: &mut Room,
+    epoch: u64,
+    content_type: ContentType,
+    aad: &[u8],
+) -> ProtectedMessage {
+    use mimi_onion::mls::framing::{
+        framed_content_tbs, FramedContent, FramedContentAuthData, PublicMessage,
+        Sender as MlsSender,
+    };
+    let e = room.epoch(epoch).unwrap();
+    let suite = room.suite;
+    let (body, confirmation_tag) = match content_type {
+        ContentType::Commit => {
+            let next = room.epoch(epoch + 1).unwrap();
+            let tag = suite
+                .mac(
+                    &next.secrets.confirmation_key,
+                    &next.context.confirmed_transcript_hash,
+                )
+                .unwrap();
+            (room.commit.clone(), Some(tag))
+        }
+        _ => (room.proposal.clone(), None),
+    };
+    let content = FramedContent {
+        group_id: room.group_id.clone(),
+        epoch,
+        sender: MlsSender::Member(1),
+        authenticated_data: aad.to_vec(),
+        content_type,
+        content: body,
+    };
+    let tbs = framed_content_tbs(
+        mimi_onion::mls::message::WireFormat::PublicMessage,
+        &content,
+        Some(&e.context),
+    )
+    .unwrap();
+    let signature = suite
+        .sign_with_label(
+            room.leaves[1].signature_private.expose(),
+            "FramedContentTBS",
+            &tbs,
+        )
+        .unwrap();
+    let mut pm = PublicMessage {
+        content,
+        auth: FramedContentAuthData {
+            signature,
+            confirmation_tag,
+        },
+        membership_tag: None,
+    };
+    let tag = suite
+        .mac(
+            &e.secrets.membership_key,
+            &pm.membership_tag_input(&e.context).unwrap(),
+        )
+        .unwrap();
+    pm.membership_tag = Some(tag);
+    ProtectedMessage {
+        message: pm.encode().unwrap(),
+        key_layer: None,
+    }
+}
