@@ -3,7 +3,8 @@
 //! processing rules and answers every envelope with exactly one response of
 //! fixed size.
 
-use hpke_rs::{HpkePrivateKey, HpkePublicKey};
+use hpke_rs::{Hpke, HpkePrivateKey, HpkePublicKey};
+use hpke_rs_rust_crypto::HpkeRustCrypto;
 use sha2::{Digest, Sha256};
 
 use crate::commitment::group_requires_commitment;
@@ -135,6 +136,8 @@ pub struct HubOutcome {
 /// The hub front-end.
 pub struct HubFrontEnd<S: HubState> {
     keys: Vec<HubKeyPair>,
+    /// One HPKE receiver per suite, made once.
+    receivers: Vec<(HpkeSuite, Hpke<HpkeRustCrypto>)>,
     #[allow(clippy::type_complexity)]
     epoch_keys: std::sync::Mutex<std::collections::HashMap<(Vec<u8>, u64), ([u8; 32], EpochKeys)>>,
     signing_key: Option<HubSigningKey>,
@@ -174,8 +177,13 @@ impl<S: HubState> HubFrontEnd<S> {
         let (policy_keys, keys): (Vec<_>, Vec<_>) = keys
             .into_iter()
             .partition(|k| k.config.key_use() == Some(KeyUse::Policy));
+        let receivers = HpkeSuite::ALL
+            .into_iter()
+            .map(|s| Ok((s, s.hpke()?)))
+            .collect::<Res<Vec<_>>>()?;
         Ok(HubFrontEnd {
             keys,
+            receivers,
             epoch_keys: Default::default(),
             signing_key: None,
             policy: PolicyEngine::new(policy_keys),
@@ -264,7 +272,15 @@ impl<S: HubState> HubFrontEnd<S> {
             }
             return unopenable(&mut rng);
         }
-        let Ok((secret, plaintext)) = open_hub_layer(key, &env) else {
+        let Some(hpke) = self
+            .receivers
+            .iter()
+            .find(|(s, _)| *s == env.header.suite)
+            .map(|(_, h)| h)
+        else {
+            return unopenable(&mut rng);
+        };
+        let Ok((secret, plaintext)) = open_hub_layer_with(hpke, key, &env) else {
             return unopenable(&mut rng);
         };
         let (status, view, shard) = self.judge(&env, &plaintext);
@@ -620,8 +636,19 @@ pub(crate) fn unix_now() -> u64 {
 /// Opens an envelope's hub layer with one hub key pair (OUT-4): returns the
 /// response secret and the padded plaintext. Every failure is
 /// [`Error::Crypto`].
+#[cfg(any(test, feature = "vectors"))]
 pub(crate) fn open_hub_layer(key: &HubKeyPair, env: &Envelope<'_>) -> Res<(Secret, PlainBuf)> {
     let hpke = env.header.suite.hpke().map_err(|_| Error::Crypto)?;
+    open_hub_layer_with(&hpke, key, env)
+}
+
+/// [`open_hub_layer`] with an HPKE instance the caller keeps (a receiver
+/// draws no randomness, so one instance per suite serves every envelope).
+fn open_hub_layer_with(
+    hpke: &Hpke<HpkeRustCrypto>,
+    key: &HubKeyPair,
+    env: &Envelope<'_>,
+) -> Res<(Secret, PlainBuf)> {
     let mut ctx = hpke
         .setup_receiver(
             env.enc,
