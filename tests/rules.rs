@@ -7,10 +7,8 @@ use common::{room_world, seal_room};
 use mimi_onion::balancer::Route;
 use mimi_onion::config::KeyUse;
 use mimi_onion::member::{Delivery, ReceiveError};
-use mimi_onion::mls::framing::{
-    framed_content_tbs, FramedContent, FramedContentAuthData, PublicMessage, Sender as MlsSender,
-};
-use mimi_onion::mls::message::{ContentType, WireFormat};
+use mimi_onion::mls::framing::PublicMessage;
+use mimi_onion::mls::message::ContentType;
 use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::sender::{seal_envelope, Membership};
 use mimi_onion::state::HubState;
@@ -23,40 +21,12 @@ use mimi_onion::wire::OuterHeader;
 /// to the client's MLS stack.
 #[test]
 fn mem5_public_messages_need_tag_and_signature() {
-    let (world, _, room, mut bob) = room_world(1);
-    let e0 = room.epoch(0).unwrap();
-    let suite = room.suite;
-    let content = FramedContent {
-        group_id: room.group_id.clone(),
-        epoch: 0,
-        sender: MlsSender::Member(1),
-        authenticated_data: Vec::new(),
-        content_type: ContentType::Proposal,
-        content: room.proposal.clone(),
-    };
-    let tbs = framed_content_tbs(WireFormat::PublicMessage, &content, Some(&e0.context)).unwrap();
-    let signature = suite
-        .sign_with_label(
-            room.leaves[1].signature_private.expose(),
-            "FramedContentTBS",
-            &tbs,
-        )
-        .unwrap();
-    let mut pm = PublicMessage {
-        content,
-        auth: FramedContentAuthData {
-            signature,
-            confirmation_tag: None,
-        },
-        membership_tag: None,
-    };
-    let tag = suite
-        .mac(
-            &e0.secrets.membership_key,
-            &pm.membership_tag_input(&e0.context).unwrap(),
-        )
-        .unwrap();
-    pm.membership_tag = Some(tag.clone());
+    let (world, _, mut room, mut bob) = room_world(1);
+    let mut pm = PublicMessage::parse(
+        &common::room_public(&mut room, 0, ContentType::Proposal, b"").message,
+    )
+    .unwrap();
+    let tag = pm.membership_tag.clone().unwrap();
     let keys = room.membership_keys(0).unwrap();
     let mut rng = rand::rng();
     let good = keys.seal(&pm.encode().unwrap(), &mut rng).unwrap();
