@@ -9,17 +9,17 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mimi_onion::demo::{self, DemoWorld};
 use mimi_onion::fanout::EpochKeys;
 use mimi_onion::member::{Delivery, EpochState, Member};
 use mimi_onion::mls::framing::GroupContext;
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::secret::Secret;
+use mimi_onion::test_utils::{self, DemoWorld};
 
 fn filler_state(i: u32, suite: mimi_onion::mls::suite::MlsSuite) -> EpochState {
     let mut gid = b"bench filler group ".to_vec();
     gid.extend_from_slice(&i.to_be_bytes());
-    let f = Secret::new(demo::sha256(&gid).to_vec());
+    let f = Secret::new(test_utils::sha256(&gid).to_vec());
     EpochState {
         group_context: GroupContext::new(suite, &gid, 3, &[0; 32], &[0; 32]),
         encryption_secret: Secret::from_slice(&[1; 32]),
@@ -33,7 +33,7 @@ fn filler_state(i: u32, suite: mimi_onion::mls::suite::MlsSuite) -> EpochState {
 
 fn member_scan(c: &mut Criterion) {
     let world = DemoWorld::new().expect("world");
-    let mut room = demo::rooms(&world).expect("rooms").remove(0);
+    let mut room = test_utils::rooms(&world).expect("rooms").remove(0);
     let message = room
         .protect(0, ContentType::Application, &[0x61; 64])
         .expect("protect")

@@ -10,6 +10,7 @@
 
 mod common;
 
+use mimi_onion::test_utils::NOW;
 use std::cell::RefCell;
 use std::hint::black_box;
 
@@ -44,7 +45,7 @@ fn open(c: &mut Criterion) {
             let sealed = client
                 .seal(&message, common::app_options(&keys))
                 .expect("seal");
-            let outcome = w.hub.handle(&sealed.bytes);
+            let outcome = w.hub.handle(&sealed.bytes, NOW);
             let view = outcome.view.expect("hub opened the envelope");
             assert_eq!(view.status, mimi_onion::response::Status::Accepted);
             assert!(view.token.is_some(), "routable token");
@@ -60,7 +61,7 @@ fn open(c: &mut Criterion) {
                         .expect("seal")
                         .bytes
                 },
-                |envelope| world.borrow_mut().hub.handle(black_box(&envelope)),
+                |envelope| world.borrow_mut().hub.handle(black_box(&envelope), NOW),
                 common::batch_size(app_len),
             );
         });

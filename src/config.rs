@@ -230,14 +230,37 @@ impl SignedHubConfiguration {
     }
 
     /// CFG-1 and CFG-2: verifies the signature under `signing_key` (taken
-    /// from the group's component) and checks the content at time `now`.
-    pub fn verify(&self, signing_key: &HubSigningKey, now: u64) -> Res<HubConfiguration> {
+    /// from the group's component) and checks the content at time `now`
+    /// (Unix seconds, from the caller's clock).
+    pub fn verify(&self, signing_key: &HubSigningKey, now: u64) -> Res<VerifiedHubConfiguration> {
         let vk = signing_key.verifying_key()?;
         let sig = Signature::from_slice(&self.signature.0).map_err(|_| Error::Crypto)?;
         vk.verify_strict(&self.configuration.to_be_signed()?, &sig)
             .map_err(|_| Error::Crypto)?;
         self.configuration.check(now)?;
-        Ok(self.configuration.clone())
+        Ok(VerifiedHubConfiguration(self.configuration.clone()))
+    }
+}
+
+/// A hub configuration whose signature verified under the signing key a
+/// group names, and whose content passed CFG-2 when it was verified. Only
+/// [`SignedHubConfiguration::verify`] makes one, so a [`crate::sender::Sender`],
+/// which requires one, never seals to keys nobody checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedHubConfiguration(HubConfiguration);
+
+impl VerifiedHubConfiguration {
+    /// The configuration.
+    pub fn configuration(&self) -> &HubConfiguration {
+        &self.0
+    }
+}
+
+impl core::ops::Deref for VerifiedHubConfiguration {
+    type Target = HubConfiguration;
+
+    fn deref(&self) -> &HubConfiguration {
+        &self.0
     }
 }
 
@@ -376,7 +399,7 @@ pub struct HubConfigStore {
     /// (key use, key id) -> public key, for every key accepted so far and
     /// not yet expired.
     bindings: HashMap<(u8, u8), (Vec<u8>, u64)>,
-    current: Option<HubConfiguration>,
+    current: Option<VerifiedHubConfiguration>,
 }
 
 impl HubConfigStore {
@@ -393,7 +416,7 @@ impl HubConfigStore {
         signed: &SignedHubConfiguration,
         signing_key: &HubSigningKey,
         now: u64,
-    ) -> Res<&HubConfiguration> {
+    ) -> Res<&VerifiedHubConfiguration> {
         let config = signed.verify(signing_key, now)?;
         self.bindings.retain(|_, (_, not_after)| *not_after > now);
         for k in &config.keys {
@@ -416,7 +439,7 @@ impl HubConfigStore {
     }
 
     /// The configuration currently held.
-    pub fn current(&self) -> Option<&HubConfiguration> {
+    pub fn current(&self) -> Option<&VerifiedHubConfiguration> {
         self.current.as_ref()
     }
 }

@@ -44,7 +44,8 @@ use crate::secret::{ct_eq, Secret};
 use crate::wire::{PlainBuf, FANOUT_KEY_LEN, MEMBERSHIP_PROOF_LEN};
 
 /// F of an epoch: `MLS-Exporter("mimi-onion v1 fanout key", "", 32)` from
-/// the epoch's exporter secret.
+/// the epoch's exporter secret (FAN-1: derived exactly so, by hub and
+/// members alike).
 pub fn fanout_key(suite: MlsSuite, exporter_secret: &Secret) -> Res<Secret> {
     mls_exporter(
         suite,
@@ -111,7 +112,8 @@ fn expand(f: &Secret, label: &[u8], len: usize) -> Res<Secret> {
 }
 
 impl EpochKeys {
-    /// Derives the subkeys of F for `epoch`.
+    /// Derives the subkeys of F for `epoch`. FAN-1: HKDF-Expand with SHA-256,
+    /// F itself as the pseudorandom key, the label alone as `info`.
     pub fn derive(f: &Secret, epoch: u64) -> Res<Self> {
         if f.len() != FANOUT_KEY_LEN {
             return Err(Error::Usage("F must be 32 bytes"));
@@ -166,13 +168,18 @@ impl EpochKeys {
     }
 
     /// Seals a fan-out message for one follower, with a fresh nonce.
+    /// FAN-2: the hub calls it once per follower (`HubFrontEnd::fan_out`),
+    /// and each call draws its own random nonce, so no two followers
+    /// receive the same bytes.
     pub fn seal(&self, message: &[u8], rng: &mut impl CryptoRng) -> Res<Vec<u8>> {
         let mut nonce = [0u8; FANOUT_NONCE_LEN];
         rng.fill_bytes(&mut nonce);
         self.seal_with_nonce(message, nonce)
     }
 
-    /// Seals with an explicit nonce (test vectors).
+    /// Seals with an explicit nonce (test vectors). FAN-3: hint, check value
+    /// and body exactly as specified, the `FanoutContent` followed by zero
+    /// bytes up to exactly `Padmé(len(message) + 4)` bytes.
     pub fn seal_with_nonce(&self, message: &[u8], nonce: [u8; FANOUT_NONCE_LEN]) -> Res<Vec<u8>> {
         let mut pt = Vec::with_capacity(fanout_padded_len(message.len()));
         put_vec(&mut pt, message)?;
@@ -197,14 +204,17 @@ impl EpochKeys {
     }
 
     /// True if the hint of `msg` matches these keys. Callers scan every
-    /// held epoch without stopping at the first match.
+    /// held epoch without stopping at the first match (MEM-1: compared in
+    /// constant time).
     pub fn hint_matches(&self, msg: &FanoutMessage<'_>) -> bool {
         ct_eq(&self.hint(msg.nonce), msg.hint)
     }
 
     /// Verifies the check value, then opens the body. Returns the message.
-    /// Every failure is [`Error::Crypto`].
+    /// Every failure is [`Error::Crypto`] (FAN-5: the same failure for
+    /// every check).
     pub fn open(&self, msg: &FanoutMessage<'_>) -> Res<Vec<u8>> {
+        // FAN-5: the check value, in constant time, before the body is opened.
         if !ct_eq(&self.check(msg.nonce), msg.check) {
             return Err(Error::Crypto);
         }
@@ -219,6 +229,9 @@ impl EpochKeys {
                 )
                 .map_err(|_| Error::Crypto)?,
         );
+        // FAN-5: a `FanoutContent` with its length prefix in the shortest
+        // form (`Reader::vec`), exactly `Padmé(len(message) + 4)` bytes in
+        // all, every byte after it zero.
         let mut r = Reader::new(&pt.0);
         let message = r.vec("fan-out: message").map_err(|_| Error::Crypto)?;
         if pt.0.len() != fanout_padded_len(message.len())
@@ -230,7 +243,8 @@ impl EpochKeys {
     }
 }
 
-/// The padded length of a fan-out plaintext: `Padmé(len(message) + 4)`.
+/// The padded length of a fan-out plaintext: `Padmé(len(message) + 4)`
+/// (FAN-3, FAN-5).
 pub fn fanout_padded_len(message_len: usize) -> usize {
     padme(message_len + 4)
 }
@@ -252,7 +266,8 @@ pub struct FanoutMessage<'a> {
 
 impl<'a> FanoutMessage<'a> {
     /// Splits a fan-out message into its fields. The body must hold at
-    /// least a tag and the smallest padded content.
+    /// least a tag and the smallest padded content (FAN-5: a fan-out
+    /// message shorter than 72 bytes is malformed).
     pub fn parse(bytes: &'a [u8]) -> Res<Self> {
         if bytes.len() < FANOUT_HEADER_LEN + fanout_padded_len(0) + 16 {
             return Err(Error::Malformed("fan-out message: too short"));

@@ -22,8 +22,6 @@ use crate::commitment::{
 use crate::config::{
     AppDataDictionary, HubSigningKey, KeyUse, SignedHubConfiguration, HUB_SIGNING_KEY_COMPONENT,
 };
-use crate::demo::room::Room;
-use crate::demo::{demo_fanout_key, demo_messages, rooms, DemoWorld, SHARD_COUNT};
 use crate::fanout::{fanout_padded_len, EpochKeys, FanoutMessage, FANOUT_HEADER_LEN};
 use crate::keylayer;
 use crate::member::{Delivery, EpochState, Member, ReceiveError};
@@ -34,10 +32,12 @@ use crate::mls::suite::MlsSuite;
 use crate::response::{response_len, HubResponse};
 use crate::state::{GroupRecord, HubState, InMemoryHubState};
 use crate::suite::HpkeSuite;
+use crate::test_utils::room::Room;
+use crate::test_utils::{demo_fanout_key, demo_messages, rooms, DemoWorld, SHARD_COUNT};
 use crate::token::TOKEN_LEN;
 use crate::wire::{
-    Envelope, HubLayerContent, HEADER_LEN, KEY_LAYER_HEADER_LEN, KEY_LAYER_PLAINTEXT_LEN,
-    TOKEN_OFFSET,
+    Envelope, HubLayerContent, OuterHeader, HEADER_LEN, KEY_LAYER_HEADER_LEN,
+    KEY_LAYER_PLAINTEXT_LEN, TOKEN_OFFSET,
 };
 
 /// `wire::Envelope::parse`; when it parses, `Envelope::encode` of the
@@ -157,13 +157,7 @@ pub fn balancer_route(data: &[u8]) {
 /// of the suite its header names, if the header is complete and names a
 /// supported suite, else that of [`HpkeSuite::MANDATORY`].
 fn expected_response_len(data: &[u8]) -> usize {
-    let suite = data
-        .get(..HEADER_LEN)
-        .and_then(|h| {
-            let id = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-            HpkeSuite::from_ids(id(19), id(21), id(23)).ok()
-        })
-        .unwrap_or(HpkeSuite::MANDATORY);
+    let suite = OuterHeader::peek_suite(data).unwrap_or(HpkeSuite::MANDATORY);
     response_len(suite)
 }
 
@@ -172,8 +166,8 @@ fn expected_response_len(data: &[u8]) -> usize {
 /// official vectors).
 type DemoGroup = (Vec<u8>, GroupRecord, Vec<(u32, Vec<u8>)>);
 
-/// The groups the demo hub hosts, as `demo::provision` sets them up: the
-/// demo's rooms at epoch 0 (as `demo::provision_room` does: record with the
+/// The groups the demo hub hosts, as `test_utils::provision` sets them up: the
+/// demo's rooms at epoch 0 (as `test_utils::provision_room` does: record with the
 /// GroupContext, the commitment requirement and F, and the leaves'
 /// signature keys), then the groups of the demo messages other than the
 /// registration's, each at its epoch, with its MLS suite and F of that
@@ -226,7 +220,7 @@ const MAX_POLICY_AUDIT: usize = 1024;
 
 /// The demo hub front-end (`DemoWorld::new()`, then `world.hub.handle`),
 /// with fresh hub state and the demo's rooms and groups provisioned for
-/// every input (as `demo::provision` does) so that runs are reproducible
+/// every input (as `test_utils::provision` does) so that runs are reproducible
 /// and envelopes of the rooms reach the policy engine: `handle` must not
 /// panic and must answer with a response of the fixed size for the
 /// header's suite (RSP-1, RSP-2); an envelope it opened and answered, sent
@@ -247,11 +241,11 @@ pub fn hub_handle(data: &[u8]) {
                 .set_leaf_signature_key(group_id, *index, Some(key.clone()));
         }
     }
-    let outcome = hub.handle(data);
+    let outcome = hub.handle(data, crate::test_utils::NOW);
     assert_eq!(outcome.response.len(), expected_response_len(data));
     assert!(!outcome.from_cache, "a fresh hub has no cache");
     if outcome.view.is_some() {
-        let again = hub.handle(data);
+        let again = hub.handle(data, crate::test_utils::NOW);
         assert!(again.from_cache, "an identical resend must hit the cache");
         assert_eq!(again.response, outcome.response);
     }
@@ -367,7 +361,7 @@ struct MemberFixture {
     keys: EpochKeys,
 }
 
-/// The demo room of MLS suite 1 (`demo::rooms`, the first room).
+/// The demo room of MLS suite 1 (`test_utils::rooms`, the first room).
 fn demo_room_suite1() -> Room {
     let world = DemoWorld::new().expect("the demo world builds from fixed keys");
     rooms(&world)
@@ -403,7 +397,7 @@ fn copy_state(s: &EpochState) -> EpochState {
 }
 
 /// A fresh `member::Member` holding the demo room of suite 1 at epoch 0
-/// (`demo::rooms`, `room.member_state(0)`), for every input, receives the
+/// (`test_utils::rooms`, `room.member_state(0)`), for every input, receives the
 /// data as a fan-out message (`Member::receive`): it must not panic; a
 /// delivered message belongs to that room and epoch, and a delivered
 /// PrivateMessage received again is `Replayed`; a buffered one is in the

@@ -3,14 +3,15 @@
 //! processing rules and answers every envelope with exactly one response of
 //! fixed size.
 
-use hpke_rs::{Hpke, HpkePrivateKey, HpkePublicKey};
+use hpke_rs::Hpke;
 use hpke_rs_rust_crypto::HpkeRustCrypto;
 use sha2::{Digest, Sha256};
 
 use crate::commitment::group_requires_commitment;
-use crate::config::{find_app_data_dictionary, HubConfiguration, HubSigningKey, KeyConfig, KeyUse};
+use crate::config::{find_app_data_dictionary, HubConfiguration, HubSigningKey, KeyUse};
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
+use crate::keys::HubKeyPair;
 use crate::mls::framing::{GroupContext, PublicMessage, Sender as MlsSender};
 use crate::mls::group_info::GroupInfoIn;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
@@ -21,75 +22,10 @@ use crate::secret::Secret;
 use crate::state::{CachedResponse, GroupRecord, HubState};
 use crate::suite::HpkeSuite;
 use crate::token::{DecodedToken, RoutingToken, TokenKeys};
-use crate::wire::{Envelope, HubLayerContent, OuterHeader, PlainBuf, HEADER_LEN};
+use crate::wire::{Envelope, HubLayerContent, OuterHeader, PlainBuf};
 
 /// Number of epochs whose F subkeys the front-end keeps derived.
 const EPOCH_KEY_CACHE: usize = 4096;
-
-/// One HPKE key pair the hub holds, with its published configuration.
-pub struct HubKeyPair {
-    /// The published configuration of this key.
-    pub config: KeyConfig,
-    private_key: HpkePrivateKey,
-}
-
-impl core::fmt::Debug for HubKeyPair {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("HubKeyPair")
-            .field("config", &self.config)
-            .field("private_key", &"***")
-            .finish()
-    }
-}
-
-impl HubKeyPair {
-    /// Derives a key pair from input keying material with HPKE's
-    /// DeriveKeyPair, and its configuration for the given suites.
-    pub fn derive(
-        key_id: u8,
-        key_use: KeyUse,
-        suites: &[HpkeSuite],
-        ikm: &[u8],
-        not_after: u64,
-    ) -> Res<Self> {
-        let first = *suites.first().ok_or(Error::Usage("no suite"))?;
-        if suites.iter().any(|s| s.kem_id() != first.kem_id()) {
-            return Err(Error::Usage("all suites of a key share its kem"));
-        }
-        let kp = first
-            .hpke()?
-            .derive_key_pair(ikm)
-            .map_err(|_| Error::Usage("key derivation failed"))?;
-        let (sk, pk) = kp.into_keys();
-        let config = KeyConfig {
-            key_id,
-            key_use: key_use.code(),
-            kem_id: first.kem_id(),
-            public_key: crate::codec::Opaque(pk.as_slice().to_vec()),
-            symmetric: suites
-                .iter()
-                .map(|s| crate::config::SymmetricAlgorithm {
-                    kdf_id: s.kdf_id(),
-                    aead_id: s.aead_id(),
-                })
-                .collect(),
-            not_after,
-        };
-        Ok(HubKeyPair {
-            config,
-            private_key: sk,
-        })
-    }
-
-    /// The public key.
-    pub fn public_key(&self) -> HpkePublicKey {
-        HpkePublicKey::new(self.config.public_key.0.clone())
-    }
-
-    pub(crate) fn private_key(&self) -> &HpkePrivateKey {
-        &self.private_key
-    }
-}
 
 /// What the front-end learned from an envelope it opened: exactly the
 /// contract's "hub front-end" row, no key and no plaintext of the MLS
@@ -229,10 +165,9 @@ impl<S: HubState> HubFrontEnd<S> {
         &self.policy
     }
 
-    /// The live hub key with `key_id` offering `suite` (OUT-2): an expired
-    /// key (`not_after` passed) opens nothing.
-    fn hub_key(&self, key_id: u8, suite: HpkeSuite) -> Option<&HubKeyPair> {
-        let now = unix_now();
+    /// The live hub key with `key_id` offering `suite` at time `now` (OUT-2):
+    /// an expired key (`not_after` passed) opens nothing.
+    fn hub_key(&self, key_id: u8, suite: HpkeSuite, now: u64) -> Option<&HubKeyPair> {
         self.keys.iter().find(|k| {
             k.config.key_use() == Some(KeyUse::Hub)
                 && k.config.key_id == key_id
@@ -241,11 +176,14 @@ impl<S: HubState> HubFrontEnd<S> {
         })
     }
 
-    /// Handles one envelope (the processing rules of the spec in order).
-    /// Never fails: every input gets a response.
-    pub fn handle(&mut self, envelope: &[u8]) -> HubOutcome {
+    /// Handles one envelope (the processing rules of the spec in order) at
+    /// time `now` (Unix seconds, from the caller's clock: key expiry is
+    /// judged against it). Never fails: every input gets a response.
+    pub fn handle(&mut self, envelope: &[u8], now: u64) -> HubOutcome {
         let mut rng = rand::rng();
-        let suite_hint = header_suite(envelope).unwrap_or(HpkeSuite::MANDATORY);
+        // RSP-2: an unopenable envelope gets random bytes of the response
+        // size of the suite its header names.
+        let suite_hint = OuterHeader::peek_suite(envelope).unwrap_or(HpkeSuite::MANDATORY);
         let unopenable = |rng: &mut rand::rngs::ThreadRng| HubOutcome {
             response: response::random_response(suite_hint, rng),
             view: None,
@@ -255,7 +193,7 @@ impl<S: HubState> HubFrontEnd<S> {
             return unopenable(&mut rng);
         };
         // OUT-2: a live hub key with this id offers the header's suite.
-        let Some(key) = self.hub_key(env.header.key_id, env.header.suite) else {
+        let Some(key) = self.hub_key(env.header.key_id, env.header.suite, now) else {
             return unopenable(&mut rng);
         };
         let digest = resend_fingerprint(&env);
@@ -283,7 +221,7 @@ impl<S: HubState> HubFrontEnd<S> {
         let Ok((secret, plaintext)) = open_hub_layer_with(hpke, key, &env) else {
             return unopenable(&mut rng);
         };
-        let (status, view, shard) = self.judge(&env, &plaintext);
+        let (status, view, shard) = self.judge(&env, &plaintext, now);
         let tokens = self.fresh_tokens(shard, &mut rng);
         let resp = HubResponse { status, tokens };
         let Ok(bytes) = response::seal(env.header.suite, &secret, env.enc, &resp, &mut rng) else {
@@ -311,6 +249,7 @@ impl<S: HubState> HubFrontEnd<S> {
         &mut self,
         env: &Envelope<'_>,
         plaintext: &PlainBuf,
+        now: u64,
     ) -> (Status, Option<HubView>, Option<u32>) {
         let reject = |r| (Status::Rejected(r), None, None);
         let Ok(content) = HubLayerContent::parse_padded(&plaintext.0) else {
@@ -339,7 +278,7 @@ impl<S: HubState> HubFrontEnd<S> {
             has_fanout_key: content.fanout_key.is_some(),
             status: Status::Accepted,
         };
-        let (status, shard) = self.decide(env, &info, &content, token);
+        let (status, shard) = self.decide(env, &info, &content, token, now);
         if status == Status::Accepted
             && info
                 .content_type
@@ -364,6 +303,7 @@ impl<S: HubState> HubFrontEnd<S> {
         info: &MessageInfo<'_>,
         content: &HubLayerContent<'_>,
         token: Option<DecodedToken>,
+        now: u64,
     ) -> (Status, Option<u32>) {
         let is_commit = info.content_type == Some(ContentType::Commit);
         let is_group_info = info.wire_format == WireFormat::GroupInfo;
@@ -378,7 +318,8 @@ impl<S: HubState> HubFrontEnd<S> {
         if !key_layer_ok || !fanout_ok {
             return (Status::Rejected(RejectReason::WrongForm), shard);
         }
-        // TOK-6: a routable token is spent once.
+        // TOK-6: a routable token is spent once. TOK-7: spent only here,
+        // after HUB-1 to HUB-3 and the presence rules.
         if let Some(t) = token {
             if !self.state.spend_token(t.codepoint, &t.nonce) {
                 return (Status::Rejected(RejectReason::TokenReused), shard);
@@ -457,6 +398,7 @@ impl<S: HubState> HubFrontEnd<S> {
                 fanout_key: content.fanout_key.as_ref(),
                 record: &record,
                 leaf_signature_key: &lookup,
+                now,
             });
             if !decision.is_accepted() {
                 return (Status::Rejected(RejectReason::PolicyRejected), shard);
@@ -626,13 +568,6 @@ fn public_message_verifies(
     check().is_ok()
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Opens an envelope's hub layer with one hub key pair (OUT-4): returns the
 /// response secret and the padded plaintext. Every failure is
 /// [`Error::Crypto`].
@@ -684,14 +619,6 @@ pub fn resend_fingerprint(env: &Envelope<'_>) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The suite named by an envelope's header, if the header is complete and
-/// names a supported suite: the size of the random answer (RSP-2).
-fn header_suite(envelope: &[u8]) -> Option<HpkeSuite> {
-    let h = envelope.get(..HEADER_LEN)?;
-    let id = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-    HpkeSuite::from_ids(id(19), id(21), id(23)).ok()
-}
-
 /// The header of an envelope as the sender's provider reads it.
 pub fn read_header(envelope: &[u8]) -> Res<OuterHeader> {
     Envelope::parse(envelope).map(|e| e.header)
@@ -699,11 +626,11 @@ pub fn read_header(envelope: &[u8]) -> Res<OuterHeader> {
 
 #[cfg(test)]
 mod tests {
-    use crate::demo::room::room_extensions;
-    use crate::demo::DemoWorld;
     use crate::mls::framing::GroupContext;
     use crate::mls::group_info::{build_ratchet_tree, tree_hash, GroupInfoBuilder};
     use crate::mls::suite::MlsSuite;
+    use crate::test_utils::room::room_extensions;
+    use crate::test_utils::DemoWorld;
     use crate::wire::{HubLayerContent, MEMBERSHIP_PROOF_LEN};
 
     use super::*;

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use crate::codec::{put_vec, Reader};
 use crate::config::KeyConfig;
 use crate::error::{Error, Res};
-use crate::hub::HubKeyPair;
+use crate::keys::HubKeyPair;
 use crate::labels;
 use crate::mls::message::{MessageInfo, WireFormat};
 use crate::secret::Secret;

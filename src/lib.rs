@@ -9,7 +9,7 @@
 //! [`padding`], [`labels`], and [`mls`] (RFC 9420 glue).
 //!
 //! ```
-//! use mimi_onion::demo::{self, DemoWorld};
+//! use mimi_onion::test_utils::{self, DemoWorld};
 //! use mimi_onion::mls::message::ContentType;
 //! use mimi_onion::response::Status;
 //! use mimi_onion::sender::SealOptions;
@@ -18,8 +18,8 @@
 //! // configuration, and one of the demo rooms provisioned on the hub.
 //! let mut world = DemoWorld::new()?;
 //! let mut client = world.client()?;
-//! let mut room = demo::rooms(&world)?.remove(0);
-//! demo::provision_room(&mut world, &mut client, &room, 0)?;
+//! let mut room = test_utils::rooms(&world)?.remove(0);
+//! test_utils::provision_room(&mut world, &mut client, &room, 0)?;
 //!
 //! // Alice protects an application message (key commitment in its
 //! // SafeAAD) and seals it into an envelope.
@@ -29,7 +29,7 @@
 //!
 //! // The load balancer routes by the token; the hub opens and answers.
 //! let _route = world.balancer.route(&sealed.bytes);
-//! let outcome = world.hub.handle(&sealed.bytes);
+//! let outcome = world.hub.handle(&sealed.bytes, mimi_onion::test_utils::NOW);
 //! assert_eq!(outcome.view.as_ref().map(|v| v.message.clone()), Some(message));
 //! let response = client.open_response(&sealed.pending, &outcome.response)?;
 //! assert_eq!(response.status, Status::Accepted);
@@ -42,15 +42,17 @@ pub mod balancer;
 pub mod codec;
 pub mod commitment;
 pub mod config;
-pub mod demo;
 
 pub mod error;
 pub mod fanout;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;
 pub mod keylayer;
+pub mod keys;
 pub mod labels;
+pub mod limits;
 pub mod member;
 pub mod mls;
 pub mod padding;
@@ -62,6 +64,8 @@ pub mod secret;
 pub mod sender;
 pub mod state;
 pub mod suite;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 pub mod token;
 #[cfg(any(test, feature = "vectors"))]
 pub mod vectors;

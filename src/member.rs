@@ -198,6 +198,10 @@ impl Member {
     /// Enters an epoch of a group: joins the group, or moves it to a new
     /// epoch (keeping the previous one, dropping older ones), then rescans
     /// the buffer. Returns what the rescan delivered or dropped.
+    ///
+    /// FAN-1 (member side): the subkeys of the current and the previous
+    /// epoch of every group are kept, older ones deleted. MEM-6: the rescan
+    /// runs at every epoch change, before the caller hands in new messages.
     pub fn enter_epoch(
         &mut self,
         suite: MlsSuite,
@@ -227,11 +231,13 @@ impl Member {
         self.rescan()
     }
 
-    /// Leaves a group: forgets its keys.
+    /// Leaves a group: forgets its keys (FAN-1).
     pub fn leave(&mut self, group_id: &[u8]) {
         self.groups.retain(|g| g.group_id != group_id);
     }
 
+    /// MEM-6: every buffered message, in arrival order, under MEM-1 to
+    /// MEM-5; those that still match nothing stay in the buffer, in order.
     fn rescan(&mut self) -> Vec<Result<Delivery, ReceiveError>> {
         let waiting: Vec<Vec<u8>> = self.buffer.drain(..).collect();
         let mut out = Vec::new();
@@ -269,6 +275,8 @@ impl Member {
         match self.try_receive(bytes)? {
             Some(found) => Ok(self.record(found)),
             None => {
+                // MEM-6: no held epoch matched: into the bounded buffer, in
+                // arrival order, dropping the oldest when it is full.
                 let overflow = self.buffer.len() >= self.buffer_cap;
                 if overflow {
                     self.buffer.pop_front();
@@ -288,8 +296,8 @@ impl Member {
     /// `Ok(None)`: no hint matched.
     fn try_receive(&self, bytes: &[u8]) -> Result<Option<Found>, ReceiveError> {
         let msg = FanoutMessage::parse(bytes).map_err(|_| ReceiveError::Malformed)?;
-        // Scan every held epoch; no early exit, so the time does not depend
-        // on which group (if any) matched.
+        // MEM-1: scan every held epoch; no early exit, so the time does not
+        // depend on which group (if any) matched.
         let mut matches = Vec::new();
         for (gi, g) in self.groups.iter().enumerate() {
             for (ei, e) in g.epochs.iter().enumerate() {
@@ -301,6 +309,9 @@ impl Member {
         if matches.is_empty() {
             return Ok(None);
         }
+        // MEM-2: every hint match is tried by its check value (FAN-5, in
+        // `EpochKeys::open`); the first that verifies and opens is used. If
+        // none does, the message is dropped.
         let mut opened = None;
         for (gi, ei) in matches {
             if let Ok(m) = self.groups[gi].epochs[ei].state.fanout.open(&msg) {
@@ -326,6 +337,8 @@ fn process(
 ) -> Result<Processed, ReceiveError> {
     let info = MessageInfo::parse(&message).map_err(ReceiveError::Mls)?;
     let gc = &epoch.group_context;
+    // MEM-3: the message's group_id and epoch are those of the keys that
+    // opened it, and it is processed with that epoch's state only.
     if info.group_id != Some(group_id) || info.epoch != Some(gc.epoch) {
         return Err(ReceiveError::WrongGroup);
     }
@@ -335,6 +348,8 @@ fn process(
             Ok(Processed::Member(received, Some(key)))
         }
         WireFormat::PublicMessage => {
+            // MEM-5: a member sender's membership tag and signature are
+            // verified here; another sender's message goes to the MLS stack.
             let pm = PublicMessage::parse(&message).map_err(ReceiveError::Mls)?;
             let Sender::Member(leaf) = pm.content.sender else {
                 return Ok(Processed::NonMember(message));
@@ -355,10 +370,14 @@ fn process(
             };
             Ok(Processed::Member(received, None))
         }
+        // MEM-3: only a PublicMessage or a PrivateMessage.
         _ => Err(ReceiveError::WrongGroup),
     }
 }
 
+/// MEM-4: a PrivateMessage in the order the spec gives: sender data (leaf
+/// and generation in range), the member's own key and nonce, the
+/// `reuse_guard`, the key commitment before decryption, then the signature.
 fn process_private(
     suite: MlsSuite,
     epoch: &EpochState,
@@ -397,8 +416,8 @@ fn process_private(
     )
     .map_err(ReceiveError::Mls)?;
     let final_nonce = apply_reuse_guard(&kn.nonce, sd.reuse_guard).map_err(ReceiveError::Mls)?;
-    // The member's own ratchet key and nonce and the sender data's leaf:
-    // c must match before anything is decrypted.
+    // MEM-4: the member's own ratchet key and nonce and the sender data's
+    // leaf: c must match before anything is decrypted.
     CommitmentInput {
         suite,
         group_id: &msg.group_id,

@@ -7,7 +7,7 @@
 //! application message never changes the size. The rounding is Padmé, which
 //! leaks O(log log L) bits of the length with at most about 12 % overhead.
 
-use crate::wire::{KEY_LAYER_MAX_LEN, MEMBERSHIP_PROOF_LEN};
+use crate::limits::{KEY_LAYER_MAX_LEN, MEMBERSHIP_PROOF_LEN};
 
 /// Room reserved in every hub layer on top of the message: the largest
 /// varint length prefix of the message (4), the membership proof (16), the

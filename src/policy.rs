@@ -13,8 +13,8 @@
 use crate::codec::put_vec;
 use crate::commitment::CommitmentInput;
 use crate::error::{Error, Res};
-use crate::hub::HubKeyPair;
 use crate::keylayer;
+use crate::keys::HubKeyPair;
 use crate::labels;
 use crate::mls::framing::{
     framed_content_tbs, open_content, FramedContent, GroupContext, PrivateMessage, Sender,
@@ -80,6 +80,9 @@ pub struct PolicyRequest<'a> {
     /// The signature key of the leaf the key layer names, looked up in the
     /// hub state by leaf index.
     pub leaf_signature_key: &'a dyn Fn(u32) -> Option<Vec<u8>>,
+    /// The time (Unix seconds, the caller's clock) that policy-key expiry
+    /// is judged against.
+    pub now: u64,
 }
 
 impl core::fmt::Debug for PolicyRequest<'_> {
@@ -178,8 +181,9 @@ impl PolicyEngine {
             return Err(Error::Usage("group does not require the key commitment"));
         }
         // HUB-8: the key layer.
-        // Only live policy keys open key layers (HUB-8, OUT-2's rule).
-        let now = crate::hub::unix_now();
+        // Only live policy keys open key layers (HUB-8, OUT-2's rule), by
+        // the caller's clock.
+        let now = req.now;
         let kl = keylayer::open(
             self.keys.iter().filter(|k| k.config.not_after > now),
             record.mls_suite,

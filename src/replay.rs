@@ -185,7 +185,7 @@ impl HpkeCrypto for ReplayCrypto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::{from_hex, to_hex};
+    use crate::test_utils::{from_hex, to_hex};
     use hpke_rs::{Hpke, HpkePublicKey, Mode};
 
     /// RFC 9180 Appendix A.1.1 (DHKEM(X25519), HKDF-SHA256, AES-128-GCM,

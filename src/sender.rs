@@ -9,7 +9,7 @@ use hpke_rs_crypto::HpkeCrypto;
 use rand::Rng;
 
 use crate::commitment::{build_authenticated_data, CommitmentInput, SafeAadItem};
-use crate::config::{HubConfiguration, KeyConfig, KeyUse};
+use crate::config::{KeyConfig, KeyUse, VerifiedHubConfiguration};
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
 use crate::keylayer::KeyLayerContent;
@@ -64,7 +64,7 @@ pub struct SealedEnvelope {
 /// A sender holding a verified hub configuration and token pools.
 #[derive(Debug)]
 pub struct Sender {
-    config: HubConfiguration,
+    config: VerifiedHubConfiguration,
     /// Token pools by group; `None` is the lobby pool, for messages that
     /// name no group the hub holds yet (Welcome, KeyPackage, registration).
     pools: HashMap<Option<Vec<u8>>, VecDeque<RoutingToken>>,
@@ -72,8 +72,10 @@ pub struct Sender {
 
 impl Sender {
     /// A sender for a hub whose configuration was verified through the
-    /// group (see [`crate::config::HubConfigStore`]).
-    pub fn new(config: HubConfiguration) -> Self {
+    /// group (see [`crate::config::HubConfigStore::accept`] and
+    /// [`crate::config::SignedHubConfiguration::verify`], the only ways to
+    /// get a [`VerifiedHubConfiguration`]).
+    pub fn new(config: VerifiedHubConfiguration) -> Self {
         Sender {
             config,
             pools: HashMap::new(),

@@ -22,11 +22,11 @@ use crate::config::{
     app_data_dictionary_extension, AppDataDictionary, HubConfiguration, HubSigningKey, KeyUse,
     SignedHubConfiguration,
 };
-use crate::demo::{from_hex, room::Room, to_hex};
 use crate::error::{Error, Res};
 use crate::fanout::{fanout_key, fanout_padded_len, EpochKeys, FanoutMessage};
-use crate::hub::{open_hub_layer, HubKeyPair};
+use crate::hub::open_hub_layer;
 use crate::keylayer;
+use crate::keys::HubKeyPair;
 use crate::mls::message::ContentType;
 use crate::padding::padded_length;
 use crate::policy::{fanout_key_tbs, sign_fanout_key};
@@ -35,6 +35,7 @@ use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
 use crate::sender::{seal_envelope, Membership};
 use crate::suite::HpkeSuite;
+use crate::test_utils::{from_hex, room::Room, to_hex};
 use crate::token::{RoutingToken, TokenKey, TokenKeys, UNROUTABLE_CODEPOINT};
 use crate::wire::{Envelope, HubLayerContent, OuterHeader};
 

@@ -37,28 +37,26 @@ use crate::token::{RoutingToken, TOKEN_LEN};
 
 /// The protocol version this crate speaks.
 pub const VERSION: u8 = 1;
-/// Offset of the routing token in every envelope, in every version.
+/// Offset of the routing token in every envelope, in every version (TOK-1).
 pub const TOKEN_OFFSET: usize = 1;
+/// Offset of the hub key id.
+pub const KEY_ID_OFFSET: usize = TOKEN_OFFSET + TOKEN_LEN;
+/// Offset of the HPKE suite: `kem_id`, `kdf_id`, `aead_id`, two bytes each.
+pub const SUITE_OFFSET: usize = KEY_ID_OFFSET + 1;
 /// Length of the outer header.
-pub const HEADER_LEN: usize = 1 + TOKEN_LEN + 1 + 6;
-/// Length of the membership proof.
-pub const MEMBERSHIP_PROOF_LEN: usize = 16;
-/// Length of the epoch fan-out key F.
-pub const FANOUT_KEY_LEN: usize = 32;
-/// Length of a key-layer plaintext after its own padding.
-pub const KEY_LAYER_PLAINTEXT_LEN: usize = 256;
-/// Length of the clear header of a key layer (key id and suite).
-pub const KEY_LAYER_HEADER_LEN: usize = 7;
-/// The largest key layer: header, the largest `enc`, the padded plaintext
-/// and an AEAD tag.
-pub const KEY_LAYER_MAX_LEN: usize =
-    KEY_LAYER_HEADER_LEN + MAX_N_ENC + KEY_LAYER_PLAINTEXT_LEN + 16;
-/// The largest MLS message an envelope may carry (16 MiB).
-pub const MAX_MESSAGE_LEN: usize = 16 << 20;
+pub const HEADER_LEN: usize = SUITE_OFFSET + 6;
+pub use crate::limits::{
+    FANOUT_KEY_LEN, KEY_LAYER_HEADER_LEN, KEY_LAYER_MAX_LEN, KEY_LAYER_PLAINTEXT_LEN,
+    MAX_MESSAGE_LEN, MEMBERSHIP_PROOF_LEN,
+};
 /// The largest sealed hub layer (OUT-5): the padded length of the largest
 /// message plus the AEAD tag.
 pub const MAX_SEALED_HUB_LAYER_LEN: usize =
     crate::padding::padme(MAX_MESSAGE_LEN + crate::padding::RESERVED_ROOM) + 16;
+/// The largest legal envelope: header, the largest `enc`, the 4-byte
+/// length prefix and the largest sealed hub layer. A reader of untrusted
+/// envelopes (a server's body limit, a file) needs no more bytes than this.
+pub const MAX_ENVELOPE_LEN: usize = HEADER_LEN + MAX_N_ENC + 4 + MAX_SEALED_HUB_LAYER_LEN;
 
 /// The clear outer header of an envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,12 +75,22 @@ impl OuterHeader {
         let mut out = [0u8; HEADER_LEN];
         out[0] = VERSION;
         out[TOKEN_OFFSET..TOKEN_OFFSET + TOKEN_LEN].copy_from_slice(&self.token.0);
-        out[18] = self.key_id;
+        out[KEY_ID_OFFSET] = self.key_id;
         let (kem, kdf, aead) = self.suite.ids();
-        out[19..21].copy_from_slice(&kem.to_be_bytes());
-        out[21..23].copy_from_slice(&kdf.to_be_bytes());
-        out[23..25].copy_from_slice(&aead.to_be_bytes());
+        out[SUITE_OFFSET..SUITE_OFFSET + 2].copy_from_slice(&kem.to_be_bytes());
+        out[SUITE_OFFSET + 2..SUITE_OFFSET + 4].copy_from_slice(&kdf.to_be_bytes());
+        out[SUITE_OFFSET + 4..SUITE_OFFSET + 6].copy_from_slice(&aead.to_be_bytes());
         out
+    }
+
+    /// The suite an envelope's header names, read at its fixed offset
+    /// without decoding anything else: `None` if the header is incomplete
+    /// or names no supported suite. The hub sizes its random answer by it
+    /// (RSP-2).
+    pub fn peek_suite(envelope: &[u8]) -> Option<HpkeSuite> {
+        let ids = envelope.get(SUITE_OFFSET..HEADER_LEN)?;
+        let id = |i: usize| u16::from_be_bytes([ids[i], ids[i + 1]]);
+        HpkeSuite::from_ids(id(0), id(2), id(4)).ok()
     }
 
     /// Decodes a header from the start of `r` (OUT-1, OUT-2).
@@ -112,7 +120,7 @@ impl OuterHeader {
         info.extend_from_slice(crate::labels::HUB_LAYER);
         info.push(0);
         info.push(h[0]);
-        info.extend_from_slice(&h[18..25]);
+        info.extend_from_slice(&h[KEY_ID_OFFSET..HEADER_LEN]);
         info
     }
 }

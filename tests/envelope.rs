@@ -6,12 +6,13 @@ mod common;
 
 use common::{private_message, seal, world};
 use mimi_onion::balancer::Route;
-use mimi_onion::demo::{self, DemoWorld};
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::response::{response_len, RejectReason, Status};
 use mimi_onion::sender::SealOptions;
 use mimi_onion::state::HubState;
 use mimi_onion::suite::HpkeSuite;
+use mimi_onion::test_utils::NOW;
+use mimi_onion::test_utils::{self, DemoWorld};
 use mimi_onion::token::UNROUTABLE_CODEPOINT;
 use mimi_onion::wire::{Envelope, HEADER_LEN};
 use mimi_onion::Error;
@@ -34,7 +35,7 @@ fn round_trip_every_suite_and_size() {
         for app_len in [0usize, 1, 100, 1000, 65_536, 1 << 20] {
             let msg = private_message(GROUP, 7, ContentType::Application, app_len);
             let sealed = seal(&world, &mut client, &msg, ContentType::Application, suite);
-            let out = world.hub.handle(&sealed.bytes);
+            let out = world.hub.handle(&sealed.bytes, NOW);
             let view = out.view.expect("hub opens the envelope");
             assert_eq!(view.message, msg, "{suite:?} {app_len}");
             assert_eq!(view.suite, suite);
@@ -50,8 +51,7 @@ fn round_trip_every_suite_and_size() {
 /// The demo's real RFC 9420 messages (every wire format) through all layers.
 #[test]
 fn demo_messages_round_trip() {
-    let mut out = String::new();
-    let records = demo::run(&mut out, None).unwrap();
+    let records = test_utils::run(NOW).unwrap();
     assert_eq!(records.len(), 10);
     for rec in records {
         let view = rec.outcome.view.expect("opened");
@@ -86,7 +86,7 @@ fn every_prefix_and_bit_flip_is_rejected() {
     let expected_len = response_len(HpkeSuite::MANDATORY);
     for n in 0..env.len() {
         assert!(Envelope::parse(&env[..n]).is_err(), "prefix {n} parses");
-        let out = hub_world.hub.handle(&env[..n]);
+        let out = hub_world.hub.handle(&env[..n], NOW);
         assert!(out.view.is_none(), "prefix {n} opened");
         assert_eq!(out.response.len(), expected_len);
     }
@@ -94,7 +94,7 @@ fn every_prefix_and_bit_flip_is_rejected() {
     for byte in 0..env.len() {
         for bit in 0..8 {
             flipped[byte] ^= 1 << bit;
-            let out = hub_world.hub.handle(&flipped);
+            let out = hub_world.hub.handle(&flipped, NOW);
             assert!(out.view.is_none(), "flip {byte}.{bit} opened");
             assert!(!out.from_cache);
             // A flip in the AEAD id of the header makes it name another
@@ -104,7 +104,7 @@ fn every_prefix_and_bit_flip_is_rejected() {
         }
     }
     // And the untouched envelope opens on that hub.
-    assert!(hub_world.hub.handle(&env).view.is_some());
+    assert!(hub_world.hub.handle(&env, NOW).view.is_some());
 }
 
 /// OUT-4: the token and the key id are bound to the hub layer. Swapping
@@ -134,8 +134,8 @@ fn swapping_token_or_key_id_is_rejected() {
     let mut b2 = b.clone();
     a2[1..18].copy_from_slice(&b[1..18]);
     b2[1..18].copy_from_slice(&a[1..18]);
-    assert!(world.hub.handle(&a2).view.is_none());
-    assert!(world.hub.handle(&b2).view.is_none());
+    assert!(world.hub.handle(&a2, NOW).view.is_none());
+    assert!(world.hub.handle(&b2, NOW).view.is_none());
     // Key id: envelopes to hub key 1 (X25519) relabelled as key 2 and back.
     let c = seal(
         &world,
@@ -147,10 +147,10 @@ fn swapping_token_or_key_id_is_rejected() {
     .bytes;
     let mut c2 = c.clone();
     c2[18] = 2;
-    assert!(world.hub.handle(&c2).view.is_none());
+    assert!(world.hub.handle(&c2, NOW).view.is_none());
     // The originals still open: nothing was spent by the rejected copies.
-    assert!(world.hub.handle(&a).view.is_some());
-    assert!(world.hub.handle(&b).view.is_some());
+    assert!(world.hub.handle(&a, NOW).view.is_some());
+    assert!(world.hub.handle(&b, NOW).view.is_some());
 }
 
 /// Contract, sender's provider and load balancer: the outer bytes carry no
@@ -182,7 +182,7 @@ fn contract_rows_provider_balancer_front_end() {
         }
         // The balancer learns the shard and only the shard.
         assert_eq!(world.balancer.route(env), Route::Shard(shard));
-        let out = world.hub.handle(env);
+        let out = world.hub.handle(env, NOW);
         let view = out.view.unwrap();
         assert_eq!(view.message, msg);
         assert_eq!(view.group_id.as_deref(), Some(GROUP));
@@ -286,14 +286,11 @@ fn configuration_not_signed_by_group_key_is_refused() {
     let component =
         mimi_onion::config::HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
             .unwrap();
-    assert_eq!(forged.verify(&component, demo::now()), Err(Error::Crypto));
+    assert_eq!(forged.verify(&component, NOW), Err(Error::Crypto));
     let provider_key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let substituted = world.hub.configuration(2).sign(&provider_key).unwrap();
-    assert_eq!(
-        substituted.verify(&component, demo::now()),
-        Err(Error::Crypto)
-    );
-    assert!(world.signed_config.verify(&component, demo::now()).is_ok());
+    assert_eq!(substituted.verify(&component, NOW), Err(Error::Crypto));
+    assert!(world.signed_config.verify(&component, NOW).is_ok());
 }
 
 /// RSP-3: a response opens only for the sender of that envelope.
@@ -317,8 +314,8 @@ fn response_opens_only_for_its_sender() {
         ContentType::Application,
         HpkeSuite::MANDATORY,
     );
-    let ra = world.hub.handle(&a.bytes).response;
-    let rb = world.hub.handle(&b.bytes).response;
+    let ra = world.hub.handle(&a.bytes, NOW).response;
+    let rb = world.hub.handle(&b.bytes, NOW).response;
     assert_eq!(bob.open_response(&b.pending, &ra), Err(Error::Crypto));
     assert_eq!(alice.open_response(&a.pending, &rb), Err(Error::Crypto));
     assert!(alice.open_response(&a.pending, &ra).is_ok());
@@ -336,18 +333,18 @@ fn unopenable_envelope_gets_same_size_response() {
         let mut bad = s.bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        let out = world.hub.handle(&bad);
+        let out = world.hub.handle(&bad, NOW);
         assert!(out.view.is_none());
         assert_eq!(out.response.len(), response_len(suite));
         assert_eq!(
             client.open_response(&s.pending, &out.response),
             Err(Error::Crypto)
         );
-        let good = world.hub.handle(&s.bytes);
+        let good = world.hub.handle(&s.bytes, NOW);
         assert_eq!(good.response.len(), out.response.len());
     }
     assert_eq!(
-        world.hub.handle(b"").response.len(),
+        world.hub.handle(b"", NOW).response.len(),
         response_len(HpkeSuite::MANDATORY)
     );
 }
@@ -365,8 +362,8 @@ fn identical_resend_gets_cached_response() {
         ContentType::Application,
         HpkeSuite::MANDATORY,
     );
-    let first = world.hub.handle(&s.bytes);
-    let second = world.hub.handle(&s.bytes);
+    let first = world.hub.handle(&s.bytes, NOW);
+    let second = world.hub.handle(&s.bytes, NOW);
     assert!(!first.from_cache);
     assert!(second.from_cache);
     assert_eq!(first.response, second.response);
@@ -376,7 +373,7 @@ fn identical_resend_gets_cached_response() {
     // and gets random bytes.
     let mut other = s.bytes.clone();
     other[5] ^= 1;
-    let out = world.hub.handle(&other);
+    let out = world.hub.handle(&other, NOW);
     assert!(!out.from_cache && out.view.is_none());
     assert_ne!(out.response, first.response);
     // A body byte changed under the same tag is answered like a replay of
@@ -384,7 +381,7 @@ fn identical_resend_gets_cached_response() {
     let mut body = s.bytes.clone();
     let mid = body.len() - 40;
     body[mid] ^= 1;
-    let out = world.hub.handle(&body);
+    let out = world.hub.handle(&body, NOW);
     assert!(out.from_cache && out.view.is_none());
     assert_eq!(out.response, first.response);
 }
@@ -410,7 +407,7 @@ fn no_token_is_spent_twice() {
         let cp = token[0] >> 5;
         assert_eq!(cp == UNROUTABLE_CODEPOINT, i >= 4, "envelope {i}");
         assert_eq!(world.balancer.route(&s.bytes) == Route::Unroutable, i >= 4);
-        let out = world.hub.handle(&s.bytes);
+        let out = world.hub.handle(&s.bytes, NOW);
         assert_eq!(out.view.unwrap().status, Status::Accepted);
     }
     // A client that pools the same token twice: the hub rejects the reuse.
@@ -432,10 +429,10 @@ fn no_token_is_spent_twice() {
         HpkeSuite::MANDATORY,
     );
     assert_eq!(
-        world.hub.handle(&a.bytes).view.unwrap().status,
+        world.hub.handle(&a.bytes, NOW).view.unwrap().status,
         Status::Accepted
     );
-    let out = world.hub.handle(&b.bytes);
+    let out = world.hub.handle(&b.bytes, NOW);
     assert_eq!(
         out.view.unwrap().status,
         Status::Rejected(RejectReason::TokenReused)
@@ -473,7 +470,7 @@ fn epoch_rules() {
     let (mut world, mut client, mut room, _) = common::room_world(1);
     let stale = Status::Rejected(RejectReason::StaleEpoch);
     let mut send = |world: &mut DemoWorld,
-                    room: &mut mimi_onion::demo::room::Room,
+                    room: &mut mimi_onion::test_utils::room::Room,
                     epoch: u64,
                     ct,
                     aad: &[u8]| {
@@ -491,7 +488,7 @@ fn epoch_rules() {
             None,
             None,
         );
-        world.hub.handle(&env.bytes).view.unwrap().status
+        world.hub.handle(&env.bytes, NOW).view.unwrap().status
     };
     assert_eq!(
         send(&mut world, &mut room, 1, ContentType::Application, b""),
@@ -505,7 +502,7 @@ fn epoch_rules() {
         send(&mut world, &mut room, 0, ContentType::Commit, b""),
         Status::Accepted
     );
-    demo::install_epoch(&mut world, &room, 1).unwrap();
+    test_utils::install_epoch(&mut world, &room, 1).unwrap();
     // The commit opened epoch 1; 0 is now the previous epoch.
     assert_eq!(
         send(&mut world, &mut room, 0, ContentType::Commit, b"another"),
@@ -532,7 +529,7 @@ fn epoch_rules() {
         HpkeSuite::MANDATORY,
     );
     assert_eq!(
-        world.hub.handle(&s.bytes).view.unwrap().status,
+        world.hub.handle(&s.bytes, NOW).view.unwrap().status,
         Status::Rejected(RejectReason::UnknownGroup)
     );
 }
@@ -545,7 +542,7 @@ fn resealed_handshake_is_replayed() {
     let (mut world, mut client, mut room, _) = common::room_world(1);
     let replayed = Status::Rejected(RejectReason::ReplayedEnvelope);
     let mut send = |world: &mut DemoWorld,
-                    room: &mimi_onion::demo::room::Room,
+                    room: &mimi_onion::test_utils::room::Room,
                     epoch: u64,
                     p: &mimi_onion::sender::ProtectedMessage| {
         let env = common::seal_room(
@@ -558,14 +555,14 @@ fn resealed_handshake_is_replayed() {
             None,
             None,
         );
-        world.hub.handle(&env.bytes).view.unwrap().status
+        world.hub.handle(&env.bytes, NOW).view.unwrap().status
     };
     let proposal = common::room_public(&mut room, 0, ContentType::Proposal, b"");
     assert_eq!(send(&mut world, &room, 0, &proposal), Status::Accepted);
     assert_eq!(send(&mut world, &room, 0, &proposal), replayed);
     let commit = common::room_public(&mut room, 0, ContentType::Commit, b"");
     assert_eq!(send(&mut world, &room, 0, &commit), Status::Accepted);
-    demo::install_epoch(&mut world, &room, 1).unwrap();
+    test_utils::install_epoch(&mut world, &room, 1).unwrap();
     // The commit opened epoch 1: resending it is a replay, not "stale".
     assert_eq!(send(&mut world, &room, 0, &commit), replayed);
     let app = room.protect(1, ContentType::Application, b"twice").unwrap();
@@ -599,7 +596,7 @@ fn public_handshakes_need_a_valid_member_signature() {
         None,
     );
     assert_eq!(
-        world.hub.handle(&env.bytes).view.unwrap().status,
+        world.hub.handle(&env.bytes, NOW).view.unwrap().status,
         Status::Rejected(RejectReason::PolicyRejected)
     );
     let env = common::seal_room(
@@ -613,7 +610,7 @@ fn public_handshakes_need_a_valid_member_signature() {
         None,
     );
     assert_eq!(
-        world.hub.handle(&env.bytes).view.unwrap().status,
+        world.hub.handle(&env.bytes, NOW).view.unwrap().status,
         Status::Accepted
     );
 }
@@ -635,7 +632,7 @@ fn public_application_message_is_malformed() {
         ..SealOptions::default()
     };
     let s = client.seal(&m, opts).unwrap();
-    let out = world.hub.handle(&s.bytes);
+    let out = world.hub.handle(&s.bytes, NOW);
     let resp = client.open_response(&s.pending, &out.response).unwrap();
     assert_eq!(
         resp.status,
@@ -681,7 +678,7 @@ fn membership_proof_is_checked() {
             },
         )
         .unwrap();
-    assert_eq!(world.hub.handle(&s.bytes).view.unwrap().status, failed);
+    assert_eq!(world.hub.handle(&s.bytes, NOW).view.unwrap().status, failed);
     // The keys of the previous epoch's F (never pinned here).
     let stale = common::keys_of(GROUP, 3);
     let s = client
@@ -693,7 +690,7 @@ fn membership_proof_is_checked() {
             },
         )
         .unwrap();
-    assert_eq!(world.hub.handle(&s.bytes).view.unwrap().status, failed);
+    assert_eq!(world.hub.handle(&s.bytes, NOW).view.unwrap().status, failed);
     // The right keys.
     let s = seal(
         &world,
@@ -703,7 +700,7 @@ fn membership_proof_is_checked() {
         HpkeSuite::MANDATORY,
     );
     assert_eq!(
-        world.hub.handle(&s.bytes).view.unwrap().status,
+        world.hub.handle(&s.bytes, NOW).view.unwrap().status,
         Status::Accepted
     );
 }

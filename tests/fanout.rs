@@ -9,7 +9,6 @@ use std::collections::HashSet;
 
 use common::{room_world, seal_room};
 use mimi_onion::balancer::Route;
-use mimi_onion::demo::{self, room::Room, DemoWorld};
 use mimi_onion::fanout::{FanoutMessage, FANOUT_NONCE_LEN, HINT_LEN};
 use mimi_onion::member::{Delivery, Member, ReceiveError};
 use mimi_onion::mls::message::ContentType;
@@ -17,6 +16,8 @@ use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::sender::{ProtectedMessage, Sender};
 use mimi_onion::state::HubState;
 use mimi_onion::suite::HpkeSuite;
+use mimi_onion::test_utils::NOW;
+use mimi_onion::test_utils::{self, room::Room, DemoWorld};
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
@@ -32,7 +33,7 @@ fn through_hub(
     hpke: HpkeSuite,
 ) -> (Vec<u8>, Vec<Vec<u8>>) {
     let env = seal_room(world, client, room, epoch, p, hpke, None, None);
-    let out = world.hub.handle(&env.bytes);
+    let out = world.hub.handle(&env.bytes, NOW);
     assert_eq!(out.view.unwrap().status, Status::Accepted);
     let fans = world
         .hub
@@ -132,7 +133,7 @@ fn contract_table_end_to_end() {
         // Load balancer: the shard and nothing else.
         assert_eq!(world.balancer.route(&bytes), Route::Shard(shard));
         // Hub front-end: group, epoch, type; no key, no plaintext.
-        let out = world.hub.handle(&bytes);
+        let out = world.hub.handle(&bytes, NOW);
         let view = out.view.unwrap();
         assert_eq!(view.status, Status::Accepted);
         assert_eq!(view.group_id.as_deref(), Some(&room.group_id[..]));
@@ -144,7 +145,7 @@ fn contract_table_end_to_end() {
                 !contains(&view.message, f),
                 "{ct:?}: front-end sees a key or plaintext"
             );
-            assert!(!shown.contains(&demo::to_hex(f)));
+            assert!(!shown.contains(&test_utils::to_hex(f)));
         }
         // Policy engine: a key layer for handshake messages only.
         assert_eq!(view.key_layer_len > 0, ct != ContentType::Application);
@@ -203,7 +204,7 @@ fn fanout_view_equality() {
         // And an epoch-1 message after a commit.
         let c = room.protect(0, ContentType::Commit, b"").unwrap();
         through_hub(&mut world, &mut client, &room, 0, &c, HpkeSuite::MANDATORY);
-        demo::install_epoch(&mut world, &room, 1).unwrap();
+        test_utils::install_epoch(&mut world, &room, 1).unwrap();
         let later = room
             .protect(1, ContentType::Application, &vec![b'y'; target - 250])
             .unwrap();
@@ -273,7 +274,7 @@ fn next_epoch_message_before_its_commit_is_delivered_after_it() {
     let (mut world, mut client, mut room, mut bob) = room_world(1);
     let c = room.protect(0, ContentType::Commit, b"").unwrap();
     let (_, commit_fans) = through_hub(&mut world, &mut client, &room, 0, &c, HpkeSuite::MANDATORY);
-    demo::install_epoch(&mut world, &room, 1).unwrap();
+    test_utils::install_epoch(&mut world, &room, 1).unwrap();
     let a = room
         .protect(1, ContentType::Application, b"early bird")
         .unwrap();
@@ -335,17 +336,17 @@ fn registration_rules() {
                     },
                 )
                 .unwrap();
-            let out = world.hub.handle(&s.bytes);
+            let out = world.hub.handle(&s.bytes, NOW);
             client
                 .open_response(&s.pending, &out.response)
                 .unwrap()
                 .status
         };
     let refused = Status::Rejected(RejectReason::RegistrationRefused);
-    let (room, gi) = demo::registration(&world).unwrap();
+    let (room, gi) = test_utils::registration(&world).unwrap();
     let f = room.epoch(0).unwrap().f.clone();
     // The official GroupInfo: valid signature, but no hub signing key.
-    let official = demo::demo_messages()
+    let official = test_utils::demo_messages()
         .unwrap()
         .into_iter()
         .find(|m| m.name == "group_info")

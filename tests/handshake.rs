@@ -21,11 +21,12 @@ use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::secret::Secret;
 use mimi_onion::state::HubState;
 use mimi_onion::suite::HpkeSuite;
+use mimi_onion::test_utils::NOW;
 
 const REJECTED: Status = Status::Rejected(RejectReason::PolicyRejected);
 
-fn status(world: &mut mimi_onion::demo::DemoWorld, env: &[u8]) -> Status {
-    world.hub.handle(env).view.expect("opened").status
+fn status(world: &mut mimi_onion::test_utils::DemoWorld, env: &[u8]) -> Status {
+    world.hub.handle(env, NOW).view.expect("opened").status
 }
 
 /// HUB-8 to HUB-10 for MLS suites 1 to 3: real proposals and commits,
@@ -366,7 +367,7 @@ fn lifted_key_layers_are_rejected() {
         None,
     );
     assert_eq!(status(&mut world, &env.bytes), Status::Accepted);
-    mimi_onion::demo::install_epoch(&mut world, &room, 1).unwrap();
+    mimi_onion::test_utils::install_epoch(&mut world, &room, 1).unwrap();
     let p3 = room.protect(1, ContentType::Proposal, b"").unwrap();
     let kl_old = keylayer::seal(
         &policy,

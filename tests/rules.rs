@@ -13,6 +13,7 @@ use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::sender::{seal_envelope, Membership};
 use mimi_onion::state::HubState;
 use mimi_onion::suite::HpkeSuite;
+use mimi_onion::test_utils::NOW;
 use mimi_onion::token::RoutingToken;
 use mimi_onion::wire::OuterHeader;
 
@@ -92,8 +93,8 @@ fn tok7_token_spent_only_after_the_form_check() {
         .bytes
     };
     let wrong = seal(&app.message, Some(room.epoch(1).unwrap().f.clone()));
-    let status = |world: &mut mimi_onion::demo::DemoWorld, env: &[u8]| {
-        world.hub.handle(env).view.map(|v| v.status)
+    let status = |world: &mut mimi_onion::test_utils::DemoWorld, env: &[u8]| {
+        world.hub.handle(env, NOW).view.map(|v| v.status)
     };
     assert_eq!(
         status(&mut world, &wrong),
@@ -130,7 +131,7 @@ fn rsp5_tokens_in_responses() {
         None,
         None,
     );
-    let out = world.hub.handle(&env.bytes);
+    let out = world.hub.handle(&env.bytes, NOW);
     let resp = client.open_response(&env.pending, &out.response).unwrap();
     assert_eq!(resp.status, Status::Accepted);
     let route = |t: &RoutingToken| {
@@ -151,7 +152,7 @@ fn rsp5_tokens_in_responses() {
         ContentType::Application,
         HpkeSuite::MANDATORY,
     );
-    let out = world.hub.handle(&env.bytes);
+    let out = world.hub.handle(&env.bytes, NOW);
     let resp = client.open_response(&env.pending, &out.response).unwrap();
     assert_eq!(resp.status, Status::Rejected(RejectReason::UnknownGroup));
     for t in &resp.tokens {

@@ -10,7 +10,6 @@ use hpke_rs::{hpke_types, Hpke, HpkePrivateKey, HpkePublicKey, Mode};
 use hpke_rs_rust_crypto::HpkeRustCrypto;
 use mimi_onion::codec::put_vec;
 use mimi_onion::config::KeyUse;
-use mimi_onion::demo::{self, DemoWorld};
 use mimi_onion::fanout::EpochKeys;
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::response::RESPONSE_CONTENT_LEN;
@@ -18,6 +17,7 @@ use mimi_onion::secret::Secret;
 use mimi_onion::sender::{SealOptions, Sender};
 use mimi_onion::state::GroupRecord;
 use mimi_onion::suite::HpkeSuite;
+use mimi_onion::test_utils::{self, DemoWorld};
 use mimi_onion::wire::HEADER_LEN;
 use rand::Rng;
 
@@ -80,7 +80,7 @@ pub fn world() -> (DemoWorld, Sender) {
 
 /// F of [`GROUP`] at `epoch` (the demo's stand-in derivation).
 pub fn f_of(epoch: u64) -> Secret {
-    demo::demo_fanout_key(GROUP, epoch)
+    test_utils::demo_fanout_key(GROUP, epoch)
 }
 
 /// The membership keys of [`GROUP`] at [`EPOCH`].

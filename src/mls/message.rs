@@ -456,7 +456,7 @@ mod tests {
     /// Decodes a lowercase/uppercase hex string (kept local so the tests
     /// need no hex crate).
     fn unhex(s: &str) -> Vec<u8> {
-        crate::demo::from_hex(s).expect("test vectors are hex")
+        crate::test_utils::from_hex(s).expect("test vectors are hex")
     }
 
     fn hex_field(entry: &Value, key: &str) -> Vec<u8> {

@@ -546,7 +546,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn unhex(s: &str) -> Vec<u8> {
-        crate::demo::from_hex(s).expect("test vectors are hex")
+        crate::test_utils::from_hex(s).expect("test vectors are hex")
     }
 
     pub(crate) fn hex(v: &Value, key: &str) -> Vec<u8> {

@@ -3,7 +3,6 @@
 
 use mimi_onion::codec::put_vec;
 use mimi_onion::config::KeyUse;
-use mimi_onion::demo::{self, DemoWorld};
 use mimi_onion::fanout::EpochKeys;
 use mimi_onion::keylayer::{self, KeyLayerContent};
 use mimi_onion::mls::message::ContentType;
@@ -11,11 +10,12 @@ use mimi_onion::secret::Secret;
 use mimi_onion::sender::{SealOptions, Sender};
 use mimi_onion::state::GroupRecord;
 use mimi_onion::suite::HpkeSuite;
+use mimi_onion::test_utils::{self, DemoWorld};
 use rand::Rng;
 
 /// F of a test group's epoch (the demo's stand-in derivation).
 pub fn f_of(group_id: &[u8], epoch: u64) -> Secret {
-    demo::demo_fanout_key(group_id, epoch)
+    test_utils::demo_fanout_key(group_id, epoch)
 }
 
 /// Membership keys of a test group's epoch.
@@ -36,7 +36,7 @@ pub fn provision(world: &mut DemoWorld, client: &mut Sender, group: &[u8], epoch
 pub fn world() -> (DemoWorld, Sender) {
     let mut world = DemoWorld::new().unwrap();
     let mut client = world.client().unwrap();
-    demo::provision(&mut world, &mut client).unwrap();
+    test_utils::provision(&mut world, &mut client).unwrap();
     (world, client)
 }
 
@@ -147,18 +147,18 @@ pub fn seal(
 
 pub mod salamander;
 
-use mimi_onion::demo::room::Room;
 use mimi_onion::member::Member;
 use mimi_onion::sender::ProtectedMessage;
+use mimi_onion::test_utils::room::Room;
 
 /// A demo hub hosting the demo room of MLS suite `code` at epoch 0, a
 /// client of it, the room, and Bob's member side holding epoch 0.
 pub fn room_world(code: u16) -> (DemoWorld, Sender, Room, Member) {
     let mut world = DemoWorld::new().unwrap();
     let mut client = world.client().unwrap();
-    let rooms = demo::rooms(&world).unwrap();
+    let rooms = test_utils::rooms(&world).unwrap();
     let room = rooms.into_iter().find(|r| r.suite.code() == code).unwrap();
-    demo::provision_room(&mut world, &mut client, &room, 0).unwrap();
+    test_utils::provision_room(&mut world, &mut client, &room, 0).unwrap();
     let mut bob = Member::default();
     bob.enter_epoch(room.suite, room.member_state(0).unwrap());
     (world, client, room, bob)

@@ -28,7 +28,6 @@ use crate::config::{
     app_data_dictionary_extension, AppDataDictionary, ComponentData, HubSigningKey,
     HUB_SIGNING_KEY_COMPONENT,
 };
-use crate::demo::{from_hex, message_protection_vectors};
 use crate::error::{Error, Res};
 use crate::fanout::{fanout_key, EpochKeys};
 use crate::member::EpochState;
@@ -41,6 +40,7 @@ use crate::mls::suite::MlsSuite;
 use crate::secret::Secret;
 use crate::sender::{protect_private_message, MlsSendState, PrivateContent, ProtectedMessage};
 use crate::state::GroupRecord;
+use crate::test_utils::{from_hex, message_protection_vectors};
 use tls_codec::Serialize as _;
 
 const KEY_SCHEDULE: &str = include_str!("../../test-vectors/mls/key-schedule.json");
@@ -176,7 +176,8 @@ impl Room {
             .ok_or(Error::Malformed("embedded vectors"))?;
         let sender_private = Secret::new(hex(mp, "signature_priv")?);
         let other_private = Secret::new(
-            crate::demo::sha256(format!("mimi-onion demo leaf 0 suite {code}").as_bytes()).to_vec(),
+            crate::test_utils::sha256(format!("mimi-onion demo leaf 0 suite {code}").as_bytes())
+                .to_vec(),
         );
         let leaf = |index, sk: Secret| -> Res<Leaf> {
             Ok(Leaf {

@@ -1,14 +1,20 @@
-//! The demo: one hub, its load balancer and a client, on embedded defaults
-//! (hub keys from fixed input keying material; MLS messages from the
-//! official RFC 9420 test vectors in `test-vectors/mls/`). Tests and the
-//! CLI share it.
+//! Test utilities (feature `test-utils`): fixtures that the tests, the
+//! fuzz targets, the benches and the demo of `mimi-onion-cli` share.
+//!
+//! [`DemoWorld`] is one hub, its load balancer and a client, built from
+//! fixed input keying material: its private keys are public knowledge, so
+//! nothing here belongs in a deployment. Its MLS messages come from the
+//! official RFC 9420 test vectors in `test-vectors/mls/`, and its rooms
+//! ([`room`]) are built from them with real signatures. [`run`] sends every
+//! demo message through every party and returns what each one saw.
+//!
+//! Also here: lowercase hex ([`to_hex`], [`from_hex`]) and the embedded
+//! official vectors as JSON ([`message_protection_vectors`]).
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::balancer::{LoadBalancer, Route};
@@ -17,8 +23,9 @@ use crate::config::{
 };
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
-use crate::hub::{HubFrontEnd, HubKeyPair, HubOutcome};
+use crate::hub::{HubFrontEnd, HubOutcome};
 use crate::keylayer;
+use crate::keys::HubKeyPair;
 use crate::member::{Delivery, Member, ReceiveError, Received};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::policy::PolicyAudit;
@@ -29,7 +36,6 @@ use crate::state::HubState;
 use crate::state::{GroupRecord, InMemoryHubState};
 use crate::suite::HpkeSuite;
 use crate::token::{TokenKey, TokenKeys};
-use crate::wire::Envelope;
 
 pub mod room;
 
@@ -75,12 +81,10 @@ fn ikm(name: &str) -> Vec<u8> {
     format!("mimi-onion demo ikm: {name}").into_bytes()
 }
 
-/// The current time in Unix seconds.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+/// The fixtures' clock (Unix seconds, 2027-01-15): what tests pass as
+/// `now`, so that key expiry never depends on the day a test runs. The
+/// demo keys expire at [`NOT_AFTER`], long after it.
+pub const NOW: u64 = 1_800_000_000;
 
 impl DemoWorld {
     /// Builds the demo hub from fixed input keying material: hub key 1
@@ -152,7 +156,7 @@ impl DemoWorld {
         let component = HubSigningKey::from_app_data_dictionary(&self.app_data_dictionary)?;
         let served = SignedHubConfiguration::from_bytes(&self.signed_config.to_bytes()?)?;
         let mut store = HubConfigStore::new();
-        let config = store.accept(&served, &component, now())?.clone();
+        let config = store.accept(&served, &component, NOW)?.clone();
         let mut sender = Sender::new(config);
         sender.add_tokens(None, &self.hub.issue_tokens(None));
         Ok(sender)
@@ -415,6 +419,8 @@ pub fn install_epoch(world: &mut DemoWorld, room: &Room, epoch: u64) -> Res<()> 
 /// What one demo message produced.
 #[derive(Debug)]
 pub struct DemoRecord {
+    /// The part of the demo it belongs to.
+    pub scene: Scene,
     /// Folder name in `--dump`.
     pub name: String,
     /// The MLS message.
@@ -443,49 +449,31 @@ pub struct DemoRecord {
     pub member_held: usize,
 }
 
-/// Runs the demo, writing the party-by-party account to `out`, and the
-/// files of each message to `dump/<message>/` if asked.
-pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
+/// Runs the demo world: every message of the demo through every party, in
+/// order. The records hold what each party saw; rendering them is the
+/// caller's business (the CLI prints and dumps them).
+pub fn run(now: u64) -> Res<Vec<DemoRecord>> {
     let mut world = DemoWorld::new()?;
     let mut client = world.client()?;
-    let _ = writeln!(
-        out,
-        "client: accepted hub configuration serial {} ({} keys), signature verified under the \
-         Ed25519 key in the group's app_data_dictionary component 0x{:04x}",
-        world.signed_config.configuration.serial,
-        world.signed_config.configuration.keys.len(),
-        crate::config::HUB_SIGNING_KEY_COMPONENT
-    );
     let mut records = Vec::new();
-    let mut emit = |out: &mut String, rec: DemoRecord| -> Res<()> {
-        describe(out, &rec)?;
-        if let Some(dir) = dump {
-            write_dump(dir, &rec)?;
-        }
-        records.push(rec);
-        Ok(())
-    };
     // Part 1: messages that name no group the hub holds, from the official
     // vectors: a KeyPackage, a registration (GroupInfo plus F), a Welcome.
-    let _ = writeln!(
-        out,
-        "\n# Official RFC 9420 messages that name no room the hub holds \
-         (the official GroupInfo's GroupContext lacks this hub's signing key, \
-         so its registration is refused: HUB-6)"
-    );
+    // The official GroupInfo's GroupContext lacks this hub's signing key,
+    // so its registration is refused (HUB-6).
     for m in demo_messages()?
         .into_iter()
         .filter(|m| matches!(m.name, "key_package" | "group_info" | "welcome"))
     {
-        let rec = send_official(&mut world, &mut client, &m)?;
-        emit(out, rec)?;
+        let mut rec = send_official(&mut world, &mut client, &m, now)?;
+        rec.scene = Scene::Official;
+        records.push(rec);
     }
     // A registration the hub accepts (HUB-6): a room of this project
     // introduces itself with a GroupInfo signed in its ratchet tree and a
     // GroupContext that carries this hub's signing key.
-    let _ = writeln!(out, "\n# A new room registers itself with the hub");
-    let rec = send_registration(&mut world, &mut client)?;
-    emit(out, rec)?;
+    let mut rec = send_registration(&mut world, &mut client, now)?;
+    rec.scene = Scene::Registration;
+    records.push(rec);
     // Part 2: rooms on the hub, members Alice (leaf 1, sending) and Bob
     // (leaf 0, receiving through two follower providers).
     let mut rooms = rooms(&world)?;
@@ -496,14 +484,6 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
     }
     for (i, room) in rooms.iter_mut().enumerate() {
         let (code, hpke) = ROOMS[i];
-        let _ = writeln!(
-            out,
-            "\n# Room {} (MLS suite {code}, {} members, sender leaf {}; envelopes under {})",
-            to_hex(&room.group_id),
-            room.leaves.len(),
-            room::SENDER_LEAF,
-            hpke.name()
-        );
         let plan: &[(&str, u64, ContentType)] = if code == 1 {
             &[
                 ("application", 0, ContentType::Application),
@@ -518,21 +498,45 @@ pub fn run(out: &mut String, dump: Option<&Path>) -> Res<Vec<DemoRecord>> {
         };
         for (name, epoch, ct) in plan {
             let text = format!("{name}: hello from Alice in epoch {epoch}");
-            let rec = send_in_room(
+            let mut rec = send_in_room(
                 &mut world,
                 &mut client,
                 &mut bob,
                 room,
                 hpke,
+                now,
                 name,
                 *epoch,
                 *ct,
                 text.as_bytes(),
             )?;
-            emit(out, rec)?;
+            rec.scene = Scene::Room {
+                mls_suite: code,
+                hpke_suite: hpke,
+                members: room.leaves.len(),
+            };
+            records.push(rec);
         }
     }
     Ok(records)
+}
+
+/// Which part of the demo a record belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scene {
+    /// An official RFC 9420 message that names no room the hub holds.
+    Official,
+    /// A room of this project registering itself with the hub.
+    Registration,
+    /// A message in one of the demo rooms, Alice to Bob.
+    Room {
+        /// The room's MLS cipher suite.
+        mls_suite: u16,
+        /// The HPKE suite Alice's envelopes use.
+        hpke_suite: HpkeSuite,
+        /// The number of members.
+        members: usize,
+    },
 }
 
 /// Group id of the room the demo registers.
@@ -546,7 +550,7 @@ pub fn registration(world: &DemoWorld) -> Res<(Room, Vec<u8>)> {
     Ok((room, gi))
 }
 
-fn send_registration(world: &mut DemoWorld, client: &mut Sender) -> Res<DemoRecord> {
+fn send_registration(world: &mut DemoWorld, client: &mut Sender, now: u64) -> Res<DemoRecord> {
     let (room, gi) = registration(world)?;
     let sealed = client.seal(
         &gi,
@@ -557,9 +561,10 @@ fn send_registration(world: &mut DemoWorld, client: &mut Sender) -> Res<DemoReco
         },
     )?;
     let route = world.balancer.route(&sealed.bytes);
-    let outcome = world.hub.handle(&sealed.bytes);
+    let outcome = world.hub.handle(&sealed.bytes, now);
     let resp = client.open_response(&sealed.pending, &outcome.response)?;
     Ok(DemoRecord {
+        scene: Scene::Official,
         name: "registration".into(),
         message: gi,
         mls_suite: 1,
@@ -576,14 +581,20 @@ fn send_registration(world: &mut DemoWorld, client: &mut Sender) -> Res<DemoReco
     })
 }
 
-fn send_official(world: &mut DemoWorld, client: &mut Sender, m: &DemoMessage) -> Res<DemoRecord> {
+fn send_official(
+    world: &mut DemoWorld,
+    client: &mut Sender,
+    m: &DemoMessage,
+    now: u64,
+) -> Res<DemoRecord> {
     let keys = membership_keys(m)?;
     let sealed = client.seal(&m.bytes, seal_options(m, keys.as_ref())?)?;
     let route = world.balancer.route(&sealed.bytes);
-    let outcome = world.hub.handle(&sealed.bytes);
+    let outcome = world.hub.handle(&sealed.bytes, now);
     let resp = client.open_response(&sealed.pending, &outcome.response)?;
     let info = MessageInfo::parse(&m.bytes)?;
     Ok(DemoRecord {
+        scene: Scene::Official,
         name: m.name.to_string(),
         message: m.bytes.clone(),
         mls_suite: m.mls_suite,
@@ -612,6 +623,7 @@ pub fn send_in_room(
     member: &mut Member,
     room: &mut Room,
     hpke: HpkeSuite,
+    now: u64,
     name: &str,
     epoch: u64,
     content_type: ContentType,
@@ -650,7 +662,7 @@ pub fn send_in_room(
     )?;
     let route = world.balancer.route(&sealed.bytes);
     let audits_before = world.hub.policy().audit().len();
-    let outcome = world.hub.handle(&sealed.bytes);
+    let outcome = world.hub.handle(&sealed.bytes, now);
     let policy = world.hub.policy().audit().get(audits_before).cloned();
     let resp = client.open_response(&sealed.pending, &outcome.response)?;
     let mut fanouts = Vec::new();
@@ -674,6 +686,7 @@ pub fn send_in_room(
         }
     }
     Ok(DemoRecord {
+        scene: Scene::Official,
         name: name.to_string(),
         message: protected.message,
         mls_suite: room.suite.code(),
@@ -697,159 +710,4 @@ fn leak_reason(e: &ReceiveError) -> &'static str {
         ReceiveError::Signature => "member: signature failed",
         _ => "member: could not process the fan-out message",
     }
-}
-
-fn status_name(s: Status) -> String {
-    match s {
-        Status::Accepted => "accepted".into(),
-        Status::Rejected(r) => format!("rejected ({})", r.name()),
-    }
-}
-
-fn describe(out: &mut String, rec: &DemoRecord) -> Res<()> {
-    let env = Envelope::parse(&rec.envelope)?;
-    let h = env.header;
-    let info = MessageInfo::parse(&rec.message)?;
-    let _ = writeln!(out, "\n== {} ==", rec.name);
-    let _ = writeln!(
-        out,
-        "  sender            sealed a {}-byte MLS {} {}into a {}-byte envelope",
-        rec.message.len(),
-        info.wire_format.name(),
-        info.content_type
-            .map_or(String::new(), |c| format!("{} ", c.name())),
-        rec.envelope.len()
-    );
-    let _ = writeln!(
-        out,
-        "  sender's provider sees version 1, token {} (codepoint {}), key id {}, suite {}, \
-         enc {}..., {} sealed bytes; no group_id, epoch or message type",
-        to_hex(&h.token.0),
-        h.token.codepoint(),
-        h.key_id,
-        h.suite.name(),
-        to_hex(&env.enc[..8]),
-        env.sealed_hub_layer.len()
-    );
-    let route = match rec.route {
-        Route::Shard(s) => format!("shard {s}"),
-        Route::Unroutable => "unroutable (any front-end)".into(),
-    };
-    let _ = writeln!(
-        out,
-        "  load balancer     one AES block on the token -> {route}"
-    );
-    match &rec.outcome.view {
-        Some(v) => {
-            let _ = writeln!(
-                out,
-                "  hub front-end     {} {} group {} epoch {}; key layer {} bytes (opaque to it); F {}; {}",
-                v.wire_format.name(),
-                v.content_type.map_or("-", ContentType::name),
-                v.group_id.as_deref().map_or("-".into(), to_hex),
-                v.epoch.map_or("-".into(), |e| e.to_string()),
-                v.key_layer_len,
-                if v.has_fanout_key { "present" } else { "absent" },
-                status_name(v.status)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "  hub front-end     could not open the envelope");
-        }
-    }
-    if let Some(a) = &rec.policy {
-        let _ = writeln!(
-            out,
-            "  policy engine     opened the key layer: leaf {}; commitment c matched before decryption; \
-             MLS signature verified{}; read the {}-byte {} (the front-end gets accept/reject only)",
-            a.sender_leaf,
-            if a.content_type == ContentType::Commit { "; F signature verified" } else { "" },
-            a.content.len(),
-            a.content_type.name()
-        );
-    }
-    let _ = writeln!(
-        out,
-        "  sender            opened the {}-byte response: {}; token pool for the group now {}",
-        rec.outcome.response.len(),
-        status_name(rec.status),
-        rec.pool_after
-    );
-    for (i, f) in rec.fanouts.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  follower {}        one {}-byte fan-out message: nonce, hint {}, check value, body; no group_id, epoch or type",
-            i + 1,
-            f.len(),
-            to_hex(&f[12..20])
-        );
-    }
-    if let Some(d) = &rec.delivered {
-        let _ = writeln!(
-            out,
-            "  member (Bob)      scanned the hints of {} held epochs; matched group ..{} epoch {}; \
-             check value, commitment and signature of leaf {} verified; {} {} bytes: {}",
-            rec.member_held,
-            to_hex(&d.group_id[d.group_id.len().saturating_sub(4)..]),
-            d.epoch,
-            d.sender_leaf,
-            d.content_type.name(),
-            d.content.len(),
-            printable(&d.content)
-        );
-    }
-    Ok(())
-}
-
-fn printable(b: &[u8]) -> String {
-    match std::str::from_utf8(b) {
-        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("\"{s}\""),
-        _ => format!("{}...", to_hex(&b[..b.len().min(16)])),
-    }
-}
-
-/// The manifest of one dumped message.
-pub fn manifest(rec: &DemoRecord) -> Res<Value> {
-    let env = Envelope::parse(&rec.envelope)?;
-    let info = MessageInfo::parse(&rec.message)?;
-    let (kem, kdf, aead) = env.header.suite.ids();
-    let shard = match rec.route {
-        Route::Shard(s) => json!(s),
-        Route::Unroutable => Value::Null,
-    };
-    Ok(json!({
-        "wire_format": info.wire_format.name(),
-        "content_type": info.content_type.map(ContentType::name),
-        "group_id": info.group_id.map(to_hex),
-        "epoch": info.epoch,
-        "routing_token": to_hex(&env.header.token.0),
-        "shard_id": shard,
-        "key_id": env.header.key_id,
-        "hpke_suite": [kem, kdf, aead],
-        "mls_suite": rec.mls_suite,
-        "hub_view": rec.outcome.view.as_ref().map(|v| to_hex(&v.message)),
-        "status": status_name(rec.status),
-        "policy_plaintext": rec.policy.as_ref().map(|a| to_hex(&a.content)),
-        "sender_leaf": rec.policy.as_ref().map(|a| a.sender_leaf).or(rec.delivered.as_ref().map(|d| d.sender_leaf)),
-        "member_plaintext": rec.delivered.as_ref().map(|d| to_hex(&d.content)),
-        "followers": rec.fanouts.len(),
-    }))
-}
-
-fn write_dump(dir: &Path, rec: &DemoRecord) -> Res<()> {
-    let d = dir.join(&rec.name);
-    let io = |_| Error::Usage("cannot write the dump directory");
-    std::fs::create_dir_all(&d).map_err(io)?;
-    std::fs::write(d.join("envelope.bin"), &rec.envelope).map_err(io)?;
-    std::fs::write(d.join("response.bin"), &rec.outcome.response).map_err(io)?;
-    if let Some(kl) = &rec.key_layer {
-        std::fs::write(d.join("policy.bin"), kl).map_err(io)?;
-    }
-    for (i, f) in rec.fanouts.iter().enumerate() {
-        std::fs::write(d.join(format!("fanout-{}.bin", i + 1)), f).map_err(io)?;
-    }
-    let text = serde_json::to_string_pretty(&manifest(rec)?)
-        .map_err(|_| Error::Usage("manifest encoding"))?;
-    std::fs::write(d.join("manifest.json"), text + "\n").map_err(io)?;
-    Ok(())
 }

@@ -22,7 +22,6 @@ use mimi_onion::config::{
     AppDataDictionary, ComponentData, HubSigningKey, SignedHubConfiguration,
     HUB_SIGNING_KEY_COMPONENT,
 };
-use mimi_onion::demo::{self, DemoRecord, DemoWorld};
 use mimi_onion::fanout::EpochKeys;
 use mimi_onion::fuzzing;
 use mimi_onion::keylayer;
@@ -31,6 +30,8 @@ use mimi_onion::mls::message::{ContentType, MessageInfo};
 use mimi_onion::response::{HubResponse, RejectReason, Status};
 use mimi_onion::sender::SealOptions;
 use mimi_onion::suite::HpkeSuite;
+use mimi_onion::test_utils::NOW;
+use mimi_onion::test_utils::{self, DemoRecord, DemoWorld};
 use mimi_onion::token::{RoutingToken, TOKEN_LEN};
 use mimi_onion::wire::{Envelope, HubLayerContent, OuterHeader};
 
@@ -53,8 +54,13 @@ const TARGETS: [(&str, Target); 13] = [
     ("key_layer", fuzzing::key_layer),
 ];
 
+/// The repository's root: this crate lives in `crates/mimi-onion-cli`.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+    repo_root().join("fuzz")
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -95,7 +101,7 @@ fn replay_fuzz_corpus() {
 }
 
 /// The room envelopes among the `hub_handle` seeds reach the policy engine
-/// of a hub provisioned as `demo::provision` does (which
+/// of a hub provisioned as `test_utils::provision` does (which
 /// `fuzzing::hub_handle` reproduces before every input): a proposal and a
 /// commit with their key layers are accepted, the broken ones are refused
 /// by the policy engine.
@@ -122,8 +128,8 @@ fn hub_handle_room_seeds_reach_the_policy_engine() {
         let envelope = std::fs::read(dir.join(name)).expect("the seed exists");
         let mut world = DemoWorld::new().expect("demo world");
         let mut client = world.client().expect("client");
-        demo::provision(&mut world, &mut client).expect("provision");
-        let outcome = world.hub.handle(&envelope);
+        test_utils::provision(&mut world, &mut client).expect("provision");
+        let outcome = world.hub.handle(&envelope, NOW);
         let view = outcome.view.expect("the hub opens the seed");
         assert_eq!(view.status, expected, "{name}");
         fuzzing::hub_handle(&envelope);
@@ -167,7 +173,7 @@ impl Seeds {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    demo::from_hex(s).expect("hex")
+    test_utils::from_hex(s).expect("hex")
 }
 
 fn token(b: u8) -> RoutingToken {
@@ -177,12 +183,12 @@ fn token(b: u8) -> RoutingToken {
 #[test]
 #[ignore = "writes fuzz/corpus; run on demand"]
 fn generate_seed_corpus() {
-    let messages = demo::demo_messages().expect("demo messages");
+    let messages = test_utils::demo_messages().expect("demo messages");
 
     // Envelopes: the demo run, as `mimi-onion demo --dump` writes them, plus
     // envelopes for the hub's other paths (private handshake with a key
     // layer, wrong form, stale epoch, malformed message).
-    let records = demo::run(&mut String::new(), None).expect("demo run");
+    let records = test_utils::run(NOW).expect("demo run");
     let envelope = Seeds::new("envelope");
     let hub_handle = Seeds::new("hub_handle");
     let balancer = Seeds::new("balancer_route");
@@ -206,21 +212,22 @@ fn generate_seed_corpus() {
 
     let mut world = DemoWorld::new().expect("demo world");
     let mut client = world.client().expect("client");
-    demo::provision(&mut world, &mut client).expect("provision");
-    let mp = demo::message_protection_vectors().expect("vectors");
+    test_utils::provision(&mut world, &mut client).expect("provision");
+    let mp = test_utils::message_protection_vectors().expect("vectors");
     let s1 = &mp[0];
     let field = |k: &str| hex(s1[k].as_str().expect("hex field"));
     let dummy_key_layer = vec![0x5a; 300];
     let group_id = field("group_id");
     let epoch: u64 = s1["epoch"].as_u64().expect("epoch");
-    let keys = EpochKeys::derive(&demo::demo_fanout_key(&group_id, epoch), epoch).expect("keys");
+    let keys =
+        EpochKeys::derive(&test_utils::demo_fanout_key(&group_id, epoch), epoch).expect("keys");
     for (name, msg, key_layer, with_f) in [
         ("commit_priv", field("commit_priv"), true, true),
         ("proposal_priv", field("proposal_priv"), true, false),
     ] {
         let opts = SealOptions {
             key_layer: key_layer.then_some(dummy_key_layer.as_slice()),
-            fanout_key: with_f.then(|| demo::demo_fanout_key(&group_id, epoch + 1)),
+            fanout_key: with_f.then(|| test_utils::demo_fanout_key(&group_id, epoch + 1)),
             membership: Some(&keys),
             ..SealOptions::default()
         };
@@ -229,7 +236,7 @@ fn generate_seed_corpus() {
     }
     // Forms the sender refuses to make, sealed by hand.
     let app = field("application_priv");
-    let f = demo::demo_fanout_key(&group_id, epoch + 1);
+    let f = test_utils::demo_fanout_key(&group_id, epoch + 1);
     let commit_priv = field("commit_priv");
     for (name, message, key_layer, fanout_key) in [
         (
@@ -316,7 +323,7 @@ fn generate_seed_corpus() {
     // Hub-layer plaintexts: every demo message as its sender pads it.
     let hub_layer = Seeds::new("hub_layer");
     for m in &messages {
-        let opts = demo::seal_options(m, None).expect("seal options");
+        let opts = test_utils::seal_options(m, None).expect("seal options");
         let content = HubLayerContent {
             message: &m.bytes,
             membership_proof: [0x11; 16],
@@ -331,7 +338,7 @@ fn generate_seed_corpus() {
         message: &commit_priv,
         membership_proof: [0x22; 16],
         key_layer: &dummy_key_layer,
-        fanout_key: Some(demo::demo_fanout_key(&group_id, epoch + 1)),
+        fanout_key: Some(test_utils::demo_fanout_key(&group_id, epoch + 1)),
     };
     let pt = content.encode_padded().expect("encode");
     hub_layer.put_with_edges("commit_priv-with-key-layer", &pt);
@@ -456,9 +463,7 @@ fn jhex(v: &serde_json::Value, k: &str) -> Vec<u8> {
 }
 
 fn project_vectors(name: &str) -> Vec<serde_json::Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("test-vectors")
-        .join(name);
+    let path = repo_root().join("test-vectors").join(name);
     let text = std::fs::read_to_string(path).expect("readable vectors");
     serde_json::from_str(&text).expect("the vectors parse")
 }
@@ -471,11 +476,11 @@ fn room_seeds(
     client: &mut mimi_onion::sender::Sender,
     records: &[DemoRecord],
 ) {
-    let mp = demo::message_protection_vectors().expect("vectors");
+    let mp = test_utils::message_protection_vectors().expect("vectors");
     let ex = &serde_json_excerpt()[0];
     let key_layer_vectors = project_vectors("key-layer.json");
     let negative = project_vectors("negative.json");
-    let mut rooms = demo::rooms(world).expect("rooms");
+    let mut rooms = test_utils::rooms(world).expect("rooms");
     let room_of = |rec: &DemoRecord| -> Option<usize> {
         let info = MessageInfo::parse(&rec.message).ok()?;
         let g = info.group_id?;
@@ -532,7 +537,7 @@ fn room_seeds(
             kl[mid] ^= 1;
         }
         let f = if other_f {
-            demo::demo_fanout_key(&room.group_id, 1)
+            test_utils::demo_fanout_key(&room.group_id, 1)
         } else {
             room.epoch(1).expect("epoch 1").f.clone()
         };
@@ -553,7 +558,7 @@ fn room_seeds(
     // group_info: the official GroupInfo, the registration and the rooms'.
     let gi = Seeds::new("group_info");
     gi.put("official-mls_group_info", &jhex(ex, "mls_group_info"));
-    let (_, registration) = demo::registration(world).expect("registration");
+    let (_, registration) = test_utils::registration(world).expect("registration");
     gi.put_with_edges("registration", &registration);
     for r in rooms.iter() {
         let code = r.suite.code();
@@ -737,7 +742,7 @@ fn room_seeds(
     // framing edge cases, and the fixed message itself (as a message).
     let kl = Seeds::new("key_layer");
     let message = fuzzing::key_layer_message();
-    let mut r = demo::rooms(world).expect("rooms").remove(0);
+    let mut r = test_utils::rooms(world).expect("rooms").remove(0);
     let protected = r
         .protect_with(0, ContentType::Proposal, &[], [0x5a; 4])
         .expect("protect");
@@ -807,6 +812,8 @@ fn seal_raw(
 }
 
 fn serde_json_excerpt() -> Vec<serde_json::Value> {
-    serde_json::from_str(include_str!("../test-vectors/mls/messages-excerpt.json"))
-        .expect("the excerpt parses")
+    serde_json::from_str(include_str!(
+        "../../../test-vectors/mls/messages-excerpt.json"
+    ))
+    .expect("the excerpt parses")
 }
