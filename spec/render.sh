@@ -3,7 +3,7 @@
 #
 # Needs kramdown-rfc (Debian: ruby-kramdown-rfc2629; the binary is
 # kramdown-rfc or kramdown-rfc2629) and xml2rfc (set XML2RFC to override,
-# e.g. XML2RFC=/work/venv-spec/bin/xml2rfc). References come only from
+# e.g. XML2RFC=$HOME/venv-spec/bin/xml2rfc). References come only from
 # spec/refcache/; nothing is fetched. Fails on any kramdown-rfc or xml2rfc
 # line starting with "***", on any xml2rfc error, and on any warning about a
 # reference.
