@@ -87,11 +87,7 @@ fn main() -> Res<()> {
     let trusted = HubSigningKey::from_app_data_dictionary(dictionary)?;
     let mut store = HubConfigStore::new();
     let verified = store
-        .accept(
-            &SignedHubConfiguration::from_bytes(&served)?,
-            &trusted,
-            now,
-        )?
+        .accept(&SignedHubConfiguration::from_bytes(&served)?, &trusted, now)?
         .clone();
     let policy_config = verified
         .current(KeyUse::Policy)
@@ -122,7 +118,10 @@ fn main() -> Res<()> {
     // Alice got fresh tokens for the lobby; tokens for the new group come
     // with her next envelopes' responses (here, from the hub directly, as
     // when a client joins).
-    alice.add_tokens(Some(&room.group_id), &hub.issue_tokens(Some(&room.group_id)));
+    alice.add_tokens(
+        Some(&room.group_id),
+        &hub.issue_tokens(Some(&room.group_id)),
+    );
 
     // Bob, a member at another provider, holds epoch 0.
     let mut bob = Member::default();

@@ -144,9 +144,34 @@ pub fn put_vec(out: &mut Vec<u8>, data: &[u8]) -> Res<()> {
     Ok(())
 }
 
+/// Checks that every byte of `bytes` (the padding after a structure) is
+/// zero; [`Error::Malformed`]`(what)` otherwise. The one padding check of
+/// the crate: the hub layer (HUB-2), the key layer (HUB-8), the fan-out
+/// body (FAN-5) and RFC 9420's `PrivateMessageContent` (6.3.1) all use it.
+/// It reads every byte without stopping at the first non-zero one, and
+/// never panics (the empty slice is all zero).
+pub(crate) fn check_zero_padding(bytes: &[u8], what: &'static str) -> Res<()> {
+    if bytes.iter().fold(0u8, |acc, &b| acc | b) == 0 {
+        Ok(())
+    } else {
+        Err(Error::Malformed(what))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_padding() {
+        assert_eq!(check_zero_padding(&[], "t"), Ok(()));
+        assert_eq!(check_zero_padding(&[0; 300], "t"), Ok(()));
+        for i in 0..8 {
+            let mut p = [0u8; 8];
+            p[i] = 0x80;
+            assert_eq!(check_zero_padding(&p, "t"), Err(Error::Malformed("t")));
+        }
+    }
 
     #[test]
     fn varint_round_trip_and_minimality() {

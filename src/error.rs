@@ -1,6 +1,6 @@
 //! The crate's single error type.
 //!
-//! Decoding and policy errors carry a short static description so that a
+//! Decoding, policy and peer errors carry a short static description so that a
 //! caller can log them locally. Every cryptographic failure (a wrong key,
 //! a modified ciphertext, a bad signature, a failed MAC) is the single
 //! variant [`Error::Crypto`], so nothing that reaches a peer can tell which
@@ -30,8 +30,14 @@ pub enum Error {
     /// The operating system's random number generator failed.
     Randomness,
     /// A caller-side precondition does not hold (for example sealing a
-    /// handshake message without the key layer it needs).
+    /// handshake message without the key layer it needs): a mistake of the
+    /// code that calls this crate, never of a peer.
     Usage(&'static str),
+    /// A peer sent something well-formed that breaks a rule of the
+    /// protocol (for example a registration whose tree hash does not match
+    /// its ratchet tree). Never a cryptographic failure: those are
+    /// [`Error::Crypto`] (ERR-1).
+    PeerMisbehaved(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +50,7 @@ impl fmt::Display for Error {
             Error::TooLarge(what) => write!(f, "too large: {what}"),
             Error::Randomness => f.write_str("random number generator failed"),
             Error::Usage(what) => write!(f, "invalid use: {what}"),
+            Error::PeerMisbehaved(what) => write!(f, "peer misbehaved: {what}"),
         }
     }
 }

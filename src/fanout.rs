@@ -35,7 +35,7 @@ use hmac::{Hmac, Mac};
 use rand::CryptoRng;
 use sha2::Sha256;
 
-use crate::codec::{put_vec, Reader};
+use crate::codec::{check_zero_padding, put_vec, Reader};
 use crate::error::{Error, Res};
 use crate::mls::key_schedule::mls_exporter;
 use crate::mls::suite::MlsSuite;
@@ -53,6 +53,60 @@ pub fn fanout_key(suite: MlsSuite, exporter_secret: &Secret) -> Res<Secret> {
         crate::labels::FANOUT_KEY,
         b"",
         FANOUT_KEY_LEN,
+    )
+}
+
+/// `struct { opaque group_id<V>; uint64 new_epoch; opaque fanout_key_hash<V>; } FanoutKeyTBS;`
+/// (spec section "Key Layer"): what a commit's sender signs to vouch for
+/// F of the epoch the commit opens, with `fanout_key_hash` = Hash(F) under
+/// the MLS cipher suite.
+pub fn fanout_key_tbs(
+    suite: MlsSuite,
+    group_id: &[u8],
+    new_epoch: u64,
+    f: &Secret,
+) -> Res<Vec<u8>> {
+    let mut out = Vec::with_capacity(group_id.len() + 80);
+    put_vec(&mut out, group_id)?;
+    out.extend_from_slice(&new_epoch.to_be_bytes());
+    put_vec(&mut out, &suite.hash(f.expose()))?;
+    Ok(out)
+}
+
+/// Signs F for a commit with the sender leaf's signature key
+/// (`SignWithLabel(key, "mimi-onion v1 signed fanout key", FanoutKeyTBS)`,
+/// see [`fanout_key_tbs`]). The sender puts the signature in the key layer.
+pub fn sign_fanout_key(
+    suite: MlsSuite,
+    signature_private_key: &[u8],
+    group_id: &[u8],
+    new_epoch: u64,
+    f: &Secret,
+) -> Res<Vec<u8>> {
+    suite.sign_with_label(
+        signature_private_key,
+        crate::labels::FANOUT_KEY_SIGNATURE,
+        &fanout_key_tbs(suite, group_id, new_epoch, f)?,
+    )
+}
+
+/// Verifies a leaf's signature over F (`VerifyWithLabel(key, "mimi-onion
+/// v1 signed fanout key", FanoutKeyTBS, signature)`, see
+/// [`fanout_key_tbs`]): the policy engine's check of a commit's F
+/// (HUB-10). [`Error::Crypto`] if it does not verify.
+pub fn verify_fanout_key(
+    suite: MlsSuite,
+    signature_key: &[u8],
+    group_id: &[u8],
+    new_epoch: u64,
+    f: &Secret,
+    signature: &[u8],
+) -> Res<()> {
+    suite.verify_with_label(
+        signature_key,
+        crate::labels::FANOUT_KEY_SIGNATURE,
+        &fanout_key_tbs(suite, group_id, new_epoch, f)?,
+        signature,
     )
 }
 
@@ -234,11 +288,10 @@ impl EpochKeys {
         // all, every byte after it zero.
         let mut r = Reader::new(&pt.0);
         let message = r.vec("fan-out: message").map_err(|_| Error::Crypto)?;
-        if pt.0.len() != fanout_padded_len(message.len())
-            || r.rest().iter().fold(0u8, |a, b| a | b) != 0
-        {
+        if pt.0.len() != fanout_padded_len(message.len()) {
             return Err(Error::Crypto);
         }
+        check_zero_padding(r.rest(), "fan-out: non-zero padding").map_err(|_| Error::Crypto)?;
         Ok(message.to_vec())
     }
 }
@@ -323,6 +376,26 @@ mod tests {
         assert!(k.verify_membership_proof(b"header", b"enc", &p));
         assert!(!k.verify_membership_proof(b"header", b"enC", &p));
         assert!(!keys(4, 1).verify_membership_proof(b"header", b"enc", &p));
+    }
+
+    #[test]
+    fn fanout_key_signature_binds_group_epoch_and_f() {
+        let suite = MlsSuite::from_code(1).unwrap();
+        let private = [9u8; 32];
+        let public = suite.signature_public_key(&private).unwrap();
+        let f = Secret::from_slice(&[1; 32]);
+        let sig = sign_fanout_key(suite, &private, b"g", 3, &f).unwrap();
+        verify_fanout_key(suite, &public, b"g", 3, &f, &sig).unwrap();
+        let tbs = fanout_key_tbs(suite, b"g", 3, &f).unwrap();
+        assert_eq!(tbs[..10], [1, b'g', 0, 0, 0, 0, 0, 0, 0, 3]);
+        assert_eq!(tbs.len(), 2 + 8 + 1 + 32);
+        let other = Secret::from_slice(&[2; 32]);
+        for (g, e, f) in [(&b"h"[..], 3, &f), (b"g", 4, &f), (b"g", 3, &other)] {
+            assert_eq!(
+                verify_fanout_key(suite, &public, g, e, f, &sig),
+                Err(Error::Crypto)
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! processing rules and answers every envelope with exactly one response of
 //! fixed size.
 
+use std::collections::BTreeMap;
+
 use hpke_rs::Hpke;
 use hpke_rs_rust_crypto::HpkeRustCrypto;
 use sha2::{Digest, Sha256};
@@ -241,9 +243,11 @@ impl<S: HubState> HubFrontEnd<S> {
         }
     }
 
-    /// Applies the processing rules (HUB-1 to HUB-11, TOK-6) to an opened
-    /// hub layer, asking the policy engine where needed. Returns the
-    /// verdict, the view and the shard for the fresh tokens (`None`: issue
+    /// Steps 4 to 14 of the front-end's processing order (spec section
+    /// "Hub Front-end") on an opened hub layer: decodes and classifies it,
+    /// then runs the checks of [`HubFrontEnd::decide`]. Returns the
+    /// verdict, the view (`None` when the hub layer or the message does
+    /// not decode) and the shard for the fresh tokens (`None`: issue
     /// unroutable tokens).
     fn judge(
         &mut self,
@@ -252,20 +256,17 @@ impl<S: HubState> HubFrontEnd<S> {
         now: u64,
     ) -> (Status, Option<HubView>, Option<u32>) {
         let reject = |r| (Status::Rejected(r), None, None);
-        let Ok(content) = HubLayerContent::parse_padded(&plaintext.0) else {
-            return reject(RejectReason::MalformedMessage);
+        let content = match decode_hub_layer(plaintext) {
+            Ok(content) => content,
+            Err(r) => return reject(r),
         };
-        let Ok(info) = MessageInfo::parse(content.message) else {
-            return reject(RejectReason::MalformedMessage);
+        let info = match classify(content.message) {
+            Ok(info) => info,
+            Err(r) => return reject(r),
         };
-        // HUB-3: RFC 9420 never sends application data as a PublicMessage.
-        if info.wire_format == WireFormat::PublicMessage
-            && info.content_type == Some(ContentType::Application)
-        {
-            return reject(RejectReason::MalformedMessage);
-        }
         let token = self.tokens.decode(&env.header.token.0);
-        let mut view = HubView {
+        let (status, shard) = self.decide(env, &info, &content, token, now);
+        let view = HubView {
             message: content.message.to_vec(),
             wire_format: info.wire_format,
             group_id: info.group_id.map(<[u8]>::to_vec),
@@ -276,27 +277,15 @@ impl<S: HubState> HubFrontEnd<S> {
             suite: env.header.suite,
             key_layer_len: content.key_layer.len(),
             has_fanout_key: content.fanout_key.is_some(),
-            status: Status::Accepted,
+            status,
         };
-        let (status, shard) = self.decide(env, &info, &content, token, now);
-        if status == Status::Accepted
-            && info
-                .content_type
-                .is_some_and(|c| c != ContentType::Application)
-        {
-            if let Some(g) = info.group_id {
-                let hash = Sha256::digest(content.message).into();
-                self.state.record_handshake(
-                    g,
-                    hash,
-                    info.content_type == Some(ContentType::Commit),
-                );
-            }
-        }
-        view.status = status;
         (status, Some(view), shard)
     }
 
+    /// Steps 6 to 14 for a classified message: runs the checks of
+    /// [`HubFrontEnd::check`] and, if they all pass, applies what the
+    /// message changes ([`HubFrontEnd::apply`]). Returns the verdict and
+    /// the shard of the fresh tokens.
     fn decide(
         &mut self,
         env: &Envelope<'_>,
@@ -305,116 +294,325 @@ impl<S: HubState> HubFrontEnd<S> {
         token: Option<DecodedToken>,
         now: u64,
     ) -> (Status, Option<u32>) {
-        let is_commit = info.content_type == Some(ContentType::Commit);
-        let is_group_info = info.wire_format == WireFormat::GroupInfo;
-        // HUB-1: presence rules.
-        let key_layer_ok = content.key_layer.is_empty() != info.is_private_handshake();
-        let fanout_ok = content.fanout_key.is_some() == (is_commit || is_group_info);
         let record = info.group_id.and_then(|g| self.state.group(g));
-        let shard = record.as_ref().map(|r| r.shard).or(match info.group_id {
-            None => Some(self.lobby_shard),
-            Some(_) => None,
-        });
-        if !key_layer_ok || !fanout_ok {
-            return (Status::Rejected(RejectReason::WrongForm), shard);
+        let shard = self.response_shard(info.group_id, record.as_ref());
+        match self.check(env, info, content, token, record, now) {
+            Ok(accepted) => (Status::Accepted, Some(self.apply(accepted))),
+            Err(reason) => (Status::Rejected(reason), shard),
         }
-        // TOK-6: a routable token is spent once. TOK-7: spent only here,
-        // after HUB-1 to HUB-3 and the presence rules.
-        if let Some(t) = token {
-            if !self.state.spend_token(t.codepoint, &t.nonce) {
-                return (Status::Rejected(RejectReason::TokenReused), shard);
-            }
+    }
+
+    /// RSP-5: the shard of the tokens in a response, as the hub's state
+    /// stands before the message is applied: the group's shard when the
+    /// hub holds the group the message names, the lobby shard when the
+    /// message names no group, `None` (unroutable tokens) otherwise. An
+    /// accepted message gets the shard [`HubFrontEnd::apply`] returns
+    /// instead (the new group's shard for a registration).
+    fn response_shard(&self, group_id: Option<&[u8]>, record: Option<&GroupRecord>) -> Option<u32> {
+        match (group_id, record) {
+            (None, _) => Some(self.lobby_shard),
+            (Some(_), record) => record.map(|r| r.shard),
         }
+    }
+
+    /// Steps 6 to 13 of the processing order, each a method named after
+    /// its rule; the first failing check decides the reason. `record` is
+    /// the hub's record of the group the message names, if any. Changes
+    /// nothing but the spent token (TOK-7) and the policy engine's own log
+    /// of what it read: what an accepted message changes in the hub's
+    /// state comes back as [`Accepted`], for [`HubFrontEnd::apply`].
+    fn check<'a>(
+        &mut self,
+        env: &Envelope<'_>,
+        info: &MessageInfo<'a>,
+        content: &'a HubLayerContent<'_>,
+        token: Option<DecodedToken>,
+        record: Option<GroupRecord>,
+        now: u64,
+    ) -> Result<Accepted<'a>, RejectReason> {
+        check_presence(info, content)?;
+        self.spend_token(token)?;
         let (Some(group_id), Some(epoch)) = (info.group_id, info.epoch) else {
-            // Welcome and KeyPackage name no group: delivered by the
-            // application layer, answered from the lobby shard.
-            return (Status::Accepted, shard);
+            // Step 8, HUB-4: a Welcome or KeyPackage names no group and is
+            // accepted here.
+            return Ok(Accepted::Lobby);
         };
-        let Some(record) = record else {
-            if is_group_info {
-                // Registration: GroupInfo plus F for a group the hub does not hold.
-                return match self.register(group_id, epoch, content) {
-                    Ok(shard) => (Status::Accepted, Some(shard)),
-                    Err(_) => (Status::Rejected(RejectReason::RegistrationRefused), None),
-                };
+        if info.wire_format == WireFormat::GroupInfo {
+            return self
+                .check_registration(group_id, epoch, content, record.is_some())
+                .map(Accepted::Registration);
+        }
+        let record = check_group(record)?;
+        let handshake_hash = info
+            .content_type
+            .is_some_and(|c| c != ContentType::Application)
+            .then(|| Sha256::digest(content.message).into());
+        self.check_replay(group_id, handshake_hash.as_ref())?;
+        check_epoch(info, epoch, &record)?;
+        self.check_membership_proof(env, info, content, group_id, epoch, &record)?;
+        self.check_public_handshake(info, content, group_id, &record)?;
+        self.ask_policy_engine(info, content, group_id, &record, now)?;
+        Ok(Accepted::Message(GroupMessage {
+            group_id,
+            record,
+            handshake_hash,
+            is_commit: info.content_type == Some(ContentType::Commit),
+            fanout_key: content.fanout_key.as_ref(),
+        }))
+    }
+
+    /// Step 7, TOK-6: a routable token whose nonce is already spent under
+    /// its (live) codepoint is refused with `token_reused`. TOK-7: the
+    /// token is spent here, once the envelope has passed HUB-1 to HUB-3 and
+    /// the presence rules, whatever the later checks decide. An unroutable
+    /// token (`None`) spends nothing.
+    fn spend_token(&mut self, token: Option<DecodedToken>) -> Result<(), RejectReason> {
+        match token {
+            Some(t) if !self.state.spend_token(t.codepoint, &t.nonce) => {
+                Err(RejectReason::TokenReused)
             }
-            return (Status::Rejected(RejectReason::UnknownGroup), None);
-        };
-        if is_group_info {
-            return (Status::Rejected(RejectReason::RegistrationRefused), shard);
+            _ => Ok(()),
         }
-        let handshake = info.content_type != Some(ContentType::Application);
-        // HUB-7: a handshake message accepted before, re-sealed.
-        if handshake
-            && self
-                .state
-                .handshake_accepted(group_id, &Sha256::digest(content.message).into())
-        {
-            return (Status::Rejected(RejectReason::ReplayedEnvelope), shard);
+    }
+
+    /// Step 9, HUB-6: a GroupInfo is a registration. It is refused with
+    /// `registration_refused` if the hub already holds the group (`held`)
+    /// or if it fails [`HubFrontEnd::validate_registration`]; the detailed
+    /// reason stays local (ERR-1).
+    fn check_registration<'a>(
+        &self,
+        group_id: &'a [u8],
+        epoch: u64,
+        content: &HubLayerContent<'_>,
+        held: bool,
+    ) -> Result<Registration<'a>, RejectReason> {
+        if held {
+            return Err(RejectReason::RegistrationRefused);
         }
-        // HUB-4: epoch rules.
-        let epoch_ok = if handshake {
-            epoch == record.epoch
-        } else {
-            epoch == record.epoch || epoch.checked_add(1) == Some(record.epoch)
-        };
-        if !epoch_ok {
-            return (Status::Rejected(RejectReason::StaleEpoch), shard);
+        self.validate_registration(group_id, epoch, content)
+            .map_err(|_| RejectReason::RegistrationRefused)
+    }
+
+    /// HUB-6: the rules a registration for a group the hub does not hold
+    /// must meet. The GroupInfo's signature must verify under the signer's
+    /// leaf in its `ratchet_tree`, the GroupContext's `tree_hash` must be
+    /// the hash of that tree, and the GroupContext must carry this hub's
+    /// configuration-signing key (component `0x8A01`). Returns the group's
+    /// state to create: the GroupInfo's epoch with the carried F pinned
+    /// (FAN-1), the members' signature keys, and whether the GroupContext
+    /// requires the key commitment. Changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Crypto`] if the signature does not verify;
+    /// [`Error::PeerMisbehaved`] for a well-formed GroupInfo that breaks
+    /// HUB-6 (its tree hash, its tree, the hub's component or F);
+    /// [`Error::Usage`] if this hub has no configuration-signing key
+    /// ([`HubFrontEnd::set_signing_key`]); otherwise as
+    /// [`GroupInfoIn::parse`], [`GroupInfoIn::suite`] and
+    /// [`HubSigningKey::from_app_data_dictionary`].
+    fn validate_registration<'a>(
+        &self,
+        group_id: &'a [u8],
+        epoch: u64,
+        content: &HubLayerContent<'_>,
+    ) -> Res<Registration<'a>> {
+        let gi = GroupInfoIn::parse(content.message)?;
+        let suite = gi.suite()?;
+        gi.verify(suite)?;
+        if !gi.tree_hash_matches()? {
+            return Err(Error::PeerMisbehaved(
+                "registration whose ratchet tree does not match its tree hash",
+            ));
         }
-        // HUB-11: the membership proof of a member-sent type, under the F
-        // pinned for the message's epoch. The hub learns "a member of the
-        // group", not which one.
-        if info.is_member_sent() {
-            let proven = record
-                .fanout_key(epoch)
-                .and_then(|f| self.epoch_keys_for(group_id, f, epoch))
-                .is_some_and(|k| {
-                    k.verify_membership_proof(env.header_bytes, env.enc, &content.membership_proof)
-                });
-            if !proven {
-                return (Status::Rejected(RejectReason::MembershipProofFailed), shard);
+        let leaves = gi.leaf_signature_keys()?;
+        if leaves.is_empty() {
+            return Err(Error::PeerMisbehaved("registration without a ratchet tree"));
+        }
+        let dict = find_app_data_dictionary(&gi.group_context.extensions).ok_or(
+            Error::PeerMisbehaved("registration without the hub's component"),
+        )?;
+        let key = HubSigningKey::from_app_data_dictionary(dict)?;
+        let own = self
+            .signing_key
+            .as_ref()
+            .ok_or(Error::Usage("hub without a configuration-signing key"))?;
+        if *own != key {
+            return Err(Error::PeerMisbehaved(
+                "registration names another hub's signing key",
+            ));
+        }
+        let f = content
+            .fanout_key
+            .clone()
+            .ok_or(Error::PeerMisbehaved("registration without F"))?;
+        let mut record = GroupRecord::new(self.shard_for(group_id), epoch, suite.code());
+        record.commitment_required = group_requires_commitment(dict);
+        record.group_context = gi.group_context_bytes.clone();
+        record.pin_fanout_key(epoch, f);
+        Ok(Registration {
+            group_id,
+            record,
+            leaves,
+        })
+    }
+
+    /// Step 10, HUB-7: a handshake message (`handshake_hash` is its hash;
+    /// `None` for an application message) that was accepted before, a
+    /// proposal in the current epoch or the commit that opened it, is
+    /// refused with `replayed_envelope`. Comes before the epoch rules, so
+    /// that a resent commit is reported as replayed, not as stale.
+    fn check_replay(
+        &self,
+        group_id: &[u8],
+        handshake_hash: Option<&[u8; 32]>,
+    ) -> Result<(), RejectReason> {
+        match handshake_hash {
+            Some(hash) if self.state.handshake_accepted(group_id, hash) => {
+                Err(RejectReason::ReplayedEnvelope)
             }
+            _ => Ok(()),
         }
-        // HUB-12: a PublicMessage proposal or commit must carry a valid
-        // signature; this hub verifies member senders (their keys are in
-        // its state) and refuses non-member senders, whose keys sit in the
-        // commit's path or a KeyPackage it does not parse.
-        if info.wire_format == WireFormat::PublicMessage && handshake {
-            let state = &self.state;
-            if !public_message_verifies(content.message, &record, |leaf| {
-                state.leaf_signature_key(group_id, leaf)
-            }) {
-                return (Status::Rejected(RejectReason::PolicyRejected), shard);
-            }
+    }
+
+    /// Step 12, HUB-11: the membership proof of a member-sent type must
+    /// verify, in constant time, under the membership key of the F pinned
+    /// for the message's group and epoch; otherwise, or with no F pinned
+    /// for that epoch, `membership_proof_failed`. Other types carry random
+    /// filler and are not checked. The hub learns "a member of the group",
+    /// not which one.
+    fn check_membership_proof(
+        &self,
+        env: &Envelope<'_>,
+        info: &MessageInfo<'_>,
+        content: &HubLayerContent<'_>,
+        group_id: &[u8],
+        epoch: u64,
+        record: &GroupRecord,
+    ) -> Result<(), RejectReason> {
+        if !info.is_member_sent() {
+            return Ok(());
         }
-        // HUB-8 to HUB-10: PrivateMessage proposals and commits go to the
-        // policy engine; the front-end learns only its decision.
-        if info.is_private_handshake() {
-            let state = &self.state;
-            let lookup = |leaf: u32| state.leaf_signature_key(group_id, leaf);
-            let decision = self.policy.judge(&PolicyRequest {
-                message: content.message,
-                key_layer: content.key_layer,
-                fanout_key: content.fanout_key.as_ref(),
-                record: &record,
-                leaf_signature_key: &lookup,
-                now,
+        let proven = record
+            .fanout_key(epoch)
+            .and_then(|f| self.epoch_keys_for(group_id, f, epoch))
+            .is_some_and(|k| {
+                k.verify_membership_proof(env.header_bytes, env.enc, &content.membership_proof)
             });
-            if !decision.is_accepted() {
-                return (Status::Rejected(RejectReason::PolicyRejected), shard);
+        if proven {
+            Ok(())
+        } else {
+            Err(RejectReason::MembershipProofFailed)
+        }
+    }
+
+    /// Step 13, HUB-12: a PublicMessage proposal or commit must carry a
+    /// valid signature, else `policy_rejected`. This hub verifies member
+    /// senders (their keys are in its state) and refuses non-member
+    /// senders, whose keys sit in the commit's path or a KeyPackage it
+    /// does not parse.
+    fn check_public_handshake(
+        &self,
+        info: &MessageInfo<'_>,
+        content: &HubLayerContent<'_>,
+        group_id: &[u8],
+        record: &GroupRecord,
+    ) -> Result<(), RejectReason> {
+        let handshake = info.content_type != Some(ContentType::Application);
+        if info.wire_format != WireFormat::PublicMessage || !handshake {
+            return Ok(());
+        }
+        let state = &self.state;
+        if public_message_verifies(content.message, record, |leaf| {
+            state.leaf_signature_key(group_id, leaf)
+        }) {
+            Ok(())
+        } else {
+            Err(RejectReason::PolicyRejected)
+        }
+    }
+
+    /// Step 13, HUB-8 to HUB-10: a PrivateMessage proposal or commit goes
+    /// with its key layer to the policy engine, which opens the key layer,
+    /// checks the key commitment before decrypting, and verifies the MLS
+    /// signature and, for a commit, the signature over F. The front-end
+    /// learns only the decision: `policy_rejected` for any failure (ERR-1).
+    fn ask_policy_engine(
+        &mut self,
+        info: &MessageInfo<'_>,
+        content: &HubLayerContent<'_>,
+        group_id: &[u8],
+        record: &GroupRecord,
+        now: u64,
+    ) -> Result<(), RejectReason> {
+        if !info.is_private_handshake() {
+            return Ok(());
+        }
+        let state = &self.state;
+        let lookup = |leaf: u32| state.leaf_signature_key(group_id, leaf);
+        let decision = self.policy.judge(&PolicyRequest {
+            message: content.message,
+            key_layer: content.key_layer,
+            fanout_key: content.fanout_key.as_ref(),
+            record,
+            leaf_signature_key: &lookup,
+            now,
+        });
+        if decision.is_accepted() {
+            Ok(())
+        } else {
+            Err(RejectReason::PolicyRejected)
+        }
+    }
+
+    /// Step 14: applies what an accepted message changes (spec section
+    /// "Hub State"), the one place where an accepted message changes the
+    /// hub's state. A registration creates the group's state (HUB-6). A
+    /// commit in epoch `n` moves the group to `n + 1`, pins the F it
+    /// carries to `n + 1` and forgets F and the derived subkeys of `n - 1`
+    /// (FAN-1). A handshake message's hash is recorded as accepted (HUB-7);
+    /// for a commit, the hashes of the epoch it closes are forgotten.
+    /// Returns the shard of the fresh tokens (RSP-5).
+    fn apply(&mut self, accepted: Accepted<'_>) -> u32 {
+        match accepted {
+            Accepted::Lobby => self.lobby_shard,
+            Accepted::Registration(Registration {
+                group_id,
+                record,
+                leaves,
+            }) => {
+                let shard = record.shard;
+                self.state.put_group(group_id, record);
+                for (leaf, key) in leaves {
+                    self.state.set_leaf_signature_key(group_id, leaf, Some(key));
+                }
+                shard
+            }
+            Accepted::Message(GroupMessage {
+                group_id,
+                record,
+                handshake_hash,
+                is_commit,
+                fanout_key,
+            }) => {
+                let shard = record.shard;
+                if is_commit {
+                    // The first commit for the current epoch wins and opens
+                    // the next.
+                    let mut next = record.clone();
+                    next.epoch = record.epoch.saturating_add(1);
+                    if let Some(f) = fanout_key {
+                        next.pin_fanout_key(next.epoch, f.clone());
+                    }
+                    self.forget_epoch_keys(group_id, record.epoch);
+                    self.state.put_group(group_id, next);
+                }
+                if let Some(hash) = handshake_hash {
+                    self.state.record_handshake(group_id, hash, is_commit);
+                }
+                shard
             }
         }
-        if is_commit {
-            // The first commit for the current epoch wins and opens the next.
-            let mut next = record.clone();
-            next.epoch = record.epoch.saturating_add(1);
-            if let Some(f) = &content.fanout_key {
-                next.pin_fanout_key(next.epoch, f.clone());
-            }
-            self.forget_epoch_keys(group_id, record.epoch);
-            self.state.put_group(group_id, next);
-        }
-        (Status::Accepted, shard)
     }
 
     /// Provisions a group from a full record (its shard is assigned here).
@@ -463,47 +661,6 @@ impl<S: HubState> HubFrontEnd<S> {
         }
     }
 
-    /// HUB-6: a registration for a group the hub does not hold. The
-    /// GroupInfo's signature must verify under the signer's leaf in its
-    /// `ratchet_tree`, and its GroupContext must carry this hub's
-    /// configuration-signing key. The hub then holds the group at the
-    /// GroupInfo's epoch with the carried F pinned, the members' signature
-    /// keys, and whether the GroupContext requires the key commitment.
-    fn register(&mut self, group_id: &[u8], epoch: u64, content: &HubLayerContent<'_>) -> Res<u32> {
-        let gi = GroupInfoIn::parse(content.message)?;
-        let suite = gi.suite()?;
-        gi.verify(suite)?;
-        if !gi.tree_hash_matches()? {
-            return Err(Error::Usage(
-                "registration whose ratchet tree does not match its tree hash",
-            ));
-        }
-        let leaves = gi.leaf_signature_keys()?;
-        if leaves.is_empty() {
-            return Err(Error::Usage("registration without a ratchet tree"));
-        }
-        let dict = find_app_data_dictionary(&gi.group_context.extensions)
-            .ok_or(Error::Usage("registration without the hub's component"))?;
-        let key = HubSigningKey::from_app_data_dictionary(dict)?;
-        if self.signing_key.as_ref() != Some(&key) {
-            return Err(Error::Usage("registration names another hub's signing key"));
-        }
-        let f = content
-            .fanout_key
-            .clone()
-            .ok_or(Error::Usage("registration without F"))?;
-        let shard = self.shard_for(group_id);
-        let mut record = GroupRecord::new(shard, epoch, suite.code());
-        record.commitment_required = group_requires_commitment(dict);
-        record.group_context = gi.group_context_bytes.clone();
-        record.pin_fanout_key(epoch, f);
-        self.state.put_group(group_id, record);
-        for (leaf, key) in leaves {
-            self.state.set_leaf_signature_key(group_id, leaf, Some(key));
-        }
-        Ok(shard)
-    }
-
     /// Fan-out messages for an accepted message, one per follower, each
     /// under the F pinned for the message's epoch with a fresh nonce.
     pub fn fan_out(
@@ -544,6 +701,111 @@ impl<S: HubState> HubFrontEnd<S> {
             (Some(s), Some(k)) => k.issue(s, rng),
             _ => RoutingToken::unroutable(rng),
         })
+    }
+}
+
+/// What an envelope that passed every check changes, kept until
+/// [`HubFrontEnd::apply`] applies it (step 14 of the processing order).
+enum Accepted<'a> {
+    /// A Welcome or KeyPackage (HUB-4: it names no group): nothing to
+    /// change; the response carries tokens for the lobby shard.
+    Lobby,
+    /// A registration that passed HUB-6: the group's state to create.
+    Registration(Registration<'a>),
+    /// A PublicMessage or PrivateMessage of a group the hub holds.
+    Message(GroupMessage<'a>),
+}
+
+/// A registration that passed HUB-6, not yet applied.
+struct Registration<'a> {
+    /// The group it introduces.
+    group_id: &'a [u8],
+    /// The group's new record: its shard, the GroupInfo's epoch with F
+    /// pinned, its suite, GroupContext and key-commitment requirement.
+    record: GroupRecord,
+    /// The signature key of every non-blank leaf, by leaf index.
+    leaves: BTreeMap<u32, Vec<u8>>,
+}
+
+/// An accepted PublicMessage or PrivateMessage, not yet applied.
+struct GroupMessage<'a> {
+    /// The group it names.
+    group_id: &'a [u8],
+    /// The group's record as the checks saw it.
+    record: GroupRecord,
+    /// The message's hash if it is a handshake message (HUB-7); `None`
+    /// for an application message.
+    handshake_hash: Option<[u8; 32]>,
+    /// Whether it is a commit, which opens the next epoch.
+    is_commit: bool,
+    /// The F it carries: for a commit, that of the epoch it opens.
+    fanout_key: Option<&'a Secret>,
+}
+
+/// Steps 4 and 5 of the processing order, HUB-1 (decoding) and HUB-2:
+/// the hub-layer plaintext must decode as a `HubLayerContent` within the
+/// limits of HUB-1, followed by exactly the zero padding of
+/// `padded_length(len(message))`; otherwise `malformed_message`.
+fn decode_hub_layer(plaintext: &PlainBuf) -> Result<HubLayerContent<'_>, RejectReason> {
+    HubLayerContent::parse_padded(&plaintext.0).map_err(|_| RejectReason::MalformedMessage)
+}
+
+/// Step 5, HUB-3: `message` must be an `mls10` MLSMessage of a known wire
+/// format, decoded to the extent HUB-3 gives, and a PublicMessage must not
+/// carry application data (RFC 9420 never sends it so); otherwise
+/// `malformed_message`.
+fn classify(message: &[u8]) -> Result<MessageInfo<'_>, RejectReason> {
+    let info = MessageInfo::parse(message).map_err(|_| RejectReason::MalformedMessage)?;
+    if info.wire_format == WireFormat::PublicMessage
+        && info.content_type == Some(ContentType::Application)
+    {
+        return Err(RejectReason::MalformedMessage);
+    }
+    Ok(info)
+}
+
+/// Step 6, HUB-1 (presence rules): `key_layer` is present exactly for a
+/// PrivateMessage proposal or commit, and `fanout_key` exactly for a
+/// commit or a GroupInfo (a registration), as the table of forms gives;
+/// otherwise `wrong_form`.
+fn check_presence(
+    info: &MessageInfo<'_>,
+    content: &HubLayerContent<'_>,
+) -> Result<(), RejectReason> {
+    let key_layer_ok = content.key_layer.is_empty() != info.is_private_handshake();
+    let fanout_ok = content.fanout_key.is_some() == info.carries_fanout_key();
+    if key_layer_ok && fanout_ok {
+        Ok(())
+    } else {
+        Err(RejectReason::WrongForm)
+    }
+}
+
+/// Step 9, the first rule of HUB-4: a PublicMessage or PrivateMessage
+/// whose group the hub does not hold (`record` is `None`) is refused with
+/// `unknown_group`.
+fn check_group(record: Option<GroupRecord>) -> Result<GroupRecord, RejectReason> {
+    record.ok_or(RejectReason::UnknownGroup)
+}
+
+/// Step 11, the epoch rules of HUB-4: a handshake message must be of the
+/// current epoch `n`, an application message of `n` or `n - 1`; any other
+/// epoch, above `n` included, is refused with `stale_epoch`.
+fn check_epoch(
+    info: &MessageInfo<'_>,
+    epoch: u64,
+    record: &GroupRecord,
+) -> Result<(), RejectReason> {
+    let handshake = info.content_type != Some(ContentType::Application);
+    let epoch_ok = if handshake {
+        epoch == record.epoch
+    } else {
+        epoch == record.epoch || epoch.checked_add(1) == Some(record.epoch)
+    };
+    if epoch_ok {
+        Ok(())
+    } else {
+        Err(RejectReason::StaleEpoch)
     }
 }
 
@@ -676,11 +938,42 @@ mod tests {
         let gi = GroupInfoIn::parse(&bad).unwrap();
         gi.verify(suite).unwrap();
         assert!(!gi.tree_hash_matches().unwrap());
-        assert!(world.hub.register(group_id, 0, &content(&bad)).is_err());
+        assert_eq!(
+            world
+                .hub
+                .validate_registration(group_id, 0, &content(&bad))
+                .err(),
+            Some(Error::PeerMisbehaved(
+                "registration whose ratchet tree does not match its tree hash"
+            ))
+        );
+        assert_eq!(
+            world
+                .hub
+                .check_registration(group_id, 0, &content(&bad), false)
+                .err(),
+            Some(RejectReason::RegistrationRefused)
+        );
         assert!(world.hub.state().group(group_id).is_none());
 
         let good = registration(&right);
-        assert!(world.hub.register(group_id, 0, &content(&good)).is_ok());
-        assert!(world.hub.state().group(group_id).is_some());
+        let reg = world
+            .hub
+            .check_registration(group_id, 0, &content(&good), false)
+            .unwrap();
+        assert!(world.hub.state().group(group_id).is_none());
+        let shard = world.hub.apply(Accepted::Registration(reg));
+        assert_eq!(
+            world.hub.state().group(group_id).map(|r| r.shard),
+            Some(shard)
+        );
+        // A second registration of a group the hub now holds is refused.
+        assert_eq!(
+            world
+                .hub
+                .check_registration(group_id, 0, &content(&good), true)
+                .err(),
+            Some(RejectReason::RegistrationRefused)
+        );
     }
 }

@@ -33,7 +33,7 @@ use hpke_rs::{Hpke, HpkePublicKey};
 use hpke_rs_crypto::HpkeCrypto;
 use sha2::{Digest, Sha256};
 
-use crate::codec::{put_vec, Reader};
+use crate::codec::{check_zero_padding, put_vec, Reader};
 use crate::config::KeyConfig;
 use crate::error::{Error, Res};
 use crate::keys::HubKeyPair;
@@ -84,9 +84,7 @@ impl KeyLayerContent {
         let key = Secret::from_slice(r.vec("key layer: key")?);
         let nonce = Secret::from_slice(r.vec("key layer: nonce")?);
         let f_signature = r.vec("key layer: f signature")?.to_vec();
-        if r.rest().iter().fold(0u8, |a, b| a | b) != 0 {
-            return Err(Error::Malformed("key layer: non-zero padding"));
-        }
+        check_zero_padding(r.rest(), "key layer: non-zero padding")?;
         Ok(KeyLayerContent {
             leaf_index,
             key,

@@ -16,7 +16,7 @@ use crate::commitment::CommitmentInput;
 use crate::error::Error;
 use crate::fanout::{EpochKeys, FanoutMessage};
 use crate::mls::framing::{
-    apply_reuse_guard, decrypt_sender_data, framed_content_tbs, open_content, FramedContent,
+    apply_reuse_guard, decrypt_sender_data, open_content, verify_framed_content, FramedContent,
     GroupContext, PrivateMessage, PublicMessage, Sender, MAX_GENERATION,
 };
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
@@ -442,11 +442,16 @@ fn process_private(
         content_type: msg.content_type,
         content: content.content.clone(),
     };
-    let tbs = framed_content_tbs(WireFormat::PrivateMessage, &framed, Some(gc))
-        .map_err(ReceiveError::Mls)?;
-    suite
-        .verify_with_label(key, "FramedContentTBS", &tbs, &content.auth.signature)
-        .map_err(|_| ReceiveError::Signature)?;
+    // MEM-4: the sender's signature, under the leaf's key.
+    verify_framed_content(
+        suite,
+        key,
+        WireFormat::PrivateMessage,
+        &framed,
+        Some(gc),
+        &content.auth.signature,
+    )
+    .map_err(|_| ReceiveError::Signature)?;
     let received = Received {
         group_id: msg.group_id.clone(),
         epoch: msg.epoch,

@@ -10,22 +10,18 @@
 //! and plaintext stay in this module; what the engine read is kept in its
 //! own [`PolicyAudit`] log.
 
-use crate::codec::put_vec;
 use crate::commitment::CommitmentInput;
 use crate::error::{Error, Res};
+use crate::fanout::verify_fanout_key;
 use crate::keylayer;
 use crate::keys::HubKeyPair;
-use crate::labels;
 use crate::mls::framing::{
-    framed_content_tbs, open_content, FramedContent, GroupContext, PrivateMessage, Sender,
+    open_content, verify_framed_content, FramedContent, GroupContext, PrivateMessage, Sender,
 };
 use crate::mls::message::{ContentType, WireFormat};
 use crate::mls::suite::MlsSuite;
 use crate::secret::Secret;
 use crate::state::GroupRecord;
-
-/// Label of `FramedContentTBS` signatures (RFC 9420).
-const FRAMED_CONTENT_TBS: &str = "FramedContentTBS";
 
 /// What the policy engine tells the front-end. It carries no key and no
 /// plaintext, and can only be made by the policy engine.
@@ -94,36 +90,6 @@ impl core::fmt::Debug for PolicyRequest<'_> {
     }
 }
 
-/// `struct { opaque group_id<V>; uint64 new_epoch; opaque fanout_key_hash<V>; } FanoutKeyTBS;`
-pub fn fanout_key_tbs(
-    suite: MlsSuite,
-    group_id: &[u8],
-    new_epoch: u64,
-    f: &Secret,
-) -> Res<Vec<u8>> {
-    let mut out = Vec::with_capacity(group_id.len() + 80);
-    put_vec(&mut out, group_id)?;
-    out.extend_from_slice(&new_epoch.to_be_bytes());
-    put_vec(&mut out, &suite.hash(f.expose()))?;
-    Ok(out)
-}
-
-/// Signs F for a commit with the sender leaf's signature key
-/// (`SignWithLabel(key, "mimi-onion v1 signed fanout key", FanoutKeyTBS)`).
-pub fn sign_fanout_key(
-    suite: MlsSuite,
-    signature_private_key: &[u8],
-    group_id: &[u8],
-    new_epoch: u64,
-    f: &Secret,
-) -> Res<Vec<u8>> {
-    suite.sign_with_label(
-        signature_private_key,
-        labels::FANOUT_KEY_SIGNATURE,
-        &fanout_key_tbs(suite, group_id, new_epoch, f)?,
-    )
-}
-
 /// The policy engine: holds the policy key pairs.
 pub struct PolicyEngine {
     keys: Vec<HubKeyPair>,
@@ -178,7 +144,9 @@ impl PolicyEngine {
         let suite = MlsSuite::from_code(record.mls_suite).ok_or(Error::Unsupported("mls suite"))?;
         // HUB-9 (second part): only groups that require the commitment.
         if !record.commitment_required {
-            return Err(Error::Usage("group does not require the key commitment"));
+            return Err(Error::PeerMisbehaved(
+                "key layer for a group that does not require the key commitment",
+            ));
         }
         // HUB-8: the key layer.
         // Only live policy keys open key layers (HUB-8, OUT-2's rule), by
@@ -212,10 +180,12 @@ impl PolicyEngine {
         let (content, _) = open_content(suite, &kl.key, &kl.nonce, &msg)?;
         let context = GroupContext::decode(&record.group_context)?;
         if context.group_id != msg.group_id || context.epoch != msg.epoch {
-            return Err(Error::Usage("group context of another epoch"));
+            return Err(Error::PeerMisbehaved(
+                "message of another epoch than the group context",
+            ));
         }
-        let signature_key =
-            (req.leaf_signature_key)(kl.leaf_index).ok_or(Error::Usage("unknown leaf"))?;
+        let signature_key = (req.leaf_signature_key)(kl.leaf_index)
+            .ok_or(Error::PeerMisbehaved("key layer names an unknown leaf"))?;
         let framed = FramedContent {
             group_id: msg.group_id.clone(),
             epoch: msg.epoch,
@@ -224,23 +194,29 @@ impl PolicyEngine {
             content_type: msg.content_type,
             content: content.content.clone(),
         };
-        let tbs = framed_content_tbs(WireFormat::PrivateMessage, &framed, Some(&context))?;
-        suite.verify_with_label(
+        verify_framed_content(
+            suite,
             &signature_key,
-            FRAMED_CONTENT_TBS,
-            &tbs,
+            WireFormat::PrivateMessage,
+            &framed,
+            Some(&context),
             &content.auth.signature,
         )?;
         let opens_epoch = if is_commit {
             let new_epoch = msg
                 .epoch
                 .checked_add(1)
-                .ok_or(Error::Usage("epoch overflow"))?;
-            let f = req.fanout_key.ok_or(Error::Usage("commit without F"))?;
-            suite.verify_with_label(
+                .ok_or(Error::PeerMisbehaved("epoch overflow"))?;
+            let f = req
+                .fanout_key
+                .ok_or(Error::PeerMisbehaved("commit without F"))?;
+            // HUB-10: the leaf's signature over F of the epoch it opens.
+            verify_fanout_key(
+                suite,
                 &signature_key,
-                labels::FANOUT_KEY_SIGNATURE,
-                &fanout_key_tbs(suite, &msg.group_id, new_epoch, f)?,
+                &msg.group_id,
+                new_epoch,
+                f,
                 &kl.f_signature,
             )?;
             Some(new_epoch)

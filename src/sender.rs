@@ -11,15 +11,14 @@ use rand::Rng;
 use crate::commitment::{build_authenticated_data, CommitmentInput, SafeAadItem};
 use crate::config::{KeyConfig, KeyUse, VerifiedHubConfiguration};
 use crate::error::{Error, Res};
-use crate::fanout::EpochKeys;
+use crate::fanout::{sign_fanout_key, EpochKeys};
 use crate::keylayer::KeyLayerContent;
 use crate::mls::framing::{
-    apply_reuse_guard, encrypt_private_message, framed_content_tbs, FramedContent,
+    apply_reuse_guard, encrypt_private_message, sign_framed_content, FramedContent,
     FramedContentAuthData, GroupContext, PrivateMessageContent, Sender as MlsSender, SenderData,
 };
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::mls::suite::MlsSuite;
-use crate::policy::sign_fanout_key;
 use crate::response::{self, HubResponse};
 use crate::secret::Secret;
 use crate::suite::HpkeSuite;
@@ -117,9 +116,7 @@ impl Sender {
                 "a key layer goes with exactly the PrivateMessage proposals and commits",
             ));
         }
-        let needs_f = info.content_type == Some(ContentType::Commit)
-            || info.wire_format == WireFormat::GroupInfo;
-        if opts.fanout_key.is_some() != needs_f {
+        if opts.fanout_key.is_some() != info.carries_fanout_key() {
             return Err(Error::Usage(
                 "F goes with exactly the commits and registrations",
             ));
@@ -363,11 +360,12 @@ pub fn protect_private_message(
         content_type: content.content_type,
         content: content.content.to_vec(),
     };
-    let tbs = framed_content_tbs(WireFormat::PrivateMessage, &framed, Some(gc))?;
-    let signature = state.suite.sign_with_label(
+    let signature = sign_framed_content(
+        state.suite,
         state.signature_private_key.expose(),
-        "FramedContentTBS",
-        &tbs,
+        WireFormat::PrivateMessage,
+        &framed,
+        Some(gc),
     )?;
     let pmc = PrivateMessageContent {
         content_type: content.content_type,

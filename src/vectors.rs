@@ -23,13 +23,15 @@ use crate::config::{
     SignedHubConfiguration,
 };
 use crate::error::{Error, Res};
-use crate::fanout::{fanout_key, fanout_padded_len, EpochKeys, FanoutMessage};
+use crate::fanout::{
+    fanout_key, fanout_key_tbs, fanout_padded_len, sign_fanout_key, verify_fanout_key, EpochKeys,
+    FanoutMessage,
+};
 use crate::hub::open_hub_layer;
 use crate::keylayer;
 use crate::keys::HubKeyPair;
 use crate::mls::message::ContentType;
 use crate::padding::padded_length;
-use crate::policy::{fanout_key_tbs, sign_fanout_key};
 use crate::replay::{ReplayCrypto, ReplayRng};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
@@ -1021,10 +1023,17 @@ fn check_semantics(dir: &Path) -> Res<usize> {
         }
         .verify(&hexf(&e, "authenticated_data")?)?;
         if let Ok(tbs) = hexf(&e, "fanout_key_tbs") {
-            suite.verify_with_label(
+            // The file's FanoutKeyTBS is the one built from its group id,
+            // the epoch the commit opens and its F, and the key layer's F
+            // signature verifies over it.
+            let f = Secret::new(hexf(&e, "fanout_key")?);
+            check(tbs == fanout_key_tbs(suite, &gid, 1, &f)?, "fanout_key_tbs")?;
+            verify_fanout_key(
+                suite,
                 &hexf(&e, "signature_public_key")?,
-                crate::labels::FANOUT_KEY_SIGNATURE,
-                &tbs,
+                &gid,
+                1,
+                &f,
                 &kl.f_signature,
             )?;
         }
@@ -1112,16 +1121,12 @@ fn negative_rejected(e: &Value, policy: &HubKeyPair) -> bool {
             }
             "fanout_key_signature" => {
                 let suite = crate::mls::suite::MlsSuite::from_code(1).ok_or(Error::Crypto)?;
-                let tbs = fanout_key_tbs(
+                verify_fanout_key(
                     suite,
+                    &hexf(e, "signature_public_key")?,
                     &hexf(e, "group_id")?,
                     1,
                     &Secret::new(hexf(e, "fanout_key")?),
-                )?;
-                suite.verify_with_label(
-                    &hexf(e, "signature_public_key")?,
-                    crate::labels::FANOUT_KEY_SIGNATURE,
-                    &tbs,
                     &hexf(e, "fanout_key_signature")?,
                 )
             }

@@ -28,7 +28,7 @@
 
 use zeroize::Zeroize;
 
-use crate::codec::{put_vec, Reader};
+use crate::codec::{check_zero_padding, put_vec, Reader};
 use crate::error::{Error, Res};
 use crate::padding::padded_length;
 use crate::secret::Secret;
@@ -247,9 +247,8 @@ impl<'a> HubLayerContent<'a> {
         if plaintext.len() != padded_length(message.len()) {
             return Err(Error::Malformed("hub layer: padded length"));
         }
-        if r.rest().iter().fold(0u8, |acc, b| acc | b) != 0 {
-            return Err(Error::Malformed("hub layer: non-zero padding"));
-        }
+        // HUB-2: every padding byte zero.
+        check_zero_padding(r.rest(), "hub layer: non-zero padding")?;
         Ok(HubLayerContent {
             message,
             membership_proof,

@@ -31,7 +31,7 @@
 //!
 //! Every AEAD failure is [`Error::Crypto`].
 
-use crate::codec::{put_vec, Reader};
+use crate::codec::{check_zero_padding, put_vec, Reader};
 use crate::error::{Error, Res};
 use crate::mls::message::{ContentType, SenderType, WireFormat};
 use crate::mls::secret_tree::{leaf_key_nonce, sender_data_key_nonce, RatchetKind};
@@ -236,8 +236,8 @@ impl FramedContent {
 /// `version = mls10`, `wire_format`, the `FramedContent`, and the
 /// `GroupContext` for `member` and `new_member_commit` senders.
 ///
-/// Verify a signature with `suite.verify_with_label(key,
-/// "FramedContentTBS", &tbs, signature)`.
+/// Sign them with [`sign_framed_content`] and verify a signature with
+/// [`verify_framed_content`].
 ///
 /// # Errors
 ///
@@ -270,6 +270,52 @@ pub fn framed_content_tbs(
         }
     }
     Ok(out)
+}
+
+/// The `SignWithLabel` label of a `FramedContent`'s signature (RFC 9420
+/// 6.1).
+const FRAMED_CONTENT_TBS_LABEL: &str = "FramedContentTBS";
+
+/// The sender's signature over a `FramedContent` (RFC 9420 6.1):
+/// `SignWithLabel(signature_private_key, "FramedContentTBS",
+/// FramedContentTBS)`, with the [`framed_content_tbs`] of `wire_format`,
+/// `content` and `context`. The one place that signs a `FramedContent`.
+///
+/// # Errors
+///
+/// As [`framed_content_tbs`] and [`MlsSuite::sign_with_label`].
+pub fn sign_framed_content(
+    suite: MlsSuite,
+    signature_private_key: &[u8],
+    wire_format: WireFormat,
+    content: &FramedContent,
+    context: Option<&GroupContext>,
+) -> Res<Vec<u8>> {
+    let tbs = framed_content_tbs(wire_format, content, context)?;
+    suite.sign_with_label(signature_private_key, FRAMED_CONTENT_TBS_LABEL, &tbs)
+}
+
+/// Checks the sender's `signature` over a `FramedContent` (RFC 9420 6.1):
+/// `VerifyWithLabel(signature_key, "FramedContentTBS", FramedContentTBS,
+/// signature)`, with the [`framed_content_tbs`] of `wire_format`,
+/// `content` and `context`. The one place that verifies a
+/// `FramedContent`'s signature (members, the policy engine and
+/// [`PublicMessage::verify_signature`] all call it).
+///
+/// # Errors
+///
+/// [`Error::Crypto`] if it does not verify; otherwise as
+/// [`framed_content_tbs`] and [`MlsSuite::verify_with_label`].
+pub fn verify_framed_content(
+    suite: MlsSuite,
+    signature_key: &[u8],
+    wire_format: WireFormat,
+    content: &FramedContent,
+    context: Option<&GroupContext>,
+    signature: &[u8],
+) -> Res<()> {
+    let tbs = framed_content_tbs(wire_format, content, context)?;
+    suite.verify_with_label(signature_key, FRAMED_CONTENT_TBS_LABEL, &tbs, signature)
 }
 
 /// RFC 9420 6.1 `FramedContentAuthData`.
@@ -393,23 +439,24 @@ impl PublicMessage {
         framed_content_tbs(WireFormat::PublicMessage, &self.content, context)
     }
 
-    /// Checks the sender's signature over `FramedContentTBS`.
+    /// Checks the sender's signature over `FramedContentTBS` (see
+    /// [`verify_framed_content`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Crypto`] if it does not verify; otherwise as
-    /// [`framed_content_tbs`] and [`MlsSuite::verify_with_label`].
+    /// As [`verify_framed_content`].
     pub fn verify_signature(
         &self,
         suite: MlsSuite,
         signature_key: &[u8],
         context: Option<&GroupContext>,
     ) -> Res<()> {
-        let tbs = self.tbs(context)?;
-        suite.verify_with_label(
+        verify_framed_content(
+            suite,
             signature_key,
-            "FramedContentTBS",
-            &tbs,
+            WireFormat::PublicMessage,
+            &self.content,
+            context,
             &self.auth.signature,
         )
     }
@@ -674,13 +721,7 @@ impl PrivateMessageContent {
         let content = decode_body(&mut r, content_type)?.to_vec();
         let auth = FramedContentAuthData::decode(&mut r, content_type)?;
         let padding = r.rest();
-        // Not secret-dependent timing that matters: the plaintext is
-        // already authenticated.
-        if padding.iter().any(|&b| b != 0) {
-            return Err(Error::Malformed(
-                "private message content: non-zero padding",
-            ));
-        }
+        check_zero_padding(padding, "private message content: non-zero padding")?;
         Ok(PrivateMessageContent {
             content_type,
             content,
@@ -793,22 +834,24 @@ impl DecryptedPrivateMessage {
         )
     }
 
-    /// Checks the sender's signature over `FramedContentTBS`.
+    /// Checks the sender's signature over `FramedContentTBS` (see
+    /// [`verify_framed_content`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Crypto`] if it does not verify; otherwise as
-    /// [`MlsSuite::verify_with_label`].
+    /// As [`verify_framed_content`].
     pub fn verify_signature(
         &self,
         suite: MlsSuite,
         signature_key: &[u8],
         context: &GroupContext,
     ) -> Res<()> {
-        suite.verify_with_label(
+        verify_framed_content(
+            suite,
             signature_key,
-            "FramedContentTBS",
-            &self.tbs(context)?,
+            WireFormat::PrivateMessage,
+            &self.framed_content(),
+            Some(context),
             &self.content.auth.signature,
         )
     }
@@ -1215,10 +1258,14 @@ mod tests {
                 content_type: ContentType::Application,
                 content: b"hello".to_vec(),
             };
-            let tbs = framed_content_tbs(WireFormat::PrivateMessage, &framed, Some(&gc)).unwrap();
-            let signature = suite
-                .sign_with_label(&hex(&e, "signature_priv"), "FramedContentTBS", &tbs)
-                .unwrap();
+            let signature = sign_framed_content(
+                suite,
+                &hex(&e, "signature_priv"),
+                WireFormat::PrivateMessage,
+                &framed,
+                Some(&gc),
+            )
+            .unwrap();
             let content = PrivateMessageContent {
                 content_type: ContentType::Application,
                 content: framed.content.clone(),
@@ -1416,5 +1463,52 @@ mod tests {
             tbs,
             [0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0]
         );
+    }
+
+    #[test]
+    fn framed_content_signature_round_trip() {
+        for code in [1u16, 2, 3] {
+            let suite = MlsSuite::from_code(code).unwrap();
+            let private = [7u8; 32];
+            let public = suite.signature_public_key(&private).unwrap();
+            let gc = GroupContext::new(suite, &[1], 4, &[], &[]);
+            let fc = FramedContent {
+                group_id: vec![1],
+                epoch: 4,
+                sender: Sender::Member(2),
+                authenticated_data: b"ad".to_vec(),
+                content_type: ContentType::Application,
+                content: b"hi".to_vec(),
+            };
+            let wf = WireFormat::PrivateMessage;
+            let sig = sign_framed_content(suite, &private, wf, &fc, Some(&gc)).unwrap();
+            // The label is RFC 9420's "FramedContentTBS".
+            let tbs = framed_content_tbs(wf, &fc, Some(&gc)).unwrap();
+            suite
+                .verify_with_label(&public, "FramedContentTBS", &tbs, &sig)
+                .unwrap();
+            verify_framed_content(suite, &public, wf, &fc, Some(&gc), &sig).unwrap();
+            assert_eq!(
+                verify_framed_content(
+                    suite,
+                    &public,
+                    WireFormat::PublicMessage,
+                    &fc,
+                    Some(&gc),
+                    &sig
+                ),
+                Err(Error::Crypto)
+            );
+            let mut other = fc.clone();
+            other.content = b"ho".to_vec();
+            assert_eq!(
+                verify_framed_content(suite, &public, wf, &other, Some(&gc), &sig),
+                Err(Error::Crypto)
+            );
+            assert!(matches!(
+                verify_framed_content(suite, &public, wf, &fc, None, &sig),
+                Err(Error::Usage(_))
+            ));
+        }
     }
 }

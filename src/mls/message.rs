@@ -324,6 +324,14 @@ impl<'a> MessageInfo<'a> {
             )
     }
 
+    /// True for the messages whose hub layer carries F (HUB-1's presence
+    /// rule): a commit (of either wire format; F of the epoch it opens)
+    /// and a registration, that is a `GroupInfo` (F of its epoch). Every
+    /// other message's hub layer carries none.
+    pub fn carries_fanout_key(&self) -> bool {
+        self.content_type == Some(ContentType::Commit) || self.wire_format == WireFormat::GroupInfo
+    }
+
     /// True for the types a member of the group sends, which carry a
     /// membership proof: every PrivateMessage, and a PublicMessage whose
     /// sender is a member.
@@ -614,6 +622,7 @@ mod tests {
             assert_eq!((info.content_type, info.sender_type), (None, None));
             assert_eq!(info.authenticated_data, None);
             assert!(!info.is_non_member() && !info.is_private_handshake());
+            assert!(!info.carries_fanout_key(), "entry {i}");
 
             let group_info = hex_field(e, "mls_group_info");
             let gi = MessageInfo::parse(&group_info).expect("group info");
@@ -623,6 +632,8 @@ mod tests {
             assert_eq!(gi.group_id.map(<[u8]>::len), Some(16), "entry {i}");
             assert_eq!((gi.content_type, gi.sender_type), (None, None));
             assert!(gi.is_non_member() && !gi.is_private_handshake());
+            // A registration carries F.
+            assert!(gi.carries_fanout_key(), "entry {i}");
 
             let key_package = hex_field(e, "mls_key_package");
             let info = MessageInfo::parse(&key_package).expect("key package");
@@ -630,6 +641,7 @@ mod tests {
             assert_eq!(info.cipher_suite, Some(1), "entry {i}");
             assert_eq!((info.group_id, info.epoch), (None, None));
             assert!(info.is_non_member() && !info.is_private_handshake());
+            assert!(!info.carries_fanout_key(), "entry {i}");
 
             // The public and private messages of an entry belong to the
             // same group as its GroupInfo.
@@ -668,6 +680,12 @@ mod tests {
                     "entry {i} {key}"
                 );
                 assert!(!info.is_non_member() && !info.is_private_handshake());
+                // A commit carries F, of either wire format.
+                assert_eq!(
+                    info.carries_fanout_key(),
+                    ct == ContentType::Commit,
+                    "entry {i} {key}"
+                );
             }
             let bytes = hex_field(e, "private_message");
             let info = MessageInfo::parse(&bytes).expect("private message");
@@ -677,6 +695,7 @@ mod tests {
             assert_eq!((info.sender_type, info.cipher_suite), (None, None));
             let ct = info.content_type.expect("content type");
             assert_eq!(info.is_private_handshake(), ct != ContentType::Application);
+            assert_eq!(info.carries_fanout_key(), ct == ContentType::Commit);
             assert!(!info.is_non_member());
         }
     }

@@ -186,7 +186,7 @@ fn hex_field(v: &Value, key: &str) -> Res<Vec<u8>> {
 
 /// Decodes lowercase or uppercase hex.
 pub fn from_hex(s: &str) -> Res<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(Error::Malformed("hex: odd length"));
     }
     (0..s.len())
@@ -335,9 +335,7 @@ pub fn seal_options<'a>(
     membership: Option<&'a EpochKeys>,
 ) -> Res<SealOptions<'a>> {
     let info = MessageInfo::parse(&m.bytes)?;
-    let needs_f =
-        info.content_type == Some(ContentType::Commit) || info.wire_format == WireFormat::GroupInfo;
-    let fanout_key = match (needs_f, info.group_id, info.epoch) {
+    let fanout_key = match (info.carries_fanout_key(), info.group_id, info.epoch) {
         (true, Some(g), Some(e)) => {
             let next = if info.wire_format == WireFormat::GroupInfo {
                 e
