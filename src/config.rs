@@ -491,6 +491,7 @@ mod tests {
         assert_eq!(forged.verify(&good, 1_000), Err(Error::Crypto));
     }
 
+    /// CFG-2: key counts, distinct ids, known suites, valid keys, expiry.
     #[test]
     fn cfg2_content_rules() {
         let hub = SigningKey::from_bytes(&[7; 32]);
@@ -512,6 +513,7 @@ mod tests {
         assert!(bad_pk.check(0).is_err());
     }
 
+    /// CFG-3: a live key id never binds another public key.
     #[test]
     fn cfg3_key_id_bound_to_one_public_key_per_hub() {
         let hub = SigningKey::from_bytes(&[7; 32]);

@@ -215,6 +215,7 @@ mod tests {
         }
     }
 
+    /// TOK-2: codepoint 7 and codepoints without a live key are unroutable.
     #[test]
     fn tok2_unroutable_and_unknown_codepoints() {
         let keys = keys();
@@ -224,6 +225,7 @@ mod tests {
         assert_eq!(keys.decode(&other.0), None);
     }
 
+    /// TOK-4: at most two live codepoints.
     #[test]
     fn tok4_at_most_two_keys() {
         let k = |cp| TokenKey::new(cp, [cp; 16]).unwrap();

@@ -39,7 +39,9 @@ use crate::sender::{seal_envelope, Membership};
 use crate::suite::HpkeSuite;
 use crate::test_utils::{from_hex, room::Room, to_hex};
 use crate::token::{RoutingToken, TokenKey, TokenKeys, UNROUTABLE_CODEPOINT};
-use crate::wire::{Envelope, HubLayerContent, OuterHeader};
+use crate::wire::{
+    Envelope, HubLayerContent, OuterHeader, HEADER_LEN, KEY_ID_OFFSET, TOKEN_OFFSET,
+};
 
 /// The vector files, in the order they are written.
 pub const FILES: [&str; 7] = [
@@ -609,48 +611,38 @@ fn negatives() -> Res<Value> {
         }
         out.push(v);
     };
-    let mut truncated = env.clone();
-    truncated.pop();
-    push(
-        "OUT-3",
-        "envelope",
-        "one byte short",
-        json!({"hub_ikm": hub_ikm, "envelope": to_hex(&truncated)}),
-    );
-    let mut trailing = env.clone();
-    trailing.push(0);
-    push(
-        "OUT-3",
-        "envelope",
-        "a trailing byte",
-        json!({"hub_ikm": hub_ikm, "envelope": to_hex(&trailing)}),
-    );
-    let mut v2 = env.clone();
-    v2[0] = 2;
-    push(
-        "OUT-1",
-        "envelope",
-        "version 2",
-        json!({"hub_ikm": hub_ikm, "envelope": to_hex(&v2)}),
-    );
-    let mut swapped = env.clone();
-    swapped[1..18].copy_from_slice(&expand_seed(&seed("another token"), 17));
-    push(
-        "OUT-4",
-        "envelope",
-        "routing token swapped for another one",
-        json!({"hub_ikm": hub_ikm, "envelope": to_hex(&swapped)}),
-    );
-    let mut nonmin = env[..25 + 32].to_vec();
-    let sealed = &env[25 + 32 + 2..];
-    nonmin.extend_from_slice(&(0x8000_0000u32 | sealed.len() as u32).to_be_bytes());
-    nonmin.extend_from_slice(sealed);
-    push(
-        "OUT-3",
-        "envelope",
-        "non-minimal length prefix of the sealed hub layer",
-        json!({"hub_ikm": hub_ikm, "envelope": to_hex(&nonmin)}),
-    );
+    // Envelopes that must not open: one row per (requirement, mutation) of
+    // the valid envelope `env`.
+    let n_enc = HpkeSuite::MANDATORY.n_enc();
+    let envelope_mutations: [(&str, &str, fn(&[u8], usize) -> Vec<u8>); 5] = [
+        ("OUT-3", "one byte short", |e, _| e[..e.len() - 1].to_vec()),
+        ("OUT-3", "a trailing byte", |e, _| [e, &[0]].concat()),
+        ("OUT-1", "version 2", |e, _| [&[2], &e[1..]].concat()),
+        ("OUT-4", "routing token swapped for another one", |e, _| {
+            let mut v = e.to_vec();
+            v[TOKEN_OFFSET..KEY_ID_OFFSET]
+                .copy_from_slice(&expand_seed(&seed("another token"), 17));
+            v
+        }),
+        (
+            "OUT-3",
+            "non-minimal length prefix of the sealed hub layer",
+            |e, n_enc| {
+                let body = HEADER_LEN + n_enc;
+                let sealed = &e[body + 2..];
+                let prefix = (0x8000_0000u32 | sealed.len() as u32).to_be_bytes();
+                [&e[..body], &prefix[..], sealed].concat()
+            },
+        ),
+    ];
+    for (req, description, mutate) in envelope_mutations {
+        push(
+            req,
+            "envelope",
+            description,
+            json!({"hub_ikm": hub_ikm, "envelope": to_hex(&mutate(&env, n_enc))}),
+        );
+    }
     // Hub layers that open but must be refused (HUB-2).
     for (desc, tweak) in [
         ("a non-zero padding byte", 0u8),
@@ -678,7 +670,11 @@ fn negatives() -> Res<Value> {
             &seed("hub key X25519Aes128Gcm"),
         )?;
         let header = OuterHeader {
-            token: RoutingToken(env[1..18].try_into().map_err(|_| Error::Usage("token"))?),
+            token: RoutingToken(
+                env[TOKEN_OFFSET..KEY_ID_OFFSET]
+                    .try_into()
+                    .map_err(|_| Error::Usage("token"))?,
+            ),
             key_id: 1,
             suite: HpkeSuite::MANDATORY,
         };
@@ -734,36 +730,28 @@ fn negatives() -> Res<Value> {
         v["authenticated_data"] = json!(to_hex(&ad));
         v
     };
-    push(
-        "HUB-9",
-        "safe_aad",
-        "the key commitment item twice",
-        with(wrap(vec![
-            item(KEY_COMMITMENT_COMPONENT, &c)?,
-            item(KEY_COMMITMENT_COMPONENT, &c)?,
-        ])?),
-    );
-    push(
-        "HUB-9",
-        "safe_aad",
-        "items out of order",
-        with(wrap(vec![
-            item(KEY_COMMITMENT_COMPONENT, &c)?,
-            item(0x0005, b"x")?,
-        ])?),
-    );
-    push(
-        "HUB-9",
-        "safe_aad",
-        "commitment item one byte short",
-        with(wrap(vec![item(KEY_COMMITMENT_COMPONENT, &c[..31])?])?),
-    );
-    push(
-        "HUB-9",
-        "safe_aad",
-        "no commitment item",
-        with(wrap(vec![item(0x0005, b"x")?])?),
-    );
+    // Strict SafeAAD parsing: one row per (mutation, items).
+    let safe_aad_mutations = [
+        (
+            "the key commitment item twice",
+            vec![
+                item(KEY_COMMITMENT_COMPONENT, &c)?,
+                item(KEY_COMMITMENT_COMPONENT, &c)?,
+            ],
+        ),
+        (
+            "items out of order",
+            vec![item(KEY_COMMITMENT_COMPONENT, &c)?, item(0x0005, b"x")?],
+        ),
+        (
+            "commitment item one byte short",
+            vec![item(KEY_COMMITMENT_COMPONENT, &c[..31])?],
+        ),
+        ("no commitment item", vec![item(0x0005, b"x")?]),
+    ];
+    for (description, items) in safe_aad_mutations {
+        push("HUB-9", "safe_aad", description, with(wrap(items)?));
+    }
     let mut wrong = c.clone();
     wrong[0] ^= 1;
     push(
@@ -795,14 +783,15 @@ fn negatives() -> Res<Value> {
     // A bad membership proof (HUB-11).
     let f = r.epoch(0)?.f.clone();
     let keys = EpochKeys::derive(&f, 0)?;
-    let mut proof = keys.membership_proof(&env[..25], &env[25..57]);
+    let (header, enc) = (&env[..HEADER_LEN], &env[HEADER_LEN..HEADER_LEN + n_enc]);
+    let mut proof = keys.membership_proof(header, enc);
     proof[0] ^= 1;
     push(
         "HUB-11",
         "membership_proof",
         "one bit of the proof flipped",
         json!({
-            "fanout_key": to_hex(f.expose()), "header": to_hex(&env[..25]), "enc": to_hex(&env[25..57]), "membership_proof": to_hex(&proof),
+            "fanout_key": to_hex(f.expose()), "header": to_hex(header), "enc": to_hex(enc), "membership_proof": to_hex(&proof),
         }),
     );
     // A bad F signature (HUB-10): a signature over another F.

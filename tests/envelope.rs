@@ -65,7 +65,7 @@ fn demo_messages_round_trip() {
     }
 }
 
-/// OUT-1..OUT-4, RSP-2: every proper prefix and every single-bit flip of a
+/// OUT-1, OUT-2, OUT-3, OUT-4, RSP-2: every proper prefix and every single-bit flip of a
 /// valid envelope is rejected, never a panic, and answered with random
 /// bytes of the response size.
 #[test]
@@ -277,7 +277,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// CFG-1: a configuration not signed by the key in the group's component
-/// is refused, so a provider cannot substitute its own hub key.
+/// is refused, so a provider cannot substitute its own hub key; ERR-1: the
+/// refusal is the one cryptographic error, whatever was wrong.
 #[test]
 fn configuration_not_signed_by_group_key_is_refused() {
     let world = DemoWorld::new().unwrap();
@@ -291,6 +292,53 @@ fn configuration_not_signed_by_group_key_is_refused() {
     let substituted = world.hub.configuration(2).sign(&provider_key).unwrap();
     assert_eq!(substituted.verify(&component, NOW), Err(Error::Crypto));
     assert!(world.signed_config.verify(&component, NOW).is_ok());
+}
+
+/// OUT-2 and CFG-2 by the caller's clock: at the demo keys' `not_after`
+/// the hub opens nothing under them (an unopenable envelope's random
+/// answer) and a client refuses the configuration; one second earlier both
+/// work. Nothing reads the wall clock, so this holds on any day.
+#[test]
+fn expired_keys_open_nothing_at_the_callers_time() {
+    use mimi_onion::test_utils::NOT_AFTER;
+    let (mut world, mut alice) = provisioned(GROUP, 1);
+    let msg = common::private_message(GROUP, 1, ContentType::Application, 64);
+    let keys = common::keys_of(GROUP, 1);
+    let late = alice
+        .seal(
+            &msg,
+            SealOptions {
+                membership: Some(&keys),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let out = world.hub.handle(&late.bytes, NOT_AFTER);
+    assert!(out.view.is_none());
+    assert_eq!(out.response.len(), response_len(HpkeSuite::MANDATORY));
+    assert!(alice.open_response(&late.pending, &out.response).is_err());
+    let in_time = alice
+        .seal(
+            &msg,
+            SealOptions {
+                membership: Some(&keys),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let out = world.hub.handle(&in_time.bytes, NOT_AFTER - 1);
+    assert_eq!(out.view.unwrap().status, Status::Accepted);
+    let component =
+        mimi_onion::config::HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+            .unwrap();
+    assert_eq!(
+        world.signed_config.verify(&component, NOT_AFTER),
+        Err(Error::Config("key expired"))
+    );
+    assert!(world
+        .signed_config
+        .verify(&component, NOT_AFTER - 1)
+        .is_ok());
 }
 
 /// RSP-3: a response opens only for the sender of that envelope.
