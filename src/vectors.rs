@@ -590,6 +590,10 @@ fn fanouts() -> Res<Value> {
     Ok(Value::Array(out))
 }
 
+/// A change to a valid envelope (given the suite's `Nenc`) that makes it
+/// one every implementation must reject.
+type EnvelopeMutation = fn(&[u8], usize) -> Vec<u8>;
+
 fn negatives() -> Res<Value> {
     let mut out = Vec::new();
     let cases = envelope_cases()?;
@@ -614,7 +618,7 @@ fn negatives() -> Res<Value> {
     // Envelopes that must not open: one row per (requirement, mutation) of
     // the valid envelope `env`.
     let n_enc = HpkeSuite::MANDATORY.n_enc();
-    let envelope_mutations: [(&str, &str, fn(&[u8], usize) -> Vec<u8>); 5] = [
+    let envelope_mutations: [(&str, &str, EnvelopeMutation); 5] = [
         ("OUT-3", "one byte short", |e, _| e[..e.len() - 1].to_vec()),
         ("OUT-3", "a trailing byte", |e, _| [e, &[0]].concat()),
         ("OUT-1", "version 2", |e, _| [&[2], &e[1..]].concat()),
