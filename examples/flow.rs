@@ -23,7 +23,7 @@ use mimi_onion::member::{Delivery, Member};
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::response::Status;
 use mimi_onion::sender::{SealOptions, Sender};
-use mimi_onion::state::InMemoryHubState;
+use mimi_onion::state::InMemoryHubStore;
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::room::Room;
 use mimi_onion::token::{TokenKey, TokenKeys};
@@ -60,14 +60,14 @@ fn main() -> Res<()> {
         not_after,
     )?;
     // The token key is shared with the load balancers only.
-    let tokens = TokenKeys::new(vec![TokenKey::new(0, rng.random())?])?;
+    let tokens = TokenKeys::new(vec![TokenKey::new(0, rng.random(), not_after)?])?;
     let balancer = LoadBalancer::new(tokens.clone(), SHARDS);
     let mut hub = HubFrontEnd::new(
         vec![hub_key, policy_key],
         tokens,
         SHARDS,
         0,
-        InMemoryHubState::new(),
+        InMemoryHubStore::new(),
     )?;
     let signing_key = SigningKey::from_bytes(&rng.random());
     let component = HubSigningKey::ed25519(&signing_key.verifying_key());

@@ -38,6 +38,9 @@ pub enum Error {
     /// its ratchet tree). Never a cryptographic failure: those are
     /// [`Error::Crypto`] (ERR-1).
     PeerMisbehaved(&'static str),
+    /// Something this crate relies on, such as the hub's store, failed;
+    /// trying again later may work. Never caused by a peer's input.
+    Unavailable(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -51,6 +54,7 @@ impl fmt::Display for Error {
             Error::Randomness => f.write_str("random number generator failed"),
             Error::Usage(what) => write!(f, "invalid use: {what}"),
             Error::PeerMisbehaved(what) => write!(f, "peer misbehaved: {what}"),
+            Error::Unavailable(what) => write!(f, "unavailable: {what}"),
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::mls::group_info::{GroupInfoIn, TreeNode};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::mls::suite::MlsSuite;
 use crate::response::{response_len, HubResponse};
-use crate::state::{GroupRecord, HubState, InMemoryHubState};
+use crate::state::{GroupRecord, InMemoryHubStore};
 use crate::suite::HpkeSuite;
 use crate::test_utils::room::Room;
 use crate::test_utils::{demo_fanout_key, demo_messages, rooms, DemoWorld, SHARD_COUNT};
@@ -233,12 +233,13 @@ pub fn hub_handle(data: &[u8]) {
         *world = DemoWorld::new().expect("the demo world builds from fixed keys");
     }
     let hub = &mut world.hub;
-    *hub.state_mut() = InMemoryHubState::new();
+    hub.replace_store(InMemoryHubStore::new());
     for (group_id, record, leaves) in demo_groups() {
-        hub.provision(group_id, record.clone());
+        hub.provision(group_id, record.clone())
+            .expect("the in-memory store does not fail");
         for (index, key) in leaves {
-            hub.state_mut()
-                .set_leaf_signature_key(group_id, *index, Some(key.clone()));
+            hub.set_leaf_signature_key(group_id, *index, Some(key))
+                .expect("the in-memory store does not fail");
         }
     }
     let outcome = hub.handle(data, crate::test_utils::NOW);

@@ -4,6 +4,7 @@
 //! fixed size.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use hpke_rs::Hpke;
 use hpke_rs_rust_crypto::HpkeRustCrypto;
@@ -21,7 +22,9 @@ use crate::mls::suite::MlsSuite;
 use crate::policy::{PolicyEngine, PolicyRequest};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
-use crate::state::{CachedResponse, GroupRecord, HubState};
+use crate::state::{
+    CachedResponse, GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult,
+};
 use crate::suite::HpkeSuite;
 use crate::token::{DecodedToken, RoutingToken, TokenKeys};
 use crate::wire::{Envelope, HubLayerContent, OuterHeader, PlainBuf};
@@ -71,8 +74,24 @@ pub struct HubOutcome {
     pub from_cache: bool,
 }
 
-/// The hub front-end.
-pub struct HubFrontEnd<S: HubState> {
+/// How long the response to an envelope is kept for an identical resend,
+/// unless [`HubFrontEnd::set_retry_window`] says otherwise (seconds).
+pub const DEFAULT_RETRY_WINDOW: u64 = 300;
+
+/// [`HubFrontEnd::handle`] drops expired entries from the store at most
+/// once per this many seconds of the caller's clock (STO-3).
+pub const EXPIRY_INTERVAL: u64 = 60;
+
+/// The hub front-end: its keys and rules over a [`HubStore`] that other
+/// front-ends of the same shard may share.
+pub struct HubFrontEnd<S: HubStore> {
+    core: FrontEnd,
+    store: S,
+}
+
+/// Everything of a front-end but its store: what the closure of a store
+/// transaction borrows.
+struct FrontEnd {
     keys: Vec<HubKeyPair>,
     /// One HPKE receiver per suite, made once.
     receivers: Vec<(HpkeSuite, Hpke<HpkeRustCrypto>)>,
@@ -83,28 +102,31 @@ pub struct HubFrontEnd<S: HubState> {
     tokens: TokenKeys,
     lobby_shard: u32,
     shard_count: u32,
-    state: S,
+    retry_window: u64,
+    /// The caller's time from which the next [`HubState::expire`] is due.
+    next_expiry: AtomicU64,
 }
 
-impl<S: HubState> core::fmt::Debug for HubFrontEnd<S> {
+impl<S: HubStore> core::fmt::Debug for HubFrontEnd<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("HubFrontEnd")
-            .field("keys", &self.keys)
-            .field("tokens", &self.tokens)
+            .field("keys", &self.core.keys)
+            .field("tokens", &self.core.tokens)
             .finish_non_exhaustive()
     }
 }
 
-impl<S: HubState> HubFrontEnd<S> {
+impl<S: HubStore> HubFrontEnd<S> {
     /// A front-end with its hub and policy key pairs, token keys, the shard
-    /// count and the shard that answers group-less messages (Welcome,
-    /// KeyPackage).
+    /// count, the shard that answers group-less messages (Welcome,
+    /// KeyPackage), and the store of its state, which other front-ends of
+    /// the same shard may share.
     pub fn new(
         keys: Vec<HubKeyPair>,
         tokens: TokenKeys,
         shard_count: u32,
         lobby_shard: u32,
-        state: S,
+        store: S,
     ) -> Res<Self> {
         if shard_count == 0 || lobby_shard >= shard_count {
             return Err(Error::Usage("lobby shard out of range"));
@@ -120,22 +142,33 @@ impl<S: HubState> HubFrontEnd<S> {
             .map(|s| Ok((s, s.hpke()?)))
             .collect::<Res<Vec<_>>>()?;
         Ok(HubFrontEnd {
-            keys,
-            receivers,
-            epoch_keys: Default::default(),
-            signing_key: None,
-            policy: PolicyEngine::new(policy_keys),
-            tokens,
-            lobby_shard,
-            shard_count,
-            state,
+            core: FrontEnd {
+                keys,
+                receivers,
+                epoch_keys: Default::default(),
+                signing_key: None,
+                policy: PolicyEngine::new(policy_keys),
+                tokens,
+                lobby_shard,
+                shard_count,
+                retry_window: DEFAULT_RETRY_WINDOW,
+                next_expiry: AtomicU64::new(0),
+            },
+            store,
         })
     }
 
     /// Sets the public half of the hub's configuration-signing key, which a
     /// registration's GroupContext must carry (HUB-6).
     pub fn set_signing_key(&mut self, key: HubSigningKey) {
-        self.signing_key = Some(key);
+        self.core.signing_key = Some(key);
+    }
+
+    /// Sets how long (seconds) the response to an envelope is kept for an
+    /// identical resend (HUB-5, STO-3); [`DEFAULT_RETRY_WINDOW`] unless
+    /// set. After it, a resend gets random bytes.
+    pub fn set_retry_window(&mut self, seconds: u64) {
+        self.core.retry_window = seconds;
     }
 
     /// The configuration to sign and serve: every key this hub holds.
@@ -143,44 +176,41 @@ impl<S: HubState> HubFrontEnd<S> {
         HubConfiguration {
             serial,
             keys: self
+                .core
                 .keys
                 .iter()
-                .chain(self.policy.keys())
+                .chain(self.core.policy.keys())
                 .map(|k| k.config.clone())
                 .collect(),
         }
     }
 
-    /// The state.
-    pub fn state(&self) -> &S {
-        &self.state
+    /// The store of the hub's state.
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
-    /// The state, mutably (for provisioning groups).
-    pub fn state_mut(&mut self) -> &mut S {
-        &mut self.state
+    /// Puts another store in place of this front-end's (a restart on a
+    /// fresh or another database) and returns the old one.
+    pub fn replace_store(&mut self, store: S) -> S {
+        std::mem::replace(&mut self.store, store)
     }
 
     /// The policy engine (its own log of what it read is there, not in
     /// the front-end's views).
     pub fn policy(&self) -> &PolicyEngine {
-        &self.policy
-    }
-
-    /// The live hub key with `key_id` offering `suite` at time `now` (OUT-2):
-    /// an expired key (`not_after` passed) opens nothing.
-    fn hub_key(&self, key_id: u8, suite: HpkeSuite, now: u64) -> Option<&HubKeyPair> {
-        self.keys.iter().find(|k| {
-            k.config.key_use() == Some(KeyUse::Hub)
-                && k.config.key_id == key_id
-                && k.config.offers(suite)
-                && k.config.not_after > now
-        })
+        &self.core.policy
     }
 
     /// Handles one envelope (the processing rules of the spec in order) at
     /// time `now` (Unix seconds, from the caller's clock: key expiry is
     /// judged against it). Never fails: every input gets a response.
+    ///
+    /// The work on the hub's state is one transaction of the store
+    /// (STO-1): an envelope is processed once, by whichever front-end
+    /// records its `enc` first (STO-2); when the store fails, the sender
+    /// gets `unavailable` and nothing of the envelope is kept, so a resend
+    /// is processed afresh.
     pub fn handle(&mut self, envelope: &[u8], now: u64) -> HubOutcome {
         let mut rng = rand::rng();
         // RSP-2: an unopenable envelope gets random bytes of the response
@@ -194,25 +224,12 @@ impl<S: HubState> HubFrontEnd<S> {
         let Ok(env) = Envelope::parse(envelope) else {
             return unopenable(&mut rng);
         };
+        let core = &self.core;
         // OUT-2: a live hub key with this id offers the header's suite.
-        let Some(key) = self.hub_key(env.header.key_id, env.header.suite, now) else {
+        let Some(key) = core.hub_key(env.header.key_id, env.header.suite, now) else {
             return unopenable(&mut rng);
         };
-        let digest = resend_fingerprint(&env);
-        // HUB-5 / RSP-4: an `enc` seen before.
-        if let Some(cached) = self.state.cached_response(env.enc) {
-            if crate::secret::ct_eq(&cached.fingerprint, &digest) {
-                if let Some(response) = cached.response {
-                    return HubOutcome {
-                        response,
-                        view: None,
-                        from_cache: true,
-                    };
-                }
-            }
-            return unopenable(&mut rng);
-        }
-        let Some(hpke) = self
+        let Some(hpke) = core
             .receivers
             .iter()
             .find(|(s, _)| *s == env.header.suite)
@@ -223,24 +240,210 @@ impl<S: HubState> HubFrontEnd<S> {
         let Ok((secret, plaintext)) = open_hub_layer_with(hpke, key, &env) else {
             return unopenable(&mut rng);
         };
-        let (status, view, shard) = self.judge(&env, &plaintext, now);
-        let tokens = self.fresh_tokens(shard, &mut rng);
-        let resp = HubResponse { status, tokens };
-        let Ok(bytes) = response::seal(env.header.suite, &secret, env.enc, &resp, &mut rng) else {
-            return unopenable(&mut rng);
-        };
-        self.state.cache_response(
-            env.enc,
-            CachedResponse {
-                fingerprint: digest,
-                response: Some(bytes.clone()),
+        let digest = resend_fingerprint(&env);
+        let not_after = key.config.not_after;
+        let done = self.store.transact(&mut |tx| {
+            core.process(tx, &env, &secret, &plaintext, &digest, not_after, now)
+        });
+        match done {
+            Ok(Processed::Fresh { response, view }) => HubOutcome {
+                response,
+                view,
+                from_cache: false,
             },
-        );
-        HubOutcome {
-            response: bytes,
-            view,
-            from_cache: false,
+            // HUB-5 / RSP-4: an `enc` seen before gets the cached response
+            // if the envelope is the same and the retry window lasts, else
+            // random bytes.
+            Ok(Processed::Seen(cached)) => match cached.response {
+                Some(response) if crate::secret::ct_eq(&cached.fingerprint, &digest) => {
+                    HubOutcome {
+                        response,
+                        view: None,
+                        from_cache: true,
+                    }
+                }
+                _ => unopenable(&mut rng),
+            },
+            Ok(Processed::Unsealable) => unopenable(&mut rng),
+            // STO-1: the store failed; nothing was kept. The sender learns
+            // to retry (`unavailable`, with unroutable tokens).
+            Err(_) => {
+                let resp = HubResponse {
+                    status: Status::Rejected(RejectReason::Unavailable),
+                    tokens: core.fresh_tokens(None, &mut rng),
+                };
+                match response::seal(env.header.suite, &secret, env.enc, &resp, &mut rng) {
+                    Ok(response) => HubOutcome {
+                        response,
+                        view: None,
+                        from_cache: false,
+                    },
+                    Err(_) => unopenable(&mut rng),
+                }
+            }
         }
+    }
+
+    /// Drops what expired by `now` from the store (STO-3). [`Self::handle`]
+    /// does this on its own at most once every [`EXPIRY_INTERVAL`] seconds
+    /// of the caller's clock; a hub with little traffic calls it itself.
+    pub fn expire(&self, now: u64) -> Result<(), StoreError> {
+        self.store.transact(&mut |tx| tx.expire(now))
+    }
+
+    /// How many entries of each kind the store holds.
+    pub fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.store.transact(&mut |tx| tx.counts())
+    }
+
+    /// The record of a group, if the hub holds one.
+    pub fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, StoreError> {
+        self.store.transact(&mut |tx| tx.group(group_id))
+    }
+
+    /// Creates or replaces a group's record, as the hub's MLS stack does
+    /// after it processed an accepted commit (a new GroupContext).
+    pub fn put_group(&self, group_id: &[u8], record: &GroupRecord) -> Result<(), StoreError> {
+        self.store
+            .transact(&mut |tx| tx.put_group(group_id, record))
+    }
+
+    /// The signature key the hub holds for a leaf of a group.
+    pub fn leaf_signature_key(
+        &self,
+        group_id: &[u8],
+        leaf_index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store
+            .transact(&mut |tx| tx.leaf_signature_key(group_id, leaf_index))
+    }
+
+    /// Sets (or, with `None`, removes) the signature key of a leaf.
+    pub fn set_leaf_signature_key(
+        &self,
+        group_id: &[u8],
+        leaf_index: u32,
+        key: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .transact(&mut |tx| tx.set_leaf_signature_key(group_id, leaf_index, key))
+    }
+
+    /// Provisions a group from a full record (its shard is assigned here),
+    /// as the hub does when it creates a room itself.
+    pub fn provision(&self, group_id: &[u8], mut record: GroupRecord) -> Result<u32, StoreError> {
+        record.shard = self.core.shard_for(group_id);
+        self.store
+            .transact(&mut |tx| tx.put_group(group_id, &record))?;
+        Ok(record.shard)
+    }
+
+    /// Fresh tokens for a client of `group_id` (`None`: the lobby shard),
+    /// as handed out when a client joins; unroutable ones for a group the
+    /// hub does not hold or when the store cannot say.
+    pub fn issue_tokens(&self, group_id: Option<&[u8]>) -> [RoutingToken; RESPONSE_TOKENS] {
+        let shard = match group_id {
+            None => Some(self.core.lobby_shard),
+            Some(g) => self.group(g).ok().flatten().map(|r| r.shard),
+        };
+        self.core.fresh_tokens(shard, &mut rand::rng())
+    }
+
+    /// Fan-out messages for an accepted message, one per follower, each
+    /// under the F pinned for the message's epoch with a fresh nonce.
+    pub fn fan_out(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+        message: &[u8],
+        followers: usize,
+    ) -> Res<Vec<Vec<u8>>> {
+        let record = self
+            .group(group_id)
+            .map_err(|_| Error::Unavailable("hub store"))?
+            .ok_or(Error::Usage("unknown group"))?;
+        let f = record
+            .fanout_key(epoch)
+            .ok_or(Error::Usage("no F pinned for that epoch"))?;
+        let keys = self
+            .core
+            .epoch_keys_for(group_id, f, epoch)
+            .ok_or(Error::Usage("F does not derive"))?;
+        let mut rng = rand::rng();
+        (0..followers)
+            .map(|_| keys.seal(message, &mut rng))
+            .collect()
+    }
+}
+
+/// What one transaction made of an opened envelope.
+enum Processed {
+    /// Processed now: the response to send and what the front-end saw.
+    Fresh {
+        response: Vec<u8>,
+        view: Option<HubView>,
+    },
+    /// Its `enc` was recorded before (a resend, or a twin processed by
+    /// another front-end).
+    Seen(CachedResponse),
+    /// Processed, but the response could not be sealed.
+    Unsealable,
+}
+
+impl FrontEnd {
+    /// The store's part of [`HubFrontEnd::handle`], inside one transaction:
+    /// expiry when due, the `enc` record (HUB-5, first writer wins), the
+    /// processing rules, the response kept for the retry window.
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &self,
+        tx: &mut dyn HubState,
+        env: &Envelope<'_>,
+        secret: &Secret,
+        plaintext: &PlainBuf,
+        digest: &[u8; 32],
+        not_after: u64,
+        now: u64,
+    ) -> StoreResult<Processed> {
+        if now >= self.next_expiry.load(AtomicOrdering::Relaxed) {
+            tx.expire(now)?;
+            self.next_expiry
+                .store(now.saturating_add(EXPIRY_INTERVAL), AtomicOrdering::Relaxed);
+        }
+        if let Some(seen) = tx.envelope(env.enc, now)? {
+            return Ok(Processed::Seen(seen));
+        }
+        // STO-3: the `enc` is kept as long as its hub key lives.
+        if !tx.insert_envelope(env.enc, digest, not_after)? {
+            let seen = tx.envelope(env.enc, now)?.unwrap_or(CachedResponse {
+                fingerprint: [0; 32],
+                response: None,
+            });
+            return Ok(Processed::Seen(seen));
+        }
+        let (status, view, shard) = self.judge(tx, env, plaintext, now)?;
+        let mut rng = rand::rng();
+        let resp = HubResponse {
+            status,
+            tokens: self.fresh_tokens(shard, &mut rng),
+        };
+        let Ok(response) = response::seal(env.header.suite, secret, env.enc, &resp, &mut rng)
+        else {
+            return Ok(Processed::Unsealable);
+        };
+        tx.set_response(env.enc, &response, now.saturating_add(self.retry_window))?;
+        Ok(Processed::Fresh { response, view })
+    }
+
+    /// The live hub key with `key_id` offering `suite` at time `now` (OUT-2):
+    /// an expired key (`not_after` passed) opens nothing.
+    fn hub_key(&self, key_id: u8, suite: HpkeSuite, now: u64) -> Option<&HubKeyPair> {
+        self.keys.iter().find(|k| {
+            k.config.key_use() == Some(KeyUse::Hub)
+                && k.config.key_id == key_id
+                && k.config.offers(suite)
+                && k.config.not_after > now
+        })
     }
 
     /// Steps 4 to 14 of the front-end's processing order (spec section
@@ -250,12 +453,13 @@ impl<S: HubState> HubFrontEnd<S> {
     /// not decode) and the shard for the fresh tokens (`None`: issue
     /// unroutable tokens).
     fn judge(
-        &mut self,
+        &self,
+        tx: &mut dyn HubState,
         env: &Envelope<'_>,
         plaintext: &PlainBuf,
         now: u64,
-    ) -> (Status, Option<HubView>, Option<u32>) {
-        let reject = |r| (Status::Rejected(r), None, None);
+    ) -> StoreResult<(Status, Option<HubView>, Option<u32>)> {
+        let reject = |r| Ok((Status::Rejected(r), None, None));
         let content = match decode_hub_layer(plaintext) {
             Ok(content) => content,
             Err(r) => return reject(r),
@@ -265,7 +469,7 @@ impl<S: HubState> HubFrontEnd<S> {
             Err(r) => return reject(r),
         };
         let token = self.tokens.decode(&env.header.token.0);
-        let (status, shard) = self.decide(env, &info, &content, token, now);
+        let (status, shard) = self.decide(tx, env, &info, &content, token, now)?;
         let view = HubView {
             message: content.message.to_vec(),
             wire_format: info.wire_format,
@@ -279,7 +483,7 @@ impl<S: HubState> HubFrontEnd<S> {
             has_fanout_key: content.fanout_key.is_some(),
             status,
         };
-        (status, Some(view), shard)
+        Ok((status, Some(view), shard))
     }
 
     /// Steps 6 to 14 for a classified message: runs the checks of
@@ -287,18 +491,26 @@ impl<S: HubState> HubFrontEnd<S> {
     /// message changes ([`HubFrontEnd::apply`]). Returns the verdict and
     /// the shard of the fresh tokens.
     fn decide(
-        &mut self,
+        &self,
+        tx: &mut dyn HubState,
         env: &Envelope<'_>,
         info: &MessageInfo<'_>,
         content: &HubLayerContent<'_>,
         token: Option<DecodedToken>,
         now: u64,
-    ) -> (Status, Option<u32>) {
-        let record = info.group_id.and_then(|g| self.state.group(g));
+    ) -> StoreResult<(Status, Option<u32>)> {
+        let record = match info.group_id {
+            Some(g) => tx.group(g)?,
+            None => None,
+        };
         let shard = self.response_shard(info.group_id, record.as_ref());
-        match self.check(env, info, content, token, record, now) {
-            Ok(accepted) => (Status::Accepted, Some(self.apply(accepted))),
-            Err(reason) => (Status::Rejected(reason), shard),
+        let verdict = self
+            .check(tx, env, info, content, token, record, now)
+            .and_then(|accepted| self.apply(tx, accepted));
+        match verdict {
+            Ok(shard) => Ok((Status::Accepted, Some(shard))),
+            Err(Refusal::Reject(reason)) => Ok((Status::Rejected(reason), shard)),
+            Err(Refusal::Store(e)) => Err(e),
         }
     }
 
@@ -321,37 +533,42 @@ impl<S: HubState> HubFrontEnd<S> {
     /// nothing but the spent token (TOK-7) and the policy engine's own log
     /// of what it read: what an accepted message changes in the hub's
     /// state comes back as [`Accepted`], for [`HubFrontEnd::apply`].
+    #[allow(clippy::too_many_arguments)]
     fn check<'a>(
-        &mut self,
+        &self,
+        tx: &mut dyn HubState,
         env: &Envelope<'_>,
         info: &MessageInfo<'a>,
         content: &'a HubLayerContent<'_>,
         token: Option<DecodedToken>,
         record: Option<GroupRecord>,
         now: u64,
-    ) -> Result<Accepted<'a>, RejectReason> {
+    ) -> Result<Accepted<'a>, Refusal> {
         check_presence(info, content)?;
-        self.spend_token(token)?;
+        self.spend_token(tx, token)?;
         let (Some(group_id), Some(epoch)) = (info.group_id, info.epoch) else {
             // Step 8, HUB-4: a Welcome or KeyPackage names no group and is
             // accepted here.
             return Ok(Accepted::Lobby);
         };
         if info.wire_format == WireFormat::GroupInfo {
-            return self
-                .check_registration(group_id, epoch, content, record.is_some())
-                .map(Accepted::Registration);
+            return Ok(Accepted::Registration(self.check_registration(
+                group_id,
+                epoch,
+                content,
+                record.is_some(),
+            )?));
         }
         let record = check_group(record)?;
         let handshake_hash = info
             .content_type
             .is_some_and(|c| c != ContentType::Application)
             .then(|| Sha256::digest(content.message).into());
-        self.check_replay(group_id, handshake_hash.as_ref())?;
+        self.check_replay(tx, group_id, handshake_hash.as_ref())?;
         check_epoch(info, epoch, &record)?;
         self.check_membership_proof(env, info, content, group_id, epoch, &record)?;
-        self.check_public_handshake(info, content, group_id, &record)?;
-        self.ask_policy_engine(info, content, group_id, &record, now)?;
+        self.check_public_handshake(tx, info, content, group_id, &record)?;
+        self.ask_policy_engine(tx, info, content, group_id, &record, now)?;
         Ok(Accepted::Message(GroupMessage {
             group_id,
             record,
@@ -366,12 +583,20 @@ impl<S: HubState> HubFrontEnd<S> {
     /// token is spent here, once the envelope has passed HUB-1 to HUB-3 and
     /// the presence rules, whatever the later checks decide. An unroutable
     /// token (`None`) spends nothing.
-    fn spend_token(&mut self, token: Option<DecodedToken>) -> Result<(), RejectReason> {
-        match token {
-            Some(t) if !self.state.spend_token(t.codepoint, &t.nonce) => {
-                Err(RejectReason::TokenReused)
-            }
-            _ => Ok(()),
+    fn spend_token(
+        &self,
+        tx: &mut dyn HubState,
+        token: Option<DecodedToken>,
+    ) -> Result<(), Refusal> {
+        let Some(t) = token else {
+            return Ok(());
+        };
+        // STO-3: the spent nonce is kept as long as its token key lives.
+        let expires_at = self.tokens.not_after(t.codepoint).unwrap_or(0);
+        if tx.spend_token(t.codepoint, &t.nonce, expires_at)? {
+            Ok(())
+        } else {
+            Err(Refusal::Reject(RejectReason::TokenReused))
         }
     }
 
@@ -464,12 +689,13 @@ impl<S: HubState> HubFrontEnd<S> {
     /// that a resent commit is reported as replayed, not as stale.
     fn check_replay(
         &self,
+        tx: &mut dyn HubState,
         group_id: &[u8],
         handshake_hash: Option<&[u8; 32]>,
-    ) -> Result<(), RejectReason> {
+    ) -> Result<(), Refusal> {
         match handshake_hash {
-            Some(hash) if self.state.handshake_accepted(group_id, hash) => {
-                Err(RejectReason::ReplayedEnvelope)
+            Some(hash) if tx.handshake_accepted(group_id, hash)? => {
+                Err(Refusal::Reject(RejectReason::ReplayedEnvelope))
             }
             _ => Ok(()),
         }
@@ -513,22 +739,24 @@ impl<S: HubState> HubFrontEnd<S> {
     /// does not parse.
     fn check_public_handshake(
         &self,
+        tx: &mut dyn HubState,
         info: &MessageInfo<'_>,
         content: &HubLayerContent<'_>,
         group_id: &[u8],
         record: &GroupRecord,
-    ) -> Result<(), RejectReason> {
+    ) -> Result<(), Refusal> {
         let handshake = info.content_type != Some(ContentType::Application);
         if info.wire_format != WireFormat::PublicMessage || !handshake {
             return Ok(());
         }
-        let state = &self.state;
-        if public_message_verifies(content.message, record, |leaf| {
-            state.leaf_signature_key(group_id, leaf)
-        }) {
+        let sender_key = match public_message_sender(content.message) {
+            Some(leaf) => tx.leaf_signature_key(group_id, leaf)?,
+            None => None,
+        };
+        if public_message_verifies(content.message, record, sender_key.as_deref()) {
             Ok(())
         } else {
-            Err(RejectReason::PolicyRejected)
+            Err(Refusal::Reject(RejectReason::PolicyRejected))
         }
     }
 
@@ -538,18 +766,28 @@ impl<S: HubState> HubFrontEnd<S> {
     /// signature and, for a commit, the signature over F. The front-end
     /// learns only the decision: `policy_rejected` for any failure (ERR-1).
     fn ask_policy_engine(
-        &mut self,
+        &self,
+        tx: &mut dyn HubState,
         info: &MessageInfo<'_>,
         content: &HubLayerContent<'_>,
         group_id: &[u8],
         record: &GroupRecord,
         now: u64,
-    ) -> Result<(), RejectReason> {
+    ) -> Result<(), Refusal> {
         if !info.is_private_handshake() {
             return Ok(());
         }
-        let state = &self.state;
-        let lookup = |leaf: u32| state.leaf_signature_key(group_id, leaf);
+        // The policy engine looks up the key of the leaf its key layer
+        // names; a store failure during the lookup aborts the transaction.
+        let store_error = std::cell::RefCell::new(None);
+        let tx = std::cell::RefCell::new(tx);
+        let lookup = |leaf: u32| match tx.borrow_mut().leaf_signature_key(group_id, leaf) {
+            Ok(key) => key,
+            Err(e) => {
+                *store_error.borrow_mut() = Some(e);
+                None
+            }
+        };
         let decision = self.policy.judge(&PolicyRequest {
             message: content.message,
             key_layer: content.key_layer,
@@ -558,10 +796,13 @@ impl<S: HubState> HubFrontEnd<S> {
             leaf_signature_key: &lookup,
             now,
         });
+        if let Some(e) = store_error.into_inner() {
+            return Err(Refusal::Store(e));
+        }
         if decision.is_accepted() {
             Ok(())
         } else {
-            Err(RejectReason::PolicyRejected)
+            Err(Refusal::Reject(RejectReason::PolicyRejected))
         }
     }
 
@@ -573,20 +814,23 @@ impl<S: HubState> HubFrontEnd<S> {
     /// (FAN-1). A handshake message's hash is recorded as accepted (HUB-7);
     /// for a commit, the hashes of the epoch it closes are forgotten.
     /// Returns the shard of the fresh tokens (RSP-5).
-    fn apply(&mut self, accepted: Accepted<'_>) -> u32 {
+    fn apply(&self, tx: &mut dyn HubState, accepted: Accepted<'_>) -> Result<u32, Refusal> {
         match accepted {
-            Accepted::Lobby => self.lobby_shard,
+            Accepted::Lobby => Ok(self.lobby_shard),
             Accepted::Registration(Registration {
                 group_id,
                 record,
                 leaves,
             }) => {
-                let shard = record.shard;
-                self.state.put_group(group_id, record);
-                for (leaf, key) in leaves {
-                    self.state.set_leaf_signature_key(group_id, leaf, Some(key));
+                // STO-2: the first registration of a group wins, across
+                // front-ends.
+                if !tx.insert_group(group_id, &record)? {
+                    return Err(Refusal::Reject(RejectReason::RegistrationRefused));
                 }
-                shard
+                for (leaf, key) in leaves {
+                    tx.set_leaf_signature_key(group_id, leaf, Some(&key))?;
+                }
+                Ok(record.shard)
             }
             Accepted::Message(GroupMessage {
                 group_id,
@@ -595,42 +839,31 @@ impl<S: HubState> HubFrontEnd<S> {
                 is_commit,
                 fanout_key,
             }) => {
-                let shard = record.shard;
                 if is_commit {
-                    // The first commit for the current epoch wins and opens
-                    // the next.
+                    // STO-2: the first commit for the current epoch wins
+                    // and opens the next; a commit that lost the race to
+                    // another front-end finds the epoch moved.
                     let mut next = record.clone();
                     next.epoch = record.epoch.saturating_add(1);
                     if let Some(f) = fanout_key {
                         next.pin_fanout_key(next.epoch, f.clone());
                     }
+                    if !tx.advance_group(group_id, record.epoch, &next)? {
+                        return Err(Refusal::Reject(RejectReason::StaleEpoch));
+                    }
+                    tx.forget_handshakes(group_id, record.epoch)?;
                     self.forget_epoch_keys(group_id, record.epoch);
-                    self.state.put_group(group_id, next);
                 }
                 if let Some(hash) = handshake_hash {
-                    self.state.record_handshake(group_id, hash, is_commit);
+                    // STO-2: recorded once; a twin accepted concurrently by
+                    // another front-end makes this one a replay.
+                    if !tx.record_handshake(group_id, record.epoch, &hash)? {
+                        return Err(Refusal::Reject(RejectReason::ReplayedEnvelope));
+                    }
                 }
-                shard
+                Ok(record.shard)
             }
         }
-    }
-
-    /// Provisions a group from a full record (its shard is assigned here).
-    pub fn provision(&mut self, group_id: &[u8], mut record: GroupRecord) -> u32 {
-        record.shard = self.shard_for(group_id);
-        self.state.put_group(group_id, record.clone());
-        record.shard
-    }
-
-    /// Fresh tokens for a client of `group_id` (`None`: the lobby shard),
-    /// as handed out when a client joins; unroutable ones for a group the
-    /// hub does not hold.
-    pub fn issue_tokens(&self, group_id: Option<&[u8]>) -> [RoutingToken; RESPONSE_TOKENS] {
-        let shard = match group_id {
-            None => Some(self.lobby_shard),
-            Some(g) => self.state.group(g).map(|r| r.shard),
-        };
-        self.fresh_tokens(shard, &mut rand::rng())
     }
 
     /// The subkeys of F pinned for (group, epoch), derived once and kept
@@ -659,31 +892,6 @@ impl<S: HubState> HubFrontEnd<S> {
         if let Ok(mut cache) = self.epoch_keys.lock() {
             cache.retain(|(g, e), _| g.as_slice() != group_id || *e >= live_from);
         }
-    }
-
-    /// Fan-out messages for an accepted message, one per follower, each
-    /// under the F pinned for the message's epoch with a fresh nonce.
-    pub fn fan_out(
-        &self,
-        group_id: &[u8],
-        epoch: u64,
-        message: &[u8],
-        followers: usize,
-    ) -> Res<Vec<Vec<u8>>> {
-        let record = self
-            .state
-            .group(group_id)
-            .ok_or(Error::Usage("unknown group"))?;
-        let f = record
-            .fanout_key(epoch)
-            .ok_or(Error::Usage("no F pinned for that epoch"))?;
-        let keys = self
-            .epoch_keys_for(group_id, f, epoch)
-            .ok_or(Error::Usage("F does not derive"))?;
-        let mut rng = rand::rng();
-        (0..followers)
-            .map(|_| keys.seal(message, &mut rng))
-            .collect()
     }
 
     /// The shard a newly registered group is placed on.
@@ -809,23 +1017,54 @@ fn check_epoch(
     }
 }
 
+/// Why a check did not pass: a reason for the sender, or a store failure
+/// that aborts the transaction.
+enum Refusal {
+    /// The envelope is refused with this reason.
+    Reject(RejectReason),
+    /// The store failed (STO-1).
+    Store(StoreError),
+}
+
+impl From<RejectReason> for Refusal {
+    fn from(r: RejectReason) -> Self {
+        Refusal::Reject(r)
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+/// The leaf of a PublicMessage's member sender, `None` for any other
+/// sender or a message that does not decode.
+fn public_message_sender(message: &[u8]) -> Option<u32> {
+    match PublicMessage::parse(message).ok()?.content.sender {
+        MlsSender::Member(leaf) => Some(leaf),
+        _ => None,
+    }
+}
+
 /// HUB-12 for a PublicMessage: a member sender's signature over
-/// FramedContentTBS verifies under the leaf's key and the GroupContext the
-/// hub holds. Non-member senders are refused.
+/// FramedContentTBS verifies under the leaf's key (`sender_key`, from the
+/// hub's state) and the GroupContext the hub holds. Non-member senders are
+/// refused.
 fn public_message_verifies(
     message: &[u8],
     record: &GroupRecord,
-    leaf_key: impl Fn(u32) -> Option<Vec<u8>>,
+    sender_key: Option<&[u8]>,
 ) -> bool {
     let check = || -> Res<()> {
         let pm = PublicMessage::parse(message)?;
-        let MlsSender::Member(leaf) = pm.content.sender else {
+        let MlsSender::Member(_) = pm.content.sender else {
             return Err(Error::Unsupported("non-member PublicMessage sender"));
         };
         let suite = MlsSuite::from_code(record.mls_suite).ok_or(Error::Unsupported("suite"))?;
         let context = GroupContext::decode(&record.group_context)?;
-        let key = leaf_key(leaf).ok_or(Error::Crypto)?;
-        pm.verify_signature(suite, &key, Some(&context))
+        let key = sender_key.ok_or(Error::Crypto)?;
+        pm.verify_signature(suite, key, Some(&context))
     };
     check().is_ok()
 }
@@ -903,7 +1142,7 @@ mod tests {
     /// right tree hash is accepted.
     #[test]
     fn registration_requires_a_matching_tree_hash() {
-        let mut world = DemoWorld::new().unwrap();
+        let world = DemoWorld::new().unwrap();
         let key = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary).unwrap();
         let suite = MlsSuite::from_code(1).unwrap();
         let leaves = [
@@ -938,9 +1177,9 @@ mod tests {
         let gi = GroupInfoIn::parse(&bad).unwrap();
         gi.verify(suite).unwrap();
         assert!(!gi.tree_hash_matches().unwrap());
+        let hub = &world.hub;
         assert_eq!(
-            world
-                .hub
+            hub.core
                 .validate_registration(group_id, 0, &content(&bad))
                 .err(),
             Some(Error::PeerMisbehaved(
@@ -948,29 +1187,38 @@ mod tests {
             ))
         );
         assert_eq!(
-            world
-                .hub
+            hub.core
                 .check_registration(group_id, 0, &content(&bad), false)
                 .err(),
             Some(RejectReason::RegistrationRefused)
         );
-        assert!(world.hub.state().group(group_id).is_none());
+        assert!(hub.group(group_id).unwrap().is_none());
 
         let good = registration(&right);
-        let reg = world
-            .hub
+        let reg = hub
+            .core
             .check_registration(group_id, 0, &content(&good), false)
             .unwrap();
-        assert!(world.hub.state().group(group_id).is_none());
-        let shard = world.hub.apply(Accepted::Registration(reg));
-        assert_eq!(
-            world.hub.state().group(group_id).map(|r| r.shard),
-            Some(shard)
-        );
+        assert!(hub.group(group_id).unwrap().is_none());
+        let shard = hub
+            .store
+            .transact(&mut |tx| {
+                let reg = Registration {
+                    group_id: reg.group_id,
+                    record: reg.record.clone(),
+                    leaves: reg.leaves.clone(),
+                };
+                match hub.core.apply(tx, Accepted::Registration(reg)) {
+                    Ok(shard) => Ok(shard),
+                    Err(Refusal::Store(e)) => Err(e),
+                    Err(Refusal::Reject(r)) => panic!("refused: {r:?}"),
+                }
+            })
+            .unwrap();
+        assert_eq!(hub.group(group_id).unwrap().map(|r| r.shard), Some(shard));
         // A second registration of a group the hub now holds is refused.
         assert_eq!(
-            world
-                .hub
+            hub.core
                 .check_registration(group_id, 0, &content(&good), true)
                 .err(),
             Some(RejectReason::RegistrationRefused)

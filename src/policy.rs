@@ -90,10 +90,14 @@ impl core::fmt::Debug for PolicyRequest<'_> {
     }
 }
 
+/// How many entries the policy engine's own log keeps (STO-3: the audit
+/// is bounded).
+pub const AUDIT_LEN: usize = 1024;
+
 /// The policy engine: holds the policy key pairs.
 pub struct PolicyEngine {
     keys: Vec<HubKeyPair>,
-    audit: Vec<PolicyAudit>,
+    audit: std::sync::Mutex<std::collections::VecDeque<PolicyAudit>>,
 }
 
 impl core::fmt::Debug for PolicyEngine {
@@ -109,7 +113,7 @@ impl PolicyEngine {
     pub fn new(keys: Vec<HubKeyPair>) -> Self {
         PolicyEngine {
             keys,
-            audit: Vec::new(),
+            audit: Default::default(),
         }
     }
 
@@ -120,16 +124,30 @@ impl PolicyEngine {
 
     /// What the engine read from the handshake messages it accepted, oldest
     /// first (the engine's own log).
-    pub fn audit(&self) -> &[PolicyAudit] {
-        &self.audit
+    ///
+    /// The log is bounded: it holds the last [`AUDIT_LEN`] entries.
+    pub fn audit(&self) -> Vec<PolicyAudit> {
+        self.audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Judges one handshake message (HUB-8 to HUB-10). Every failure is a
     /// plain reject: the front-end answers `policy_rejected`.
-    pub fn judge(&mut self, req: &PolicyRequest<'_>) -> PolicyDecision {
+    pub fn judge(&self, req: &PolicyRequest<'_>) -> PolicyDecision {
         match self.check(req) {
             Ok((audit, opens_epoch)) => {
-                self.audit.push(audit);
+                let mut log = self
+                    .audit
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if log.len() >= AUDIT_LEN {
+                    log.pop_front();
+                }
+                log.push_back(audit);
                 PolicyDecision {
                     accepted: true,
                     opens_epoch,

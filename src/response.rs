@@ -59,11 +59,14 @@ pub enum RejectReason {
     /// The key layer or fan-out key is present where it must be absent, or
     /// the reverse.
     WrongForm,
+    /// The hub could not read or write its state (STO-1); nothing of the
+    /// envelope was kept, and the same envelope may be sent again later.
+    Unavailable,
 }
 
 impl RejectReason {
     /// All reasons, in code order.
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::UnknownGroup,
         RejectReason::StaleEpoch,
         RejectReason::MalformedMessage,
@@ -73,9 +76,10 @@ impl RejectReason {
         RejectReason::PolicyRejected,
         RejectReason::RegistrationRefused,
         RejectReason::WrongForm,
+        RejectReason::Unavailable,
     ];
 
-    /// The wire code (1 to 9).
+    /// The wire code (1 to 10).
     pub fn code(self) -> u16 {
         match self {
             RejectReason::UnknownGroup => 1,
@@ -87,6 +91,7 @@ impl RejectReason {
             RejectReason::PolicyRejected => 7,
             RejectReason::RegistrationRefused => 8,
             RejectReason::WrongForm => 9,
+            RejectReason::Unavailable => 10,
         }
     }
 
@@ -107,6 +112,7 @@ impl RejectReason {
             RejectReason::PolicyRejected => "policy_rejected",
             RejectReason::RegistrationRefused => "registration_refused",
             RejectReason::WrongForm => "wrong_form",
+            RejectReason::Unavailable => "unavailable",
         }
     }
 }

@@ -1,14 +1,33 @@
-//! The hub's state (spec section "Hub State").
+//! The hub's state and the contract every store of it meets (spec section
+//! "Hub State", requirements STO-1 to STO-5).
 //!
-//! A real hub backs [`HubState`] with its own store; [`InMemoryHubState`]
-//! serves tests and the demo. The front-end keeps, per group, the shard its
-//! tokens route to, the current epoch and the hashes of the handshake
-//! messages accepted in it (HUB-7); for the lifetime of each token key, the
-//! spent token nonces (TOK-6); for the lifetime of each hub key, every
-//! `enc` it opened with the envelope's resend fingerprint and the response it sent
-//! (HUB-5, RSP-4).
+//! The front-end keeps, per group, the shard its tokens route to, the
+//! current epoch, F of the live epochs, the leaves' signature keys and the
+//! hashes of the handshake messages accepted in it (HUB-7); for the
+//! lifetime of each token key, the spent token nonces (TOK-6); for the
+//! lifetime of each hub key, every `enc` it opened with the envelope's
+//! resend fingerprint, and for a retry window the response it sent (HUB-5,
+//! RSP-4).
+//!
+//! A store is a [`HubStore`]: it runs the front-end's work on one envelope
+//! as one transaction ([`HubStore::transact`]) against a [`HubState`], the
+//! transaction's view. Every operation can fail with a [`StoreError`]; the
+//! front-end then answers with the retryable status `unavailable` and the
+//! transaction leaves nothing behind (STO-1). The operations that a race
+//! between two front-ends on one store could break are atomic on their own
+//! (STO-2): spending a token, inserting an `enc` record, registering a
+//! group, advancing an epoch (compare-and-set) and recording a handshake
+//! hash each report whether they took effect. Entries expire with the key
+//! they belong to, by the clock the caller passes (STO-3).
+//!
+//! [`InMemoryHubStore`] serves tests and the demo; the SQLite and
+//! PostgreSQL stores live in crates of their own. The conformance suite
+//! that every store passes is `test_utils::store_suite` (feature
+//! `test-utils`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::secret::Secret;
 use crate::token::TOKEN_NONCE_LEN;
@@ -63,124 +82,487 @@ impl GroupRecord {
     }
 }
 
-/// A response the hub sent, kept so that an identical resend gets it again.
+/// What the hub keeps about an `enc` it opened, as a reader sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedResponse {
     /// The resend fingerprint of the envelope it answered (see
     /// [`crate::hub::resend_fingerprint`]).
     pub fingerprint: [u8; 32],
-    /// The response bytes; `None` once the hub dropped them after its
-    /// retry window (HUB-5): a resend then gets random bytes.
+    /// The response bytes; `None` while the envelope is being processed
+    /// and once its retry window has passed (HUB-5): a resend then gets
+    /// random bytes.
     pub response: Option<Vec<u8>>,
 }
 
-/// The hub's per-group and replay state.
-pub trait HubState {
-    /// The record of a group, if the hub holds one.
-    fn group(&self, group_id: &[u8]) -> Option<GroupRecord>;
-    /// Creates or replaces a group's record.
-    fn put_group(&mut self, group_id: &[u8], record: GroupRecord);
-    /// Marks a token nonce spent; `false` if it already was.
-    fn spend_token(&mut self, codepoint: u8, nonce: &[u8; TOKEN_NONCE_LEN]) -> bool;
-    /// The response cached for an `enc`, if any.
-    fn cached_response(&self, enc: &[u8]) -> Option<CachedResponse>;
-    /// Caches the response sent for an `enc`.
-    fn cache_response(&mut self, enc: &[u8], cached: CachedResponse);
-    /// Drops the response cached for an `enc` after the retry window,
-    /// keeping the `enc` and its fingerprint (HUB-5).
-    fn drop_response(&mut self, enc: &[u8]);
-    /// True if a handshake message with this hash was accepted in the
-    /// group's current epoch or is the commit that opened it (HUB-7).
-    fn handshake_accepted(&self, group_id: &[u8], hash: &[u8; 32]) -> bool;
-    /// Records an accepted handshake message. For a commit, the hashes of
-    /// the epoch it closes are forgotten first.
-    fn record_handshake(&mut self, group_id: &[u8], hash: [u8; 32], is_commit: bool);
-    /// The signature key of a member's leaf (policy engine).
-    fn leaf_signature_key(&self, group_id: &[u8], leaf_index: u32) -> Option<Vec<u8>>;
-    /// Sets (or, with `None`, removes) the signature key of a leaf.
-    fn set_leaf_signature_key(&mut self, group_id: &[u8], leaf_index: u32, key: Option<Vec<u8>>);
+/// How many entries of each kind a store holds (for bounds tests and
+/// monitoring).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Groups held.
+    pub groups: usize,
+    /// Leaf signature keys held.
+    pub leaf_keys: usize,
+    /// Spent token nonces held.
+    pub spent_tokens: usize,
+    /// `enc` records held.
+    pub envelopes: usize,
+    /// `enc` records whose response bytes are still held.
+    pub cached_responses: usize,
+    /// Handshake hashes held.
+    pub handshakes: usize,
 }
 
-/// An in-memory [`HubState`].
+/// A store could not do what was asked: the database is unreachable,
+/// locked past its timeout, full, or refused the operation. Never caused
+/// by a peer's input. The detail is for the local log only (ERR-1): the
+/// peer sees the status `unavailable`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreError {
+    what: &'static str,
+    detail: String,
+}
+
+impl StoreError {
+    /// An error of operation `what`, with the backend's own message.
+    pub fn new(what: &'static str, detail: impl Into<String>) -> Self {
+        StoreError {
+            what,
+            detail: detail.into(),
+        }
+    }
+
+    /// The operation that failed.
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "hub store: {}: {}", self.what, self.detail)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for crate::Error {
+    fn from(_: StoreError) -> Self {
+        crate::Error::Unavailable("hub store")
+    }
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The hub's state as one transaction sees it. Every method can fail
+/// (STO-1); the methods that return `bool` are atomic against concurrent
+/// transactions on the same store (STO-2) and say whether they took effect.
+/// Times are Unix seconds of the caller's clock.
+pub trait HubState {
+    /// The record of a group, if the hub holds one.
+    fn group(&mut self, group_id: &[u8]) -> StoreResult<Option<GroupRecord>>;
+    /// Creates or replaces a group's record (provisioning, and the hub's
+    /// MLS stack installing a new GroupContext).
+    fn put_group(&mut self, group_id: &[u8], record: &GroupRecord) -> StoreResult<()>;
+    /// Creates a group's record only if the hub holds none (a
+    /// registration, HUB-6): `false` if another transaction created it
+    /// first.
+    fn insert_group(&mut self, group_id: &[u8], record: &GroupRecord) -> StoreResult<bool>;
+    /// Replaces a group's record only if its epoch is still `from_epoch`
+    /// (compare-and-set): `false` if another transaction moved it, so the
+    /// first commit for an epoch wins across front-ends.
+    fn advance_group(
+        &mut self,
+        group_id: &[u8],
+        from_epoch: u64,
+        record: &GroupRecord,
+    ) -> StoreResult<bool>;
+    /// Marks a token nonce spent until `expires_at` (its token key's
+    /// `not_after`): `false` if it already was (TOK-6).
+    fn spend_token(
+        &mut self,
+        codepoint: u8,
+        nonce: &[u8; TOKEN_NONCE_LEN],
+        expires_at: u64,
+    ) -> StoreResult<bool>;
+    /// The record of an `enc`, if any, as of `now`: the response bytes only
+    /// while its retry window lasts.
+    fn envelope(&mut self, enc: &[u8], now: u64) -> StoreResult<Option<CachedResponse>>;
+    /// Records an `enc` with its resend fingerprint until `expires_at` (its
+    /// hub key's `not_after`), only if absent: `false` if the `enc` is
+    /// already recorded, so each envelope is processed once (HUB-5).
+    fn insert_envelope(
+        &mut self,
+        enc: &[u8],
+        fingerprint: &[u8; 32],
+        expires_at: u64,
+    ) -> StoreResult<bool>;
+    /// Keeps the response sent for an `enc` until `until` (the retry
+    /// window).
+    fn set_response(&mut self, enc: &[u8], response: &[u8], until: u64) -> StoreResult<()>;
+    /// True if a handshake message with this hash was accepted in the
+    /// group's current epoch or is the commit that opened it (HUB-7).
+    fn handshake_accepted(&mut self, group_id: &[u8], hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Records an accepted handshake message of `epoch`, only if absent.
+    fn record_handshake(
+        &mut self,
+        group_id: &[u8],
+        epoch: u64,
+        hash: &[u8; 32],
+    ) -> StoreResult<bool>;
+    /// Forgets the group's handshake hashes of epochs up to `epoch`
+    /// (a commit in `epoch` closes it).
+    fn forget_handshakes(&mut self, group_id: &[u8], epoch: u64) -> StoreResult<()>;
+    /// The signature key of a member's leaf (policy engine, HUB-12).
+    fn leaf_signature_key(
+        &mut self,
+        group_id: &[u8],
+        leaf_index: u32,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Sets (or, with `None`, removes) the signature key of a leaf.
+    fn set_leaf_signature_key(
+        &mut self,
+        group_id: &[u8],
+        leaf_index: u32,
+        key: Option<&[u8]>,
+    ) -> StoreResult<()>;
+    /// Drops what expired by `now` (STO-3): spent tokens and `enc` records
+    /// past their `expires_at`, response bytes past their retry window.
+    fn expire(&mut self, now: u64) -> StoreResult<()>;
+    /// How many entries of each kind the store holds.
+    fn counts(&mut self) -> StoreResult<StoreCounts>;
+}
+
+/// A store of the hub's state: several front-ends may share one.
+pub trait HubStore {
+    /// Runs `f` as one transaction: all its changes take effect together
+    /// or, if `f` or the commit fails, none does (STO-1). A store may run
+    /// `f` more than once (after a serialization conflict), so `f` must
+    /// have no effect outside the [`HubState`] it is given.
+    fn transact<R>(&self, f: &mut dyn FnMut(&mut dyn HubState) -> StoreResult<R>)
+        -> StoreResult<R>;
+}
+
+impl<S: HubStore + ?Sized> HubStore for Arc<S> {
+    fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn HubState) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        (**self).transact(f)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct EnvelopeEntry {
+    fingerprint: [u8; 32],
+    expires_at: u64,
+    response: Option<(Vec<u8>, u64)>,
+}
+
+/// The in-memory state behind [`InMemoryHubStore`].
 #[derive(Debug, Default)]
-pub struct InMemoryHubState {
+struct MemoryState {
     groups: HashMap<Vec<u8>, GroupRecord>,
-    spent: HashSet<(u8, [u8; TOKEN_NONCE_LEN])>,
-    responses: HashMap<Vec<u8>, CachedResponse>,
-    handshakes: HashMap<Vec<u8>, HashSet<[u8; 32]>>,
+    spent: HashMap<(u8, [u8; TOKEN_NONCE_LEN]), u64>,
+    envelopes: HashMap<Vec<u8>, EnvelopeEntry>,
+    handshakes: HashMap<Vec<u8>, HashMap<[u8; 32], u64>>,
     leaves: HashMap<(Vec<u8>, u32), Vec<u8>>,
 }
 
-impl InMemoryHubState {
-    /// Empty state.
+/// What undoes one change of a transaction on the in-memory store.
+enum Undo {
+    Group(Vec<u8>, Option<GroupRecord>),
+    Spent((u8, [u8; TOKEN_NONCE_LEN]), Option<u64>),
+    Envelope(Vec<u8>, Option<EnvelopeEntry>),
+    Handshakes(Vec<u8>, Option<HashMap<[u8; 32], u64>>),
+    Leaf((Vec<u8>, u32), Option<Vec<u8>>),
+}
+
+/// One transaction on the in-memory store: every change logs what undoes
+/// it, so a failed transaction is rolled back in time proportional to what
+/// it changed.
+struct MemoryTx<'s> {
+    state: &'s mut MemoryState,
+    undo: Vec<Undo>,
+}
+
+fn restore<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, old: Option<V>) {
+    match old {
+        Some(v) => {
+            map.insert(key, v);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+}
+
+impl MemoryTx<'_> {
+    fn set_group(&mut self, group_id: &[u8], record: &GroupRecord) {
+        let old = self.state.groups.insert(group_id.to_vec(), record.clone());
+        self.undo.push(Undo::Group(group_id.to_vec(), old));
+    }
+
+    fn rollback(self) {
+        let MemoryTx { state, undo } = self;
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Group(k, old) => restore(&mut state.groups, k, old),
+                Undo::Spent(k, old) => restore(&mut state.spent, k, old),
+                Undo::Envelope(k, old) => restore(&mut state.envelopes, k, old),
+                Undo::Handshakes(k, old) => restore(&mut state.handshakes, k, old),
+                Undo::Leaf(k, old) => restore(&mut state.leaves, k, old),
+            }
+        }
+    }
+}
+
+impl HubState for MemoryTx<'_> {
+    fn group(&mut self, group_id: &[u8]) -> StoreResult<Option<GroupRecord>> {
+        Ok(self.state.groups.get(group_id).cloned())
+    }
+
+    fn put_group(&mut self, group_id: &[u8], record: &GroupRecord) -> StoreResult<()> {
+        self.set_group(group_id, record);
+        Ok(())
+    }
+
+    fn insert_group(&mut self, group_id: &[u8], record: &GroupRecord) -> StoreResult<bool> {
+        if self.state.groups.contains_key(group_id) {
+            return Ok(false);
+        }
+        self.set_group(group_id, record);
+        Ok(true)
+    }
+
+    fn advance_group(
+        &mut self,
+        group_id: &[u8],
+        from_epoch: u64,
+        record: &GroupRecord,
+    ) -> StoreResult<bool> {
+        match self.state.groups.get(group_id) {
+            Some(r) if r.epoch == from_epoch => {
+                self.set_group(group_id, record);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn spend_token(
+        &mut self,
+        codepoint: u8,
+        nonce: &[u8; TOKEN_NONCE_LEN],
+        expires_at: u64,
+    ) -> StoreResult<bool> {
+        let key = (codepoint, *nonce);
+        if self.state.spent.contains_key(&key) {
+            return Ok(false);
+        }
+        self.state.spent.insert(key, expires_at);
+        self.undo.push(Undo::Spent(key, None));
+        Ok(true)
+    }
+
+    fn envelope(&mut self, enc: &[u8], now: u64) -> StoreResult<Option<CachedResponse>> {
+        Ok(self.state.envelopes.get(enc).map(|e| CachedResponse {
+            fingerprint: e.fingerprint,
+            response: e
+                .response
+                .as_ref()
+                .filter(|(_, until)| *until > now)
+                .map(|(r, _)| r.clone()),
+        }))
+    }
+
+    fn insert_envelope(
+        &mut self,
+        enc: &[u8],
+        fingerprint: &[u8; 32],
+        expires_at: u64,
+    ) -> StoreResult<bool> {
+        if self.state.envelopes.contains_key(enc) {
+            return Ok(false);
+        }
+        let entry = EnvelopeEntry {
+            fingerprint: *fingerprint,
+            expires_at,
+            response: None,
+        };
+        self.state.envelopes.insert(enc.to_vec(), entry);
+        self.undo.push(Undo::Envelope(enc.to_vec(), None));
+        Ok(true)
+    }
+
+    fn set_response(&mut self, enc: &[u8], response: &[u8], until: u64) -> StoreResult<()> {
+        if let Some(e) = self.state.envelopes.get_mut(enc) {
+            let old = e.clone();
+            e.response = Some((response.to_vec(), until));
+            self.undo.push(Undo::Envelope(enc.to_vec(), Some(old)));
+        }
+        Ok(())
+    }
+
+    fn handshake_accepted(&mut self, group_id: &[u8], hash: &[u8; 32]) -> StoreResult<bool> {
+        Ok(self
+            .state
+            .handshakes
+            .get(group_id)
+            .is_some_and(|set| set.contains_key(hash)))
+    }
+
+    fn record_handshake(
+        &mut self,
+        group_id: &[u8],
+        epoch: u64,
+        hash: &[u8; 32],
+    ) -> StoreResult<bool> {
+        let old = self.state.handshakes.get(group_id).cloned();
+        if old.as_ref().is_some_and(|set| set.contains_key(hash)) {
+            return Ok(false);
+        }
+        self.state
+            .handshakes
+            .entry(group_id.to_vec())
+            .or_default()
+            .insert(*hash, epoch);
+        self.undo.push(Undo::Handshakes(group_id.to_vec(), old));
+        Ok(true)
+    }
+
+    fn forget_handshakes(&mut self, group_id: &[u8], epoch: u64) -> StoreResult<()> {
+        if let Some(set) = self.state.handshakes.get_mut(group_id) {
+            let old = set.clone();
+            set.retain(|_, e| *e > epoch);
+            self.undo
+                .push(Undo::Handshakes(group_id.to_vec(), Some(old)));
+        }
+        Ok(())
+    }
+
+    fn leaf_signature_key(
+        &mut self,
+        group_id: &[u8],
+        leaf_index: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .state
+            .leaves
+            .get(&(group_id.to_vec(), leaf_index))
+            .cloned())
+    }
+
+    fn set_leaf_signature_key(
+        &mut self,
+        group_id: &[u8],
+        leaf_index: u32,
+        key: Option<&[u8]>,
+    ) -> StoreResult<()> {
+        let k = (group_id.to_vec(), leaf_index);
+        let old = match key {
+            Some(key) => self.state.leaves.insert(k.clone(), key.to_vec()),
+            None => self.state.leaves.remove(&k),
+        };
+        self.undo.push(Undo::Leaf(k, old));
+        Ok(())
+    }
+
+    fn expire(&mut self, now: u64) -> StoreResult<()> {
+        let spent: Vec<_> = self
+            .state
+            .spent
+            .iter()
+            .filter(|(_, expires_at)| **expires_at <= now)
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for (k, v) in spent {
+            self.state.spent.remove(&k);
+            self.undo.push(Undo::Spent(k, Some(v)));
+        }
+        let stale: Vec<Vec<u8>> = self
+            .state
+            .envelopes
+            .iter()
+            .filter(|(_, e)| {
+                e.expires_at <= now || e.response.as_ref().is_some_and(|(_, u)| *u <= now)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            let Some(old) = self.state.envelopes.remove(&k) else {
+                continue;
+            };
+            if old.expires_at > now {
+                let mut kept = old.clone();
+                kept.response = None;
+                self.state.envelopes.insert(k.clone(), kept);
+            }
+            self.undo.push(Undo::Envelope(k, Some(old)));
+        }
+        Ok(())
+    }
+
+    fn counts(&mut self) -> StoreResult<StoreCounts> {
+        let s = &self.state;
+        Ok(StoreCounts {
+            groups: s.groups.len(),
+            leaf_keys: s.leaves.len(),
+            spent_tokens: s.spent.len(),
+            envelopes: s.envelopes.len(),
+            cached_responses: s
+                .envelopes
+                .values()
+                .filter(|e| e.response.is_some())
+                .count(),
+            handshakes: s.handshakes.values().map(HashMap::len).sum(),
+        })
+    }
+}
+
+/// An in-memory [`HubStore`] for tests and the demo: transactions run one
+/// at a time under a lock and roll back from an undo log when they fail.
+/// It can be made unavailable ([`InMemoryHubStore::set_available`]) to
+/// test a front-end whose store fails. Share one between front-ends with
+/// an [`Arc`]. Nothing survives the process: for that, use the SQLite or
+/// PostgreSQL store.
+#[derive(Debug, Default)]
+pub struct InMemoryHubStore {
+    state: Mutex<MemoryState>,
+    unavailable: AtomicBool,
+}
+
+impl InMemoryHubStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The current epoch of a group, if held.
-    pub fn group_epoch(&self, group_id: &[u8]) -> Option<u64> {
-        self.groups.get(group_id).map(|r| r.epoch)
-    }
-
-    /// Number of spent token nonces.
-    pub fn spent_tokens(&self) -> usize {
-        self.spent.len()
+    /// Makes every later transaction fail with a [`StoreError`] (`false`)
+    /// or work again (`true`), as a database that goes down and comes back.
+    pub fn set_available(&self, available: bool) {
+        self.unavailable.store(!available, Ordering::SeqCst);
     }
 }
 
-impl HubState for InMemoryHubState {
-    fn group(&self, group_id: &[u8]) -> Option<GroupRecord> {
-        self.groups.get(group_id).cloned()
-    }
-
-    fn put_group(&mut self, group_id: &[u8], record: GroupRecord) {
-        self.groups.insert(group_id.to_vec(), record);
-    }
-
-    fn spend_token(&mut self, codepoint: u8, nonce: &[u8; TOKEN_NONCE_LEN]) -> bool {
-        self.spent.insert((codepoint, *nonce))
-    }
-
-    fn cached_response(&self, enc: &[u8]) -> Option<CachedResponse> {
-        self.responses.get(enc).cloned()
-    }
-
-    fn cache_response(&mut self, enc: &[u8], cached: CachedResponse) {
-        self.responses.insert(enc.to_vec(), cached);
-    }
-
-    fn drop_response(&mut self, enc: &[u8]) {
-        if let Some(c) = self.responses.get_mut(enc) {
-            c.response = None;
+impl HubStore for InMemoryHubStore {
+    fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn HubState) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError::new("transaction", "store unavailable"));
         }
-    }
-
-    fn handshake_accepted(&self, group_id: &[u8], hash: &[u8; 32]) -> bool {
-        self.handshakes
-            .get(group_id)
-            .is_some_and(|set| set.contains(hash))
-    }
-
-    fn record_handshake(&mut self, group_id: &[u8], hash: [u8; 32], is_commit: bool) {
-        let set = self.handshakes.entry(group_id.to_vec()).or_default();
-        if is_commit {
-            set.clear();
-        }
-        set.insert(hash);
-    }
-
-    fn leaf_signature_key(&self, group_id: &[u8], leaf_index: u32) -> Option<Vec<u8>> {
-        self.leaves.get(&(group_id.to_vec(), leaf_index)).cloned()
-    }
-
-    fn set_leaf_signature_key(&mut self, group_id: &[u8], leaf_index: u32, key: Option<Vec<u8>>) {
-        let k = (group_id.to_vec(), leaf_index);
-        match key {
-            Some(key) => {
-                self.leaves.insert(k, key);
-            }
-            None => {
-                self.leaves.remove(&k);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tx = MemoryTx {
+            state: &mut state,
+            undo: Vec::new(),
+        };
+        match f(&mut tx) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tx.rollback();
+                Err(e)
             }
         }
     }

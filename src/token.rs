@@ -74,6 +74,7 @@ pub struct DecodedToken {
 #[derive(Clone)]
 pub struct TokenKey {
     codepoint: u8,
+    not_after: u64,
     key: Secret,
     cipher: Aes128,
 }
@@ -85,14 +86,17 @@ impl core::fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    /// A token key for `codepoint` (0 to 6).
-    pub fn new(codepoint: u8, key: [u8; 16]) -> Res<Self> {
+    /// A token key for `codepoint` (0 to 6), used until `not_after` (Unix
+    /// seconds): the hub keeps the nonces of its spent tokens until then
+    /// (STO-3), so a key's lifetime bounds that part of the hub's state.
+    pub fn new(codepoint: u8, key: [u8; 16], not_after: u64) -> Res<Self> {
         if codepoint >= UNROUTABLE_CODEPOINT {
             return Err(Error::Usage("token codepoint must be 0 to 6"));
         }
         let cipher = Aes128::new(&key.into());
         Ok(TokenKey {
             codepoint,
+            not_after,
             key: Secret::from_slice(&key),
             cipher,
         })
@@ -101,6 +105,11 @@ impl TokenKey {
     /// The codepoint.
     pub fn codepoint(&self) -> u8 {
         self.codepoint
+    }
+
+    /// The end of the key's lifetime (Unix seconds).
+    pub fn not_after(&self) -> u64 {
+        self.not_after
     }
 
     /// The key bytes (for provisioning load balancers).
@@ -169,6 +178,11 @@ impl TokenKeys {
         self.keys.iter().find(|k| k.codepoint == codepoint)
     }
 
+    /// The end of the lifetime of the live key with `codepoint`.
+    pub fn not_after(&self, codepoint: u8) -> Option<u64> {
+        self.get(codepoint).map(TokenKey::not_after)
+    }
+
     /// The newest key (the last one given), used for issuing.
     pub fn current(&self) -> Option<&TokenKey> {
         self.keys.last()
@@ -196,8 +210,8 @@ mod tests {
 
     fn keys() -> TokenKeys {
         TokenKeys::new(vec![
-            TokenKey::new(1, [1; 16]).unwrap(),
-            TokenKey::new(2, [2; 16]).unwrap(),
+            TokenKey::new(1, [1; 16], u64::MAX).unwrap(),
+            TokenKey::new(2, [2; 16], u64::MAX).unwrap(),
         ])
         .unwrap()
     }
@@ -221,17 +235,19 @@ mod tests {
         let keys = keys();
         let mut rng = rand::rng();
         assert_eq!(keys.decode(&RoutingToken::unroutable(&mut rng).0), None);
-        let other = TokenKey::new(3, [3; 16]).unwrap().issue(1, &mut rng);
+        let other = TokenKey::new(3, [3; 16], u64::MAX)
+            .unwrap()
+            .issue(1, &mut rng);
         assert_eq!(keys.decode(&other.0), None);
     }
 
     /// TOK-4: at most two live codepoints.
     #[test]
     fn tok4_at_most_two_keys() {
-        let k = |cp| TokenKey::new(cp, [cp; 16]).unwrap();
+        let k = |cp| TokenKey::new(cp, [cp; 16], u64::MAX).unwrap();
         assert!(TokenKeys::new(vec![k(0), k(1), k(2)]).is_err());
         assert!(TokenKeys::new(vec![k(1), k(1)]).is_err());
-        assert!(TokenKey::new(7, [0; 16]).is_err());
+        assert!(TokenKey::new(7, [0; 16], u64::MAX).is_err());
     }
 
     #[test]

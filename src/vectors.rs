@@ -167,7 +167,7 @@ fn tokens() -> Res<Value> {
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&s[16..28]);
         let config_random = s[28] & 0x1f;
-        let k = TokenKey::new(*cp, key)?;
+        let k = TokenKey::new(*cp, key, u64::MAX)?;
         let t = k.issue_with(*shard, nonce, config_random);
         let shard_count = 16u32;
         out.push(json!({
@@ -906,7 +906,7 @@ fn check_semantics(dir: &Path) -> Res<usize> {
         if let Ok(k) = hexf(&e, "token_key") {
             let key: [u8; 16] = k.try_into().map_err(|_| Error::Malformed("key"))?;
             let cp = e["codepoint"].as_u64().unwrap_or(0) as u8;
-            let d = TokenKeys::new(vec![TokenKey::new(cp, key)?])?
+            let d = TokenKeys::new(vec![TokenKey::new(cp, key, u64::MAX)?])?
                 .decode(&token)
                 .ok_or(Error::Usage("token"))?;
             check(

@@ -644,7 +644,7 @@ def check_envelope(v):
     except InvalidTag:
         raise Fail("response does not open")
     eq("opened response", got, content)
-    if not ((rs["status"] == 0 and rs["reason"] == 0) or (rs["status"] == 1 and 1 <= rs["reason"] <= 9)):
+    if not ((rs["status"] == 0 and rs["reason"] == 0) or (rs["status"] == 1 and 1 <= rs["reason"] <= 10)):
         raise Fail("RSP-5: invalid status/reason")
     if expect_malformed and (rs["status"], rs["reason"]) != (1, 3):
         raise Fail("message does not decode (HUB-3) but response is not malformed_message")

@@ -14,7 +14,6 @@ use mimi_onion::member::{Delivery, Member, ReceiveError};
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::sender::{ProtectedMessage, Sender};
-use mimi_onion::state::HubState;
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::NOW;
 use mimi_onion::test_utils::{self, room::Room, DemoWorld};
@@ -81,7 +80,7 @@ fn member_decrypts_for_every_mls_and_hpke_suite() {
 #[test]
 fn contract_table_end_to_end() {
     let (mut world, mut client, mut room, mut bob) = room_world(1);
-    let shard = world.hub.state().group(&room.group_id).unwrap().shard;
+    let shard = world.hub.group(&room.group_id).unwrap().unwrap().shard;
     let e0 = room.epoch(0).unwrap();
     let secrets: Vec<Vec<u8>> = vec![
         e0.f.expose().to_vec(),
@@ -366,11 +365,11 @@ fn registration_rules() {
     assert_eq!(send(&mut world, &mut client, &foreign_gi, &f), refused);
     // The project's registration: accepted once.
     assert_eq!(send(&mut world, &mut client, &gi, &f), Status::Accepted);
-    let record = world.hub.state().group(&room.group_id).unwrap();
+    let record = world.hub.group(&room.group_id).unwrap().unwrap();
     assert_eq!(record.fanout_key(0), Some(&f));
     assert!(record.commitment_required);
     assert_eq!(
-        world.hub.state().leaf_signature_key(&room.group_id, 1),
+        world.hub.leaf_signature_key(&room.group_id, 1).unwrap(),
         Some(room.leaves[1].signature_public.clone())
     );
     assert_eq!(send(&mut world, &mut client, &gi, &f), refused);

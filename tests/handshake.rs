@@ -19,7 +19,6 @@ use mimi_onion::mls::message::{ContentType, WireFormat};
 use mimi_onion::mls::secret_tree::{leaf_key_nonce, RatchetKind};
 use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::secret::Secret;
-use mimi_onion::state::HubState;
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::NOW;
 
@@ -75,7 +74,7 @@ fn policy_engine_accepts_real_handshakes_for_suites_1_to_3() {
             world.hub.policy().audit().last().unwrap().content,
             room.commit
         );
-        let record = world.hub.state().group(&room.group_id).unwrap();
+        let record = world.hub.group(&room.group_id).unwrap().unwrap();
         assert_eq!(record.epoch, 1);
         assert_eq!(record.fanout_key(1), Some(&room.epoch(1).unwrap().f));
     }
@@ -451,7 +450,7 @@ fn commit_with_bad_f_signature_is_rejected_and_f_not_pinned() {
         Some(wrong_f),
     );
     assert_eq!(status(&mut world, &env.bytes), REJECTED);
-    let record = world.hub.state().group(&room.group_id).unwrap();
+    let record = world.hub.group(&room.group_id).unwrap().unwrap();
     assert_eq!(record.epoch, 0);
     assert!(record.fanout_key(1).is_none());
     // The same commit with the signed F goes through.
@@ -473,9 +472,9 @@ fn commit_with_bad_f_signature_is_rejected_and_f_not_pinned() {
 #[test]
 fn group_without_the_component_gets_no_policy_decision() {
     let (mut world, mut client, mut room, _) = room_world(1);
-    let mut record = world.hub.state().group(&room.group_id).unwrap();
+    let mut record = world.hub.group(&room.group_id).unwrap().unwrap();
     record.commitment_required = false;
-    world.hub.state_mut().put_group(&room.group_id, record);
+    world.hub.put_group(&room.group_id, &record).unwrap();
     let p = room.protect(0, ContentType::Proposal, b"").unwrap();
     let env = seal_room(
         &world,

@@ -100,13 +100,13 @@ proptest! {
     /// for, under its own codepoint only.
     #[test]
     fn token_round_trip(key in any::<[u8; 16]>(), cp in 0u8..7, shard in any::<u32>(), nonce in any::<[u8; 12]>(), r in any::<u8>()) {
-        let k = TokenKey::new(cp, key).unwrap();
+        let k = TokenKey::new(cp, key, u64::MAX).unwrap();
         let t = k.issue_with(shard, nonce, r);
         prop_assert_eq!(t.codepoint(), cp);
         let keys = TokenKeys::new(vec![k]).unwrap();
         let d = keys.decode(&t.0).unwrap();
         prop_assert_eq!((d.shard, d.nonce, d.codepoint), (shard, nonce, cp));
-        let other = TokenKeys::new(vec![TokenKey::new((cp + 1) % 7, key).unwrap()]).unwrap();
+        let other = TokenKeys::new(vec![TokenKey::new((cp + 1) % 7, key, u64::MAX).unwrap()]).unwrap();
         prop_assert!(other.decode(&t.0).is_none());
     }
 

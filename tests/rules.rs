@@ -11,7 +11,6 @@ use mimi_onion::mls::framing::PublicMessage;
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::sender::{seal_envelope, Membership};
-use mimi_onion::state::HubState;
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::NOW;
 use mimi_onion::token::RoutingToken;
@@ -119,7 +118,7 @@ fn tok7_token_spent_only_after_the_form_check() {
 #[test]
 fn rsp5_tokens_in_responses() {
     let (mut world, mut client, mut room, _) = room_world(1);
-    let shard = world.hub.state().group(&room.group_id).unwrap().shard;
+    let shard = world.hub.group(&room.group_id).unwrap().unwrap().shard;
     let p = room.protect(0, ContentType::Application, b"t").unwrap();
     let env = seal_room(
         &world,

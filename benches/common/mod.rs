@@ -70,11 +70,11 @@ pub fn size_label(app_len: usize) -> String {
 /// unless a bench adds some, it seals with unroutable tokens (TOK-5),
 /// which the hub does not spend.
 pub fn world() -> (DemoWorld, Sender) {
-    let mut world = DemoWorld::new().expect("demo world");
+    let world = DemoWorld::new().expect("demo world");
     let client = world.client().expect("demo client");
     let mut record = GroupRecord::new(0, EPOCH, 1);
     record.pin_fanout_key(EPOCH, f_of(EPOCH));
-    world.hub.provision(GROUP, record);
+    world.hub.provision(GROUP, record).expect("provision");
     (world, client)
 }
 

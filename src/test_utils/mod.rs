@@ -32,12 +32,12 @@ use crate::policy::PolicyAudit;
 use crate::response::Status;
 use crate::secret::Secret;
 use crate::sender::{SealOptions, Sender};
-use crate::state::HubState;
-use crate::state::{GroupRecord, InMemoryHubState};
+use crate::state::{GroupRecord, HubStore, InMemoryHubStore};
 use crate::suite::HpkeSuite;
 use crate::token::{TokenKey, TokenKeys};
 
 pub mod room;
+pub mod store_suite;
 
 use room::Room;
 
@@ -57,9 +57,9 @@ const MESSAGE_PROTECTION: &str = include_str!("../../test-vectors/mls/message-pr
 const MESSAGES_EXCERPT: &str = include_str!("../../test-vectors/mls/messages-excerpt.json");
 
 /// A hub, its load balancer and what a client of the hub's rooms holds.
-pub struct DemoWorld {
+pub struct DemoWorld<S: HubStore = InMemoryHubStore> {
     /// The hub front-end.
-    pub hub: HubFrontEnd<InMemoryHubState>,
+    pub hub: HubFrontEnd<S>,
     /// The hub's load balancer.
     pub balancer: LoadBalancer,
     /// The configuration-signing key (hub side).
@@ -71,7 +71,7 @@ pub struct DemoWorld {
     pub signed_config: SignedHubConfiguration,
 }
 
-impl core::fmt::Debug for DemoWorld {
+impl<S: HubStore> core::fmt::Debug for DemoWorld<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DemoWorld").finish_non_exhaustive()
     }
@@ -89,8 +89,18 @@ pub const NOW: u64 = 1_800_000_000;
 impl DemoWorld {
     /// Builds the demo hub from fixed input keying material: hub key 1
     /// (X25519 with AES-128-GCM and ChaCha20-Poly1305), hub key 2 (P-256),
-    /// policy key 1 (X25519), token keys with codepoints 0 and 1.
+    /// policy key 1 (X25519), token keys with codepoints 0 and 1; its
+    /// state in memory.
     pub fn new() -> Res<Self> {
+        DemoWorld::with_store(InMemoryHubStore::new())
+    }
+}
+
+impl<S: HubStore> DemoWorld<S> {
+    /// The demo hub of [`DemoWorld::new`] over another store: every
+    /// world built this way has the same keys, so several of them over one
+    /// store are several front-ends of one hub.
+    pub fn with_store(store: S) -> Res<Self> {
         let keys = vec![
             HubKeyPair::derive(
                 1,
@@ -121,17 +131,11 @@ impl DemoWorld {
             let d = Sha256::digest(ikm(&format!("token key {cp}")));
             let mut k = [0u8; 16];
             k.copy_from_slice(&d[..16]);
-            TokenKey::new(cp, k)
+            TokenKey::new(cp, k, NOT_AFTER)
         };
         let tokens = TokenKeys::new(vec![token_key(0)?, token_key(1)?])?;
         let balancer = LoadBalancer::new(tokens.clone(), SHARD_COUNT);
-        let hub = HubFrontEnd::new(
-            keys,
-            tokens,
-            SHARD_COUNT,
-            LOBBY_SHARD,
-            InMemoryHubState::new(),
-        )?;
+        let hub = HubFrontEnd::new(keys, tokens, SHARD_COUNT, LOBBY_SHARD, store)?;
         let seed: [u8; 32] = Sha256::digest(ikm("configuration signing key")).into();
         let signing_key = SigningKey::from_bytes(&seed);
         let component = HubSigningKey::ed25519(&signing_key.verifying_key());
@@ -298,7 +302,7 @@ pub fn demo_fanout_key(group_id: &[u8], epoch: u64) -> Secret {
 /// demo messages on the hub (as the hub does when it creates a room), and
 /// gives the client tokens for them. The registration's group is left for
 /// the registration to create.
-pub fn provision(world: &mut DemoWorld, client: &mut Sender) -> Res<()> {
+pub fn provision<S: HubStore>(world: &mut DemoWorld<S>, client: &mut Sender) -> Res<()> {
     for room in rooms(world)? {
         provision_room(world, client, &room, 0)?;
     }
@@ -309,10 +313,10 @@ pub fn provision(world: &mut DemoWorld, client: &mut Sender) -> Res<()> {
             info.epoch,
             info.wire_format != WireFormat::GroupInfo,
         ) {
-            if world.hub.state().group_epoch(g).is_none() {
+            if world.hub.group(g)?.is_none() {
                 let mut record = GroupRecord::new(0, e, m.mls_suite);
                 record.pin_fanout_key(e, demo_fanout_key(g, e));
-                world.hub.provision(g, record);
+                world.hub.provision(g, record)?;
                 client.add_tokens(Some(g), &world.hub.issue_tokens(Some(g)));
             }
         }
@@ -365,7 +369,7 @@ pub const ROOMS: [(u16, HpkeSuite); 3] = [
 pub const FOLLOWERS: usize = 2;
 
 /// The demo's rooms, whose GroupContexts carry the world's hub signing key.
-pub fn rooms(world: &DemoWorld) -> Res<Vec<Room>> {
+pub fn rooms<S: HubStore>(world: &DemoWorld<S>) -> Res<Vec<Room>> {
     let component = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)?;
     ROOMS
         .iter()
@@ -376,19 +380,19 @@ pub fn rooms(world: &DemoWorld) -> Res<Vec<Room>> {
 /// The hub provisions a room at `epoch` (its state: suite, GroupContext,
 /// commitment requirement, F, the leaves' signature keys) and the client
 /// gets tokens for it.
-pub fn provision_room(
-    world: &mut DemoWorld,
+pub fn provision_room<S: HubStore>(
+    world: &mut DemoWorld<S>,
     client: &mut Sender,
     room: &Room,
     epoch: u64,
 ) -> Res<()> {
-    world.hub.provision(&room.group_id, room.record(epoch)?);
+    world.hub.provision(&room.group_id, room.record(epoch)?)?;
     for leaf in &room.leaves {
-        world.hub.state_mut().set_leaf_signature_key(
+        world.hub.set_leaf_signature_key(
             &room.group_id,
             leaf.index,
-            Some(leaf.signature_public.clone()),
-        );
+            Some(&leaf.signature_public),
+        )?;
     }
     client.add_tokens(
         Some(&room.group_id),
@@ -400,17 +404,16 @@ pub fn provision_room(
 /// After the hub accepted a commit opening `epoch`, its MLS stack installs
 /// the new epoch's GroupContext (the front-end already moved the epoch and
 /// pinned F from the hub layer).
-pub fn install_epoch(world: &mut DemoWorld, room: &Room, epoch: u64) -> Res<()> {
+pub fn install_epoch<S: HubStore>(world: &mut DemoWorld<S>, room: &Room, epoch: u64) -> Res<()> {
     let mut record = world
         .hub
-        .state()
-        .group(&room.group_id)
+        .group(&room.group_id)?
         .ok_or(Error::Usage("room not provisioned"))?;
     if record.epoch != epoch {
         return Err(Error::Usage("the hub did not move to that epoch"));
     }
     record.group_context = room.epoch(epoch)?.context.encode()?;
-    world.hub.state_mut().put_group(&room.group_id, record);
+    world.hub.put_group(&room.group_id, &record)?;
     Ok(())
 }
 
@@ -541,14 +544,18 @@ pub enum Scene {
 pub const REGISTERED_ROOM: &[u8] = b"mimi-onion demo: a room that registers itself";
 
 /// The room the demo registers, and its registration message.
-pub fn registration(world: &DemoWorld) -> Res<(Room, Vec<u8>)> {
+pub fn registration<S: HubStore>(world: &DemoWorld<S>) -> Res<(Room, Vec<u8>)> {
     let component = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)?;
     let room = Room::with_group_id(1, &component, Some(REGISTERED_ROOM.to_vec()))?;
     let gi = room.group_info(0)?;
     Ok((room, gi))
 }
 
-fn send_registration(world: &mut DemoWorld, client: &mut Sender, now: u64) -> Res<DemoRecord> {
+fn send_registration<S: HubStore>(
+    world: &mut DemoWorld<S>,
+    client: &mut Sender,
+    now: u64,
+) -> Res<DemoRecord> {
     let (room, gi) = registration(world)?;
     let sealed = client.seal(
         &gi,
@@ -579,8 +586,8 @@ fn send_registration(world: &mut DemoWorld, client: &mut Sender, now: u64) -> Re
     })
 }
 
-fn send_official(
-    world: &mut DemoWorld,
+fn send_official<S: HubStore>(
+    world: &mut DemoWorld<S>,
     client: &mut Sender,
     m: &DemoMessage,
     now: u64,
@@ -615,8 +622,8 @@ fn send_official(
 /// routes; the front-end and the policy engine judge; the hub fans it out
 /// to the followers; Bob's member side finds, opens and verifies it.
 #[allow(clippy::too_many_arguments)]
-pub fn send_in_room(
-    world: &mut DemoWorld,
+pub fn send_in_room<S: HubStore>(
+    world: &mut DemoWorld<S>,
     client: &mut Sender,
     member: &mut Member,
     room: &mut Room,

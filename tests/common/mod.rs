@@ -28,7 +28,7 @@ pub fn keys_of(group_id: &[u8], epoch: u64) -> EpochKeys {
 pub fn provision(world: &mut DemoWorld, client: &mut Sender, group: &[u8], epoch: u64) {
     let mut record = GroupRecord::new(0, epoch, 1);
     record.pin_fanout_key(epoch, f_of(group, epoch));
-    world.hub.provision(group, record);
+    world.hub.provision(group, record).unwrap();
     client.add_tokens(Some(group), &world.hub.issue_tokens(Some(group)));
 }
 

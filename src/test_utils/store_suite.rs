@@ -1,0 +1,580 @@
+//! The conformance suite of the store contract (spec section "The Store
+//! Contract", STO-1 to STO-3): one set of checks that every [`HubStore`]
+//! passes, run by the tests of each store (in memory here, SQLite and
+//! PostgreSQL in their crates), as openmls runs one storage test suite
+//! against each of its backends.
+//!
+//! Each check panics with a message naming the rule it found broken. The
+//! checks that race two front-ends run them on two threads, each with its
+//! own handle on the store ([`Backend::share`]); a store whose front-ends
+//! live in other processes (PostgreSQL) adds its own cross-process test.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use crate::codec::put_vec;
+use crate::config::{HubSigningKey, KeyUse};
+use crate::fanout::EpochKeys;
+use crate::hub::HubFrontEnd;
+use crate::keylayer;
+use crate::keys::HubKeyPair;
+use crate::mls::message::ContentType;
+use crate::response::{RejectReason, Status};
+use crate::secret::Secret;
+use crate::sender::{SealOptions, Sender};
+use crate::state::{GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult};
+use crate::suite::HpkeSuite;
+use crate::test_utils::room::Room;
+use crate::test_utils::{demo_fanout_key, DemoWorld, NOW};
+use crate::token::{RoutingToken, TokenKey, TokenKeys, TOKEN_NONCE_LEN};
+
+/// What the suite needs of a store implementation.
+pub trait Backend: Sync {
+    /// The store.
+    type Store: HubStore + Send + Sync + 'static;
+    /// A new, empty store.
+    fn fresh(&self) -> Self::Store;
+    /// Another handle on the same store, as a second front-end holds
+    /// (another connection, for a database).
+    fn share(&self, store: &Self::Store) -> Self::Store;
+    /// Makes the store fail (`true`) or work again (`false`), as an outage
+    /// of the database would: every transaction of every handle fails
+    /// while it lasts.
+    fn outage(&self, store: &Self::Store, down: bool);
+}
+
+fn tx<S: HubStore, R>(store: &S, f: impl FnMut(&mut dyn HubState) -> StoreResult<R>) -> R {
+    let mut f = f;
+    store.transact(&mut f).expect("the store works")
+}
+
+fn counts<S: HubStore>(store: &S) -> StoreCounts {
+    tx(store, |t| t.counts())
+}
+
+/// A structurally valid RFC 9420 PrivateMessage whose ciphertext is random
+/// bytes of the size a message with `app_len` bytes of application data
+/// would have: the hub judges it by its framing and membership proof alone.
+pub fn random_private_message(
+    group_id: &[u8],
+    epoch: u64,
+    content_type: ContentType,
+    app_len: usize,
+) -> Vec<u8> {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    let mut out = vec![0, 1, 0, 2];
+    put_vec(&mut out, group_id).expect("short group id");
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.push(content_type.code());
+    put_vec(&mut out, &[]).expect("empty");
+    let mut sender_data = [0u8; 28];
+    rng.fill_bytes(&mut sender_data);
+    put_vec(&mut out, &sender_data).expect("short");
+    let ct_len = crate::codec::varint_len(app_len) + app_len + 1 + 64 + 16;
+    let mut ct = vec![0u8; ct_len];
+    rng.fill_bytes(&mut ct);
+    put_vec(&mut out, &ct).expect("bounded");
+    out
+}
+
+/// STO-2 on one handle: each atomic operation takes effect once and says
+/// so; STO-3: `envelope` shows a response only within its window, and
+/// `expire` drops what expired; the counts follow.
+pub fn primitives<B: Backend>(b: &B) {
+    let s = b.fresh();
+    let nonce = [7u8; TOKEN_NONCE_LEN];
+    assert!(
+        tx(&s, |t| t.spend_token(0, &nonce, 100)),
+        "STO-2: first spend"
+    );
+    assert!(
+        !tx(&s, |t| t.spend_token(0, &nonce, 100)),
+        "STO-2: second spend"
+    );
+    assert!(
+        tx(&s, |t| t.spend_token(1, &nonce, 100)),
+        "codepoints are apart"
+    );
+    let enc = [1u8; 32];
+    assert!(tx(&s, |t| t.insert_envelope(&enc, &[2; 32], 200)));
+    assert!(
+        !tx(&s, |t| t.insert_envelope(&enc, &[3; 32], 200)),
+        "STO-2: enc twice"
+    );
+    let seen = tx(&s, |t| t.envelope(&enc, 10)).expect("recorded");
+    assert_eq!(seen.fingerprint, [2; 32]);
+    assert_eq!(seen.response, None, "no response before it is set");
+    tx(&s, |t| t.set_response(&enc, b"response", 50));
+    let seen = tx(&s, |t| t.envelope(&enc, 49)).expect("recorded");
+    assert_eq!(seen.response.as_deref(), Some(&b"response"[..]));
+    let late = tx(&s, |t| t.envelope(&enc, 50)).expect("still recorded");
+    assert_eq!(late.response, None, "STO-3: no response after its window");
+
+    let g = b"primitives group";
+    let mut r0 = GroupRecord::new(3, 5, 1);
+    r0.pin_fanout_key(5, Secret::new(vec![9; 32]));
+    r0.group_context = vec![1, 2, 3];
+    r0.commitment_required = true;
+    assert!(
+        tx(&s, |t| t.insert_group(g, &r0)),
+        "STO-2: first registration"
+    );
+    assert!(
+        !tx(&s, |t| t.insert_group(g, &r0)),
+        "STO-2: second registration"
+    );
+    assert_eq!(
+        tx(&s, |t| t.group(g)),
+        Some(r0.clone()),
+        "record round trip"
+    );
+    let mut r1 = r0.clone();
+    r1.epoch = 6;
+    r1.pin_fanout_key(6, Secret::new(vec![8; 32]));
+    assert!(
+        !tx(&s, |t| t.advance_group(g, 4, &r1)),
+        "STO-2: CAS from a wrong epoch"
+    );
+    assert!(
+        tx(&s, |t| t.advance_group(g, 5, &r1)),
+        "STO-2: CAS from the epoch read"
+    );
+    assert!(!tx(&s, |t| t.advance_group(g, 5, &r1)), "STO-2: CAS twice");
+    assert_eq!(tx(&s, |t| t.group(g)), Some(r1.clone()));
+    assert!(!tx(&s, |t| t.advance_group(b"no such group", 0, &r1)));
+
+    let h = [4u8; 32];
+    assert!(
+        tx(&s, |t| t.record_handshake(g, 6, &h)),
+        "STO-2: first hash"
+    );
+    assert!(
+        !tx(&s, |t| t.record_handshake(g, 6, &h)),
+        "STO-2: second hash"
+    );
+    assert!(tx(&s, |t| t.handshake_accepted(g, &h)));
+    assert!(!tx(&s, |t| t.handshake_accepted(b"other group", &h)));
+    tx(&s, |t| t.forget_handshakes(g, 5));
+    assert!(
+        tx(&s, |t| t.handshake_accepted(g, &h)),
+        "epoch 6 survives forgetting 5"
+    );
+    tx(&s, |t| t.forget_handshakes(g, 6));
+    assert!(!tx(&s, |t| t.handshake_accepted(g, &h)));
+
+    tx(&s, |t| t.set_leaf_signature_key(g, 3, Some(b"key 3")));
+    assert_eq!(
+        tx(&s, |t| t.leaf_signature_key(g, 3)),
+        Some(b"key 3".to_vec())
+    );
+    tx(&s, |t| t.set_leaf_signature_key(g, 3, None));
+    assert_eq!(tx(&s, |t| t.leaf_signature_key(g, 3)), None);
+
+    let before = counts(&s);
+    assert_eq!(
+        (before.spent_tokens, before.envelopes, before.groups),
+        (2, 1, 1),
+        "{before:?}"
+    );
+    tx(&s, |t| t.expire(100));
+    let after = counts(&s);
+    assert_eq!(
+        after.spent_tokens, 0,
+        "STO-3: spent tokens expire with their key"
+    );
+    assert_eq!(after.envelopes, 1, "the enc lives until 200");
+    tx(&s, |t| t.expire(200));
+    assert_eq!(
+        counts(&s).envelopes,
+        0,
+        "STO-3: enc records expire with their key"
+    );
+    assert_eq!(counts(&s).groups, 1, "groups do not expire");
+}
+
+/// STO-1: a transaction that fails after writing leaves nothing behind,
+/// and the error reaches the caller.
+pub fn rollback<B: Backend>(b: &B) {
+    let s = b.fresh();
+    let nonce = [5u8; TOKEN_NONCE_LEN];
+    let g = b"rollback group";
+    let result: StoreResult<()> = s.transact(&mut |t| {
+        t.spend_token(0, &nonce, 100)?;
+        t.insert_envelope(&[6; 32], &[0; 32], 100)?;
+        t.insert_group(g, &GroupRecord::new(0, 0, 1))?;
+        t.set_leaf_signature_key(g, 0, Some(b"k"))?;
+        t.record_handshake(g, 0, &[1; 32])?;
+        Err(StoreError::new("test", "fails after writing"))
+    });
+    assert!(result.is_err(), "STO-1: the error reaches the caller");
+    assert_eq!(counts(&s), StoreCounts::default(), "STO-1: nothing kept");
+    assert!(
+        tx(&s, |t| t.spend_token(0, &nonce, 100)),
+        "the token is still unspent"
+    );
+}
+
+/// A demo hub (the keys of [`DemoWorld`]) over `store`, with the demo
+/// group `group` provisioned at epoch 1, and a client with tokens for it.
+fn demo_hub<S: HubStore>(store: S, group: &[u8]) -> (DemoWorld<S>, Sender) {
+    let world = DemoWorld::with_store(store).expect("demo world");
+    let mut client = world.client().expect("demo client");
+    let mut record = GroupRecord::new(0, 1, 1);
+    record.pin_fanout_key(1, demo_fanout_key(group, 1));
+    world.hub.provision(group, record).expect("provision");
+    client.add_tokens(Some(group), &world.hub.issue_tokens(Some(group)));
+    (world, client)
+}
+
+fn application(client: &mut Sender, group: &[u8], epoch: u64) -> crate::sender::SealedEnvelope {
+    let keys = EpochKeys::derive(&demo_fanout_key(group, epoch), epoch).expect("keys");
+    let msg = random_private_message(group, epoch, ContentType::Application, 32);
+    client
+        .seal(
+            &msg,
+            SealOptions {
+                membership: Some(&keys),
+                ..SealOptions::default()
+            },
+        )
+        .expect("seal")
+}
+
+/// HUB-5, RSP-4, TOK-6 through the store: an identical resend gets the
+/// recorded response and is not processed; after the retry window it gets
+/// random bytes; a spent token in a new envelope gets `token_reused`. On a
+/// second handle (another front-end) the same holds.
+pub fn resend_and_spent_token<B: Backend>(b: &B) {
+    let group = b"resend group";
+    let s = b.fresh();
+    let (mut world, mut client) = demo_hub(b.share(&s), group);
+    world.hub.set_retry_window(300);
+    let token: RoutingToken = world.hub.issue_tokens(Some(group))[0];
+    client.add_tokens(Some(group), &[token, token]);
+    // Use up the pool so the next two envelopes carry `token` twice.
+    while client.pool_len(Some(group)) > 2 {
+        let e = application(&mut client, group, 1);
+        let out = world.hub.handle(&e.bytes, NOW);
+        assert!(out.view.is_some());
+    }
+    let first = application(&mut client, group, 1);
+    let out = world.hub.handle(&first.bytes, NOW);
+    assert_eq!(out.view.expect("opened").status, Status::Accepted);
+    let (mut other, _) = demo_hub(b.share(&s), b"resend other group");
+    for hub in [&mut world.hub, &mut other.hub] {
+        let again = hub.handle(&first.bytes, NOW + 299);
+        assert!(again.from_cache && again.view.is_none(), "RSP-4");
+        assert_eq!(again.response, out.response, "RSP-4: byte for byte");
+    }
+    let late = world.hub.handle(&first.bytes, NOW + 300);
+    assert!(
+        !late.from_cache && late.view.is_none(),
+        "HUB-5: after the window"
+    );
+    assert_ne!(late.response, out.response);
+    let second = application(&mut client, group, 1);
+    let out2 = other.hub.handle(&second.bytes, NOW);
+    assert_eq!(
+        out2.view.expect("opened").status,
+        Status::Rejected(RejectReason::TokenReused),
+        "TOK-6 across front-ends"
+    );
+}
+
+/// STO-1 through the hub: while the store is down every envelope gets the
+/// `unavailable` response, nothing is kept (a resend is processed once the
+/// store is back), nothing accepted before is lost, and no call panics.
+pub fn outage<B: Backend>(b: &B) {
+    let group = b"outage group";
+    let s = b.fresh();
+    let (mut world, mut client) = demo_hub(b.share(&s), group);
+    let before = application(&mut client, group, 1);
+    let out = world.hub.handle(&before.bytes, NOW);
+    assert_eq!(out.view.expect("opened").status, Status::Accepted);
+    let counts_before = counts(&s);
+
+    b.outage(&s, true);
+    let during = application(&mut client, group, 1);
+    for _ in 0..3 {
+        let out = world.hub.handle(&during.bytes, NOW);
+        assert!(out.view.is_none() && !out.from_cache);
+        let r = client
+            .open_response(&during.pending, &out.response)
+            .expect("STO-1: the unavailable response opens for its sender");
+        assert_eq!(r.status, Status::Rejected(RejectReason::Unavailable));
+    }
+    assert!(world.hub.group(group).is_err(), "reads fail too");
+    b.outage(&s, false);
+
+    assert_eq!(
+        counts(&s),
+        counts_before,
+        "STO-1: nothing kept, nothing lost"
+    );
+    let resent = world.hub.handle(&during.bytes, NOW);
+    assert_eq!(
+        resent
+            .view
+            .expect("processed once the store is back")
+            .status,
+        Status::Accepted
+    );
+    let replay = world.hub.handle(&before.bytes, NOW);
+    assert!(
+        replay.from_cache,
+        "accepted before the outage, still recorded"
+    );
+}
+
+/// A room at epoch 0 on a hub over `store`, with a unique group id.
+fn room_on<S: HubStore>(world: &DemoWorld<S>, n: usize) -> Room {
+    let component = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+        .expect("demo component");
+    let mut id = b"race room ".to_vec();
+    id.extend_from_slice(&(n as u64).to_be_bytes());
+    let room = Room::with_group_id(1, &component, Some(id)).expect("room");
+    world
+        .hub
+        .provision(&room.group_id, room.record(0).expect("record"))
+        .expect("provision");
+    for leaf in &room.leaves {
+        world
+            .hub
+            .set_leaf_signature_key(&room.group_id, leaf.index, Some(&leaf.signature_public))
+            .expect("leaf key");
+    }
+    room
+}
+
+/// A sealed commit of `room`'s epoch 0 (private handshake, key layer and
+/// F of epoch 1), distinct per `salt`.
+fn commit<S: HubStore>(
+    world: &DemoWorld<S>,
+    client: &mut Sender,
+    room: &mut Room,
+    salt: u8,
+) -> Vec<u8> {
+    let protected = room
+        .protect_with(0, ContentType::Commit, b"", [salt; 4])
+        .expect("commit");
+    let policy_key = world
+        .signed_config
+        .configuration
+        .current(KeyUse::Policy)
+        .expect("policy key")
+        .clone();
+    let key_layer = keylayer::seal(
+        &policy_key,
+        HpkeSuite::MANDATORY,
+        room.suite.code(),
+        &protected.message,
+        protected.key_layer.as_ref().expect("key layer"),
+    )
+    .expect("key layer");
+    let membership = room.membership_keys(0).expect("keys");
+    client
+        .seal(
+            &protected.message,
+            SealOptions {
+                key_layer: Some(&key_layer),
+                fanout_key: Some(room.epoch(1).expect("epoch 1").f.clone()),
+                membership: Some(&membership),
+                ..SealOptions::default()
+            },
+        )
+        .expect("seal")
+        .bytes
+}
+
+/// Runs `a` on one front-end and `b` on the other at the same moment.
+fn at_once<S: HubStore + Send + 'static>(
+    hubs: &mut [DemoWorld<S>; 2],
+    envelopes: [Vec<u8>; 2],
+) -> [crate::hub::HubOutcome; 2] {
+    let barrier = Arc::new(Barrier::new(2));
+    let [h0, h1] = hubs;
+    let [e0, e1] = envelopes;
+    thread::scope(|scope| {
+        let b0 = barrier.clone();
+        let t0 = scope.spawn(move || {
+            b0.wait();
+            h0.hub.handle(&e0, NOW)
+        });
+        let b1 = barrier.clone();
+        let t1 = scope.spawn(move || {
+            b1.wait();
+            h1.hub.handle(&e1, NOW)
+        });
+        [
+            t0.join().expect("front-end 0"),
+            t1.join().expect("front-end 1"),
+        ]
+    })
+}
+
+/// STO-2, HUB-4: two front-ends on one store, given two different valid
+/// commits for the same epoch at the same moment, accept exactly one,
+/// every time; the other gets `stale_epoch` (or, if the first commit's
+/// epoch change was visible before it was checked, `stale_epoch` as
+/// well), and the group is one epoch further.
+pub fn race_commits<B: Backend>(b: &B, trials: usize) {
+    let s = b.fresh();
+    let mut hubs = [
+        DemoWorld::with_store(b.share(&s)).expect("front-end 0"),
+        DemoWorld::with_store(b.share(&s)).expect("front-end 1"),
+    ];
+    let mut client = hubs[0].client().expect("client");
+    for n in 0..trials {
+        let mut room = room_on(&hubs[0], n);
+        let group = room.group_id.clone();
+        client.add_tokens(Some(&group), &hubs[0].hub.issue_tokens(Some(&group)));
+        let a = commit(&hubs[0], &mut client, &mut room, 1);
+        let c = commit(&hubs[0], &mut client, &mut room, 2);
+        let outs = at_once(&mut hubs, [a, c]);
+        let statuses: Vec<Status> = outs
+            .iter()
+            .map(|o| o.view.as_ref().expect("opened").status)
+            .collect();
+        let accepted = statuses.iter().filter(|s| **s == Status::Accepted).count();
+        assert_eq!(
+            accepted, 1,
+            "trial {n}: STO-2, one commit wins: {statuses:?}"
+        );
+        assert!(
+            statuses.contains(&Status::Rejected(RejectReason::StaleEpoch)),
+            "trial {n}: the loser sees the epoch moved: {statuses:?}"
+        );
+        let record = hubs[1].hub.group(&group).expect("store").expect("group");
+        assert_eq!(record.epoch, 1, "trial {n}: exactly one epoch further");
+    }
+}
+
+/// STO-2, HUB-5: one envelope sent to two front-ends at the same moment
+/// is processed by exactly one, every time, with a routable and with an
+/// unroutable token; the other answers from the record.
+pub fn race_same_envelope<B: Backend>(b: &B, trials: usize) {
+    let group = b"twin group";
+    let s = b.fresh();
+    let (w0, mut client) = demo_hub(b.share(&s), group);
+    let w1 = DemoWorld::with_store(b.share(&s)).expect("front-end 1");
+    let mut hubs = [w0, w1];
+    for n in 0..trials {
+        let routable = n % 2 == 0;
+        if !routable {
+            // An empty pool: the sender uses the unroutable codepoint.
+            while client.pool_len(Some(group)) > 0 {
+                let e = application(&mut client, group, 1);
+                let _ = hubs[0].hub.handle(&e.bytes, NOW);
+            }
+        } else if client.pool_len(Some(group)) == 0 {
+            client.add_tokens(Some(group), &hubs[0].hub.issue_tokens(Some(group)));
+        }
+        let e = application(&mut client, group, 1);
+        let before = counts(&s).envelopes;
+        let outs = at_once(&mut hubs, [e.bytes.clone(), e.bytes.clone()]);
+        let processed = outs.iter().filter(|o| o.view.is_some()).count();
+        assert_eq!(
+            processed, 1,
+            "trial {n} (routable: {routable}): processed once"
+        );
+        assert_eq!(outs[0].response, outs[1].response, "trial {n}: same answer");
+        assert_eq!(counts(&s).envelopes, before + 1, "trial {n}: one record");
+        let r = client
+            .open_response(&e.pending, &outs[0].response)
+            .expect("the response opens");
+        assert_eq!(r.status, Status::Accepted, "trial {n}");
+    }
+}
+
+/// STO-3: `n` envelopes across a token-key and a hub-key rotation (half
+/// before, half after; the first keys expire in between): afterwards the
+/// store holds only the spent tokens and `enc` records of the live keys,
+/// and response bytes only within the retry window. Returns the counts.
+pub fn bounded<B: Backend>(b: &B, n: usize) -> StoreCounts {
+    let group = b"bounded group";
+    let s = b.fresh();
+    let t0 = NOW;
+    let half = n / 2;
+    // The first keys live through phase one (one envelope per second).
+    let t1 = NOW + half as u64 + 10;
+    let window = 60;
+    let hub_at = |hub_ikm: &[u8], token_cp: u8, not_after: u64| {
+        let keys = vec![
+            HubKeyPair::derive(
+                token_cp + 1,
+                KeyUse::Hub,
+                &[HpkeSuite::MANDATORY],
+                hub_ikm,
+                not_after,
+            )
+            .expect("hub key"),
+            HubKeyPair::derive(
+                1,
+                KeyUse::Policy,
+                &[HpkeSuite::MANDATORY],
+                &[0x77; 32],
+                u64::MAX,
+            )
+            .expect("policy key"),
+        ];
+        let tokens = TokenKeys::new(vec![
+            TokenKey::new(token_cp, [token_cp + 1; 16], not_after).expect("token key")
+        ])
+        .expect("token keys");
+        let mut hub = HubFrontEnd::new(keys, tokens, 16, 0, b.share(&s)).expect("front-end");
+        hub.set_retry_window(window);
+        hub
+    };
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let client_for = |hub: &HubFrontEnd<B::Store>| {
+        let signed = hub.configuration(1).sign(&signing).expect("sign");
+        let component = HubSigningKey::ed25519(&signing.verifying_key());
+        Sender::new(signed.verify(&component, t0).expect("verified"))
+    };
+    let mut record = GroupRecord::new(0, 1, 1);
+    record.pin_fanout_key(1, demo_fanout_key(group, 1));
+    let phases = [
+        (hub_at(&[0xA; 32], 0, t1), t0),
+        (hub_at(&[0xB; 32], 1, u64::MAX), t1 + 1),
+    ];
+    let mut last_times = Vec::new();
+    for (i, (mut hub, start)) in phases.into_iter().enumerate() {
+        hub.provision(group, record.clone()).expect("provision");
+        let mut client = client_for(&hub);
+        client.add_tokens(Some(group), &hub.issue_tokens(Some(group)));
+        let count = if i == 0 { half } else { n - half };
+        for k in 0..count {
+            // One envelope per second of the caller's clock in phase two,
+            // so that the retry window keeps a known number of responses.
+            let now = start + k as u64;
+            let e = application(&mut client, group, 1);
+            let out = hub.handle(&e.bytes, now);
+            let r = client
+                .open_response(&e.pending, &out.response)
+                .expect("response");
+            assert_eq!(r.status, Status::Accepted, "envelope {k} of phase {i}");
+            last_times.push(now);
+        }
+        if i == 1 {
+            let end = start + count as u64;
+            hub.expire(end).expect("expire");
+        }
+    }
+    let c = counts(&s);
+    let second = n - half;
+    assert_eq!(
+        c.spent_tokens, second,
+        "STO-3: only tokens of the live token key: {c:?}"
+    );
+    assert_eq!(
+        c.envelopes, second,
+        "STO-3: only enc records of the live hub key: {c:?}"
+    );
+    assert!(
+        c.cached_responses <= window as usize,
+        "STO-3: responses only within the retry window: {c:?}"
+    );
+    assert_eq!(c.groups, 1);
+    c
+}
