@@ -1,5 +1,5 @@
 //! The hub's state and the contract every store of it meets (spec section
-//! "Hub State", requirements STO-1 to STO-5).
+//! "Hub State", requirements STO-1 to STO-4).
 //!
 //! The front-end keeps, per group, the shard its tokens route to, the
 //! current epoch, F of the live epochs, the leaves' signature keys and the

@@ -8,7 +8,6 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion};
 use hpke_rs::{hpke_types, Hpke, HpkePrivateKey, HpkePublicKey, Mode};
 use hpke_rs_rust_crypto::HpkeRustCrypto;
-use mimi_onion::codec::put_vec;
 use mimi_onion::config::KeyUse;
 use mimi_onion::fanout::EpochKeys;
 use mimi_onion::mls::message::ContentType;
@@ -19,7 +18,6 @@ use mimi_onion::state::GroupRecord;
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::{self, DemoWorld};
 use mimi_onion::wire::HEADER_LEN;
-use rand::Rng;
 
 /// Application data sizes of the PrivateMessages every group measures.
 pub const SIZES: [usize; 4] = [64, 1 << 10, 16 << 10, 256 << 10];
@@ -98,31 +96,9 @@ pub fn app_options(keys: &EpochKeys) -> SealOptions<'_> {
     }
 }
 
-/// A structurally valid RFC 9420 PrivateMessage whose ciphertext is random
-/// bytes of the size a message with `app_len` bytes of application data
-/// would have (content vector, an Ed25519 signature, the AEAD tag); as in
-/// `tests/common/mod.rs`.
-pub fn private_message(
-    group_id: &[u8],
-    epoch: u64,
-    content_type: ContentType,
-    app_len: usize,
-) -> Vec<u8> {
-    let mut rng = rand::rng();
-    let mut out = vec![0, 1, 0, 2];
-    put_vec(&mut out, group_id).expect("group id");
-    out.extend_from_slice(&epoch.to_be_bytes());
-    out.push(content_type.code());
-    put_vec(&mut out, &[]).expect("authenticated data");
-    let mut sender_data = [0u8; 28];
-    rng.fill_bytes(&mut sender_data);
-    put_vec(&mut out, &sender_data).expect("sender data");
-    let ct_len = mimi_onion::codec::varint_len(app_len) + app_len + 1 + 64 + 16;
-    let mut ct = vec![0u8; ct_len];
-    rng.fill_bytes(&mut ct);
-    put_vec(&mut out, &ct).expect("ciphertext");
-    out
-}
+/// A structurally valid RFC 9420 PrivateMessage with a random ciphertext
+/// of the size `app_len` bytes of application data would have.
+pub use mimi_onion::test_utils::private_message;
 
 /// An application PrivateMessage for [`GROUP`] with `app_len` bytes of
 /// application data.

@@ -208,6 +208,33 @@ pub fn to_hex(b: &[u8]) -> String {
     s
 }
 
+/// A structurally valid RFC 9420 PrivateMessage whose ciphertext is random
+/// bytes of the size a message with `app_len` bytes of application data
+/// would have (content vector, an Ed25519 signature, the AEAD tag): the
+/// hub judges it by its framing and membership proof alone.
+pub fn private_message(
+    group_id: &[u8],
+    epoch: u64,
+    content_type: ContentType,
+    app_len: usize,
+) -> Vec<u8> {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    let mut out = vec![0, 1, 0, 2];
+    crate::codec::put_vec(&mut out, group_id).expect("short group id");
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.push(content_type.code());
+    crate::codec::put_vec(&mut out, &[]).expect("empty");
+    let mut sender_data = [0u8; 28];
+    rng.fill_bytes(&mut sender_data);
+    crate::codec::put_vec(&mut out, &sender_data).expect("short");
+    let ct_len = crate::codec::varint_len(app_len) + app_len + 1 + 64 + 16;
+    let mut ct = vec![0u8; ct_len];
+    rng.fill_bytes(&mut ct);
+    crate::codec::put_vec(&mut out, &ct).expect("bounded");
+    out
+}
+
 /// The official message-protection vectors (RFC 9420), parsed.
 pub fn message_protection_vectors() -> Res<Vec<Value>> {
     serde_json::from_str(MESSAGE_PROTECTION).map_err(|_| Error::Malformed("embedded vectors"))

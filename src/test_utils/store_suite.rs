@@ -12,7 +12,6 @@
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use crate::codec::put_vec;
 use crate::config::{HubSigningKey, KeyUse};
 use crate::fanout::EpochKeys;
 use crate::hub::HubFrontEnd;
@@ -25,7 +24,7 @@ use crate::sender::{SealOptions, Sender};
 use crate::state::{GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult};
 use crate::suite::HpkeSuite;
 use crate::test_utils::room::Room;
-use crate::test_utils::{demo_fanout_key, DemoWorld, NOW};
+use crate::test_utils::{demo_fanout_key, private_message, DemoWorld, NOW};
 use crate::token::{RoutingToken, TokenKey, TokenKeys, TOKEN_NONCE_LEN};
 
 /// What the suite needs of a store implementation.
@@ -50,32 +49,6 @@ fn tx<S: HubStore, R>(store: &S, f: impl FnMut(&mut dyn HubState) -> StoreResult
 
 fn counts<S: HubStore>(store: &S) -> StoreCounts {
     tx(store, |t| t.counts())
-}
-
-/// A structurally valid RFC 9420 PrivateMessage whose ciphertext is random
-/// bytes of the size a message with `app_len` bytes of application data
-/// would have: the hub judges it by its framing and membership proof alone.
-pub fn random_private_message(
-    group_id: &[u8],
-    epoch: u64,
-    content_type: ContentType,
-    app_len: usize,
-) -> Vec<u8> {
-    use rand::Rng as _;
-    let mut rng = rand::rng();
-    let mut out = vec![0, 1, 0, 2];
-    put_vec(&mut out, group_id).expect("short group id");
-    out.extend_from_slice(&epoch.to_be_bytes());
-    out.push(content_type.code());
-    put_vec(&mut out, &[]).expect("empty");
-    let mut sender_data = [0u8; 28];
-    rng.fill_bytes(&mut sender_data);
-    put_vec(&mut out, &sender_data).expect("short");
-    let ct_len = crate::codec::varint_len(app_len) + app_len + 1 + 64 + 16;
-    let mut ct = vec![0u8; ct_len];
-    rng.fill_bytes(&mut ct);
-    put_vec(&mut out, &ct).expect("bounded");
-    out
 }
 
 /// STO-2 on one handle: each atomic operation takes effect once and says
@@ -229,7 +202,7 @@ fn demo_hub<S: HubStore>(store: S, group: &[u8]) -> (DemoWorld<S>, Sender) {
 
 fn application(client: &mut Sender, group: &[u8], epoch: u64) -> crate::sender::SealedEnvelope {
     let keys = EpochKeys::derive(&demo_fanout_key(group, epoch), epoch).expect("keys");
-    let msg = random_private_message(group, epoch, ContentType::Application, 32);
+    let msg = private_message(group, epoch, ContentType::Application, 32);
     client
         .seal(
             &msg,

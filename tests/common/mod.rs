@@ -40,30 +40,9 @@ pub fn world() -> (DemoWorld, Sender) {
     (world, client)
 }
 
-/// A structurally valid RFC 9420 PrivateMessage whose ciphertext is random
-/// bytes of the size a message with `app_len` bytes of application data
-/// would have (content vector, an Ed25519 signature, the AEAD tag).
-pub fn private_message(
-    group_id: &[u8],
-    epoch: u64,
-    content_type: ContentType,
-    app_len: usize,
-) -> Vec<u8> {
-    let mut rng = rand::rng();
-    let mut out = vec![0, 1, 0, 2];
-    put_vec(&mut out, group_id).unwrap();
-    out.extend_from_slice(&epoch.to_be_bytes());
-    out.push(content_type.code());
-    put_vec(&mut out, &[]).unwrap();
-    let mut sender_data = [0u8; 28];
-    rng.fill_bytes(&mut sender_data);
-    put_vec(&mut out, &sender_data).unwrap();
-    let ct_len = mimi_onion::codec::varint_len(app_len) + app_len + 1 + 64 + 16;
-    let mut ct = vec![0u8; ct_len];
-    rng.fill_bytes(&mut ct);
-    put_vec(&mut out, &ct).unwrap();
-    out
-}
+/// A structurally valid RFC 9420 PrivateMessage with a random ciphertext
+/// of the size `app_len` bytes of application data would have.
+pub use mimi_onion::test_utils::private_message;
 
 /// A PublicMessage from member leaf 0, framed as RFC 9420 requires up to
 /// its content type, with a random body: the hub front-end judges
