@@ -242,9 +242,19 @@ impl<S: HubStore> HubFrontEnd<S> {
         };
         let digest = resend_fingerprint(&env);
         let not_after = key.config.not_after;
+        // STO-3: expiry rides along at most once per interval; the next
+        // one is due only once a transaction that ran it committed.
+        let expire = now >= core.next_expiry.load(AtomicOrdering::Relaxed);
         let done = self.store.transact(&mut |tx| {
+            if expire {
+                tx.expire(now)?;
+            }
             core.process(tx, &env, &secret, &plaintext, &digest, not_after, now)
         });
+        if expire && done.is_ok() {
+            core.next_expiry
+                .store(now.saturating_add(EXPIRY_INTERVAL), AtomicOrdering::Relaxed);
+        }
         match done {
             Ok(Processed::Fresh { response, view }) => HubOutcome {
                 response,
@@ -392,8 +402,9 @@ enum Processed {
 
 impl FrontEnd {
     /// The store's part of [`HubFrontEnd::handle`], inside one transaction:
-    /// expiry when due, the `enc` record (HUB-5, first writer wins), the
-    /// processing rules, the response kept for the retry window.
+    /// the `enc` record (HUB-5, first writer wins), the processing rules,
+    /// the response kept for the retry window. Has no effect outside `tx`
+    /// (a store may run it again).
     #[allow(clippy::too_many_arguments)]
     fn process(
         &self,
@@ -405,15 +416,9 @@ impl FrontEnd {
         not_after: u64,
         now: u64,
     ) -> StoreResult<Processed> {
-        if now >= self.next_expiry.load(AtomicOrdering::Relaxed) {
-            tx.expire(now)?;
-            self.next_expiry
-                .store(now.saturating_add(EXPIRY_INTERVAL), AtomicOrdering::Relaxed);
-        }
-        if let Some(seen) = tx.envelope(env.enc, now)? {
-            return Ok(Processed::Seen(seen));
-        }
-        // STO-3: the `enc` is kept as long as its hub key lives.
+        // STO-2, STO-3: record the `enc` (kept as long as its hub key lives)
+        // unless it is recorded already: a resend, or a twin that another
+        // front-end processed first. One statement either way.
         if !tx.insert_envelope(env.enc, digest, not_after)? {
             let seen = tx.envelope(env.enc, now)?.unwrap_or(CachedResponse {
                 fingerprint: [0; 32],

@@ -125,7 +125,11 @@ impl PolicyEngine {
     /// What the engine read from the handshake messages it accepted, oldest
     /// first (the engine's own log).
     ///
-    /// The log is bounded: it holds the last [`AUDIT_LEN`] entries.
+    /// The log is bounded: it holds the last [`AUDIT_LEN`] entries. An
+    /// entry is written when the engine accepts a message, inside the
+    /// hub's store transaction; if that transaction then fails or loses a
+    /// race (another front-end's commit won), the entry stays: the engine
+    /// did read that message.
     pub fn audit(&self) -> Vec<PolicyAudit> {
         self.audit
             .lock()

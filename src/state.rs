@@ -135,6 +135,11 @@ impl StoreError {
     pub fn what(&self) -> &'static str {
         self.what
     }
+
+    /// The backend's own message (for the local log only).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
 }
 
 impl core::fmt::Display for StoreError {
@@ -237,8 +242,16 @@ pub trait HubState {
 pub trait HubStore {
     /// Runs `f` as one transaction: all its changes take effect together
     /// or, if `f` or the commit fails, none does (STO-1). A store may run
-    /// `f` more than once (after a serialization conflict), so `f` must
-    /// have no effect outside the [`HubState`] it is given.
+    /// `f` more than once (after a serialization conflict or a lost
+    /// connection), so whatever `f` does outside the [`HubState`] it is
+    /// given must be harmless to repeat or to keep after a rollback (the
+    /// front-end only drops derived keys from a cache there).
+    ///
+    /// A networked store cannot always know whether its COMMIT took effect
+    /// when the connection breaks during it; it then reports an error,
+    /// and the hub answers `unavailable` for a transaction that may have
+    /// committed. HUB-5 keeps that safe: a resend finds the `enc` recorded
+    /// and gets the recorded response.
     fn transact<R>(&self, f: &mut dyn FnMut(&mut dyn HubState) -> StoreResult<R>)
         -> StoreResult<R>;
 }

@@ -56,10 +56,7 @@ fn sto2_race_one_envelope_processed_once() {
 
 #[test]
 fn sto3_bounded_across_key_rotations() {
-    let n = std::env::var("MIMI_ONION_BOUNDED_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = store_suite::bounded_n();
     let counts = store_suite::bounded(&Memory, n);
     println!("in-memory store after {n} envelopes: {counts:?}");
 }

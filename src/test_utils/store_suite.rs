@@ -190,7 +190,7 @@ pub fn rollback<B: Backend>(b: &B) {
 
 /// A demo hub (the keys of [`DemoWorld`]) over `store`, with the demo
 /// group `group` provisioned at epoch 1, and a client with tokens for it.
-fn demo_hub<S: HubStore>(store: S, group: &[u8]) -> (DemoWorld<S>, Sender) {
+pub fn demo_hub<S: HubStore>(store: S, group: &[u8]) -> (DemoWorld<S>, Sender) {
     let world = DemoWorld::with_store(store).expect("demo world");
     let mut client = world.client().expect("demo client");
     let mut record = GroupRecord::new(0, 1, 1);
@@ -200,7 +200,9 @@ fn demo_hub<S: HubStore>(store: S, group: &[u8]) -> (DemoWorld<S>, Sender) {
     (world, client)
 }
 
-fn application(client: &mut Sender, group: &[u8], epoch: u64) -> crate::sender::SealedEnvelope {
+/// A sealed application message of `group` in `epoch` (demo F, membership
+/// proof), with the next token of the client's pool for the group.
+pub fn application(client: &mut Sender, group: &[u8], epoch: u64) -> crate::sender::SealedEnvelope {
     let keys = EpochKeys::derive(&demo_fanout_key(group, epoch), epoch).expect("keys");
     let msg = private_message(group, epoch, ContentType::Application, 32);
     client
@@ -301,7 +303,7 @@ pub fn outage<B: Backend>(b: &B) {
 }
 
 /// A room at epoch 0 on a hub over `store`, with a unique group id.
-fn room_on<S: HubStore>(world: &DemoWorld<S>, n: usize) -> Room {
+pub fn room_on<S: HubStore>(world: &DemoWorld<S>, n: usize) -> Room {
     let component = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
         .expect("demo component");
     let mut id = b"race room ".to_vec();
@@ -322,7 +324,7 @@ fn room_on<S: HubStore>(world: &DemoWorld<S>, n: usize) -> Room {
 
 /// A sealed commit of `room`'s epoch 0 (private handshake, key layer and
 /// F of epoch 1), distinct per `salt`.
-fn commit<S: HubStore>(
+pub fn commit<S: HubStore>(
     world: &DemoWorld<S>,
     client: &mut Sender,
     room: &mut Room,
@@ -361,7 +363,7 @@ fn commit<S: HubStore>(
 }
 
 /// Runs `a` on one front-end and `b` on the other at the same moment.
-fn at_once<S: HubStore + Send + 'static>(
+pub fn at_once<S: HubStore + Send + 'static>(
     hubs: &mut [DemoWorld<S>; 2],
     envelopes: [Vec<u8>; 2],
 ) -> [crate::hub::HubOutcome; 2] {
@@ -458,6 +460,15 @@ pub fn race_same_envelope<B: Backend>(b: &B, trials: usize) {
             .expect("the response opens");
         assert_eq!(r.status, Status::Accepted, "trial {n}");
     }
+}
+
+/// How many envelopes [`bounded`] sends: `MIMI_ONION_BOUNDED_N`, else
+/// 10,000 so that a developer's `cargo test` stays quick; CI sets 100,000.
+pub fn bounded_n() -> usize {
+    std::env::var("MIMI_ONION_BOUNDED_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
 }
 
 /// STO-3: `n` envelopes across a token-key and a hub-key rotation (half
