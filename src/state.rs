@@ -74,6 +74,40 @@ impl GroupRecord {
             .map(|(_, f)| f)
     }
 
+    /// F per epoch as one byte string, for a store's column: per entry the
+    /// epoch (8 bytes, big-endian), the length of F (2 bytes, big-endian)
+    /// and F. Zeroized on drop.
+    pub fn encode_fanout_keys(&self) -> crate::Res<zeroize::Zeroizing<Vec<u8>>> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
+            self.fanout_keys.iter().map(|(_, f)| 10 + f.len()).sum(),
+        ));
+        for (epoch, f) in &self.fanout_keys {
+            let len = u16::try_from(f.len())
+                .map_err(|_| crate::Error::TooLarge("F longer than 65535 bytes"))?;
+            out.extend_from_slice(&epoch.to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(f.expose());
+        }
+        Ok(out)
+    }
+
+    /// The F list of [`GroupRecord::encode_fanout_keys`] back; a truncated
+    /// entry (or trailing bytes) is [`crate::Error::Malformed`].
+    pub fn decode_fanout_keys(mut bytes: &[u8]) -> crate::Res<Vec<(u64, Secret)>> {
+        let corrupt = || crate::Error::Malformed("fanout_keys: truncated entry");
+        let mut keys = Vec::new();
+        while !bytes.is_empty() {
+            let (head, rest) = bytes.split_at_checked(10).ok_or_else(corrupt)?;
+            let mut epoch = [0u8; 8];
+            epoch.copy_from_slice(&head[..8]);
+            let len = usize::from(u16::from_be_bytes([head[8], head[9]]));
+            let (f, rest) = rest.split_at_checked(len).ok_or_else(corrupt)?;
+            keys.push((u64::from_be_bytes(epoch), Secret::from_slice(f)));
+            bytes = rest;
+        }
+        Ok(keys)
+    }
+
     /// Pins F for `epoch` and forgets those older than `epoch - 1`.
     pub fn pin_fanout_key(&mut self, epoch: u64, f: Secret) {
         self.fanout_keys
@@ -578,5 +612,42 @@ impl HubStore for InMemoryHubStore {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The F list round-trips, values at the top of `u64` included; every
+    /// cut that is not at an entry boundary, and a trailing byte, is an
+    /// error; an F too long for its length field is refused.
+    #[test]
+    fn fanout_keys_round_trip_and_corrupt_bytes_are_errors() {
+        let mut r = GroupRecord::new(0, 0, 1);
+        r.fanout_keys = vec![
+            (u64::MAX - 1, Secret::new(vec![1; 32])),
+            (u64::MAX, Secret::new(vec![2; 32])),
+            (0, Secret::new(Vec::new())),
+        ];
+        let bytes = r.encode_fanout_keys().unwrap();
+        assert_eq!(
+            GroupRecord::decode_fanout_keys(&bytes).unwrap(),
+            r.fanout_keys
+        );
+        assert_eq!(GroupRecord::decode_fanout_keys(&[]).unwrap(), Vec::new());
+        for cut in 1..bytes.len() {
+            if cut != 42 && cut != 84 {
+                assert!(
+                    GroupRecord::decode_fanout_keys(&bytes[..cut]).is_err(),
+                    "{cut}"
+                );
+            }
+        }
+        let mut trailing = bytes.to_vec();
+        trailing.push(0);
+        assert!(GroupRecord::decode_fanout_keys(&trailing).is_err());
+        r.fanout_keys = vec![(1, Secret::new(vec![0; 65_536]))];
+        assert!(r.encode_fanout_keys().is_err());
     }
 }

@@ -107,7 +107,6 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use mimi_onion::secret::Secret;
 use mimi_onion::state::{
     CachedResponse, GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult,
 };
@@ -143,38 +142,6 @@ pub fn u64_to_sql(v: u64) -> i64 {
 /// The `u64` a `BIGINT` of [`u64_to_sql`] stores.
 pub fn u64_from_sql(v: i64) -> u64 {
     u64::from_be_bytes(v.to_be_bytes()) ^ (1 << 63)
-}
-
-/// F per epoch as the `fanout_keys` column holds it.
-fn encode_fanout_keys(keys: &[(u64, Secret)]) -> StoreResult<Zeroizing<Vec<u8>>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(
-        keys.iter().map(|(_, f)| 10 + f.len()).sum(),
-    ));
-    for (epoch, f) in keys {
-        let len = u16::try_from(f.len())
-            .map_err(|_| StoreError::new("encode group", "F longer than 65535 bytes"))?;
-        out.extend_from_slice(&epoch.to_be_bytes());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(f.expose());
-    }
-    Ok(out)
-}
-
-/// The `fanout_keys` column back as F per epoch; any length that does not
-/// add up is a corrupt row.
-fn decode_fanout_keys(mut bytes: &[u8]) -> StoreResult<Vec<(u64, Secret)>> {
-    let corrupt = || StoreError::new("group", "corrupt row: fanout_keys does not parse");
-    let mut keys = Vec::new();
-    while !bytes.is_empty() {
-        let (head, rest) = bytes.split_at_checked(10).ok_or_else(corrupt)?;
-        let mut epoch = [0u8; 8];
-        epoch.copy_from_slice(&head[..8]);
-        let len = usize::from(u16::from_be_bytes([head[8], head[9]]));
-        let (f, rest) = rest.split_at_checked(len).ok_or_else(corrupt)?;
-        keys.push((u64::from_be_bytes(epoch), Secret::from_slice(f)));
-        bytes = rest;
-    }
-    Ok(keys)
 }
 
 /// Whether a schema name is one this crate accepts: lowercase ASCII
@@ -797,7 +764,9 @@ impl PgTx<'_> {
         let shard = i64::from(r.shard);
         let epoch = u64_to_sql(r.epoch);
         let suite = i32::from(r.mls_suite);
-        let fanout = encode_fanout_keys(&r.fanout_keys)?;
+        let fanout = r
+            .encode_fanout_keys()
+            .map_err(|e| StoreError::new(what, e.to_string()))?;
         let fanout: &[u8] = &fanout;
         match from_epoch {
             None => self.execute(
@@ -854,7 +823,8 @@ fn group_from_row(row: &Row) -> StoreResult<GroupRecord> {
         mls_suite: u16::try_from(suite).map_err(|_| corrupt("mls_suite"))?,
         commitment_required: column(what, row, 3)?,
         group_context: column(what, row, 4)?,
-        fanout_keys: decode_fanout_keys(&fanout)?,
+        fanout_keys: GroupRecord::decode_fanout_keys(&fanout)
+            .map_err(|_| StoreError::new("group", "corrupt row: fanout_keys does not parse"))?,
     })
 }
 
@@ -1059,27 +1029,6 @@ mod tests {
         }
         assert_eq!(u64_to_sql(0), i64::MIN);
         assert_eq!(u64_to_sql(u64::MAX), i64::MAX);
-    }
-
-    #[test]
-    fn fanout_keys_round_trip_and_corrupt_rows_are_errors() {
-        let keys = vec![
-            (u64::MAX - 1, Secret::new(vec![1; 32])),
-            (u64::MAX, Secret::new(vec![2; 32])),
-            (7, Secret::new(Vec::new())),
-        ];
-        let bytes = encode_fanout_keys(&keys).expect("encodes");
-        assert_eq!(decode_fanout_keys(&bytes).expect("decodes"), keys);
-        assert_eq!(decode_fanout_keys(&[]).expect("empty"), Vec::new());
-        for cut in 1..bytes.len() {
-            if cut == 42 || cut == 84 {
-                continue; // entry boundaries: a shorter valid list
-            }
-            let err = decode_fanout_keys(&bytes[..cut]).expect_err("truncated");
-            assert_eq!(err.what(), "group");
-        }
-        let long = [(1, Secret::new(vec![0; 65_536]))];
-        assert!(encode_fanout_keys(&long).is_err());
     }
 
     #[test]

@@ -74,7 +74,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mimi_onion::secret::Secret;
 use mimi_onion::state::{
     CachedResponse, GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult,
 };
@@ -437,40 +436,6 @@ fn to_usize(what: &'static str, v: i64) -> StoreResult<usize> {
     usize::try_from(v).map_err(|_| corrupt(what, format!("count {v}")))
 }
 
-/// The fan-out keys of a group as one blob: per entry, the epoch (8 bytes,
-/// big-endian), the length of F (2 bytes, big-endian) and F.
-fn encode_fanout_keys(what: &'static str, keys: &[(u64, Secret)]) -> StoreResult<Vec<u8>> {
-    let mut out = Vec::with_capacity(keys.iter().map(|(_, f)| 10 + f.len()).sum());
-    for (epoch, f) in keys {
-        let len = u16::try_from(f.len())
-            .map_err(|_| StoreError::new(what, "fan-out key longer than 65535 bytes"))?;
-        out.extend_from_slice(&epoch.to_be_bytes());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(f.expose());
-    }
-    Ok(out)
-}
-
-/// Decodes [`encode_fanout_keys`]; a truncated entry or trailing bytes are
-/// a corrupt row.
-fn decode_fanout_keys(what: &'static str, mut bytes: &[u8]) -> StoreResult<Vec<(u64, Secret)>> {
-    let mut keys = Vec::new();
-    while !bytes.is_empty() {
-        let Some((head, rest)) = bytes.split_at_checked(10) else {
-            return Err(corrupt(what, "fanout_keys: truncated entry header"));
-        };
-        let (epoch, len) = head.split_at(8);
-        let epoch = from_be(what, "fanout_keys epoch", epoch)?;
-        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        let Some((f, rest)) = rest.split_at_checked(len) else {
-            return Err(corrupt(what, "fanout_keys: truncated key"));
-        };
-        keys.push((epoch, Secret::from_slice(f)));
-        bytes = rest;
-    }
-    Ok(keys)
-}
-
 /// The columns of a `groups` row as read, before they are checked.
 type GroupRow = (i64, Vec<u8>, i64, i64, Vec<u8>, Vec<u8>);
 
@@ -487,7 +452,8 @@ fn decode_group(what: &'static str, row: GroupRow) -> StoreResult<GroupRecord> {
             v => return Err(corrupt(what, format!("commitment_required is {v}"))),
         },
         group_context,
-        fanout_keys: decode_fanout_keys(what, &fanout_keys)?,
+        fanout_keys: GroupRecord::decode_fanout_keys(&fanout_keys)
+            .map_err(|e| corrupt(what, e.to_string()))?,
     })
 }
 
@@ -515,7 +481,10 @@ impl SqliteTx<'_> {
         r: &GroupRecord,
         extra: Option<u64>,
     ) -> StoreResult<usize> {
-        let fanout = encode_fanout_keys(what, &r.fanout_keys)?;
+        let fanout = r
+            .encode_fanout_keys()
+            .map_err(|e| StoreError::new(what, e.to_string()))?;
+        let fanout: &[u8] = &fanout;
         let (shard, epoch, suite) = (i64::from(r.shard), be(r.epoch), i64::from(r.mls_suite));
         let required = i64::from(r.commitment_required);
         match extra {
@@ -824,27 +793,6 @@ impl HubState for SqliteTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fanout_keys_round_trip_and_reject_corrupt_blobs() {
-        let keys = vec![
-            (u64::MAX - 1, Secret::new(vec![1; 32])),
-            (u64::MAX, Secret::new(vec![2; 32])),
-            (0, Secret::new(Vec::new())),
-        ];
-        let blob = encode_fanout_keys("t", &keys).expect("encodes");
-        assert_eq!(decode_fanout_keys("t", &blob).expect("decodes"), keys);
-        for cut in 1..blob.len() {
-            let decoded = decode_fanout_keys("t", &blob[..cut]);
-            // Cutting at an entry boundary leaves a valid, shorter list.
-            if cut != 42 && cut != 84 {
-                assert!(decoded.is_err(), "cut at {cut}");
-            }
-        }
-        let mut trailing = blob.clone();
-        trailing.push(0);
-        assert!(decode_fanout_keys("t", &trailing).is_err());
-    }
 
     /// The connection settings of the crate documentation are those in
     /// force (STO-4: WAL, `synchronous`), per connection.
