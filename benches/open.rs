@@ -1,4 +1,4 @@
-//! Group `open`: mimi-onion `HubFrontEnd::handle` on a fresh envelope each
+//! Group `open`: mimi-onion `HubFrontEnd::handle_owned` on a fresh envelope each
 //! iteration (open, processing rules, fixed-size response) vs one raw
 //! hpke-rs single-shot open of the same bytes with the same X25519 key vs
 //! OHTTP server decapsulation plus response encapsulation.
@@ -61,7 +61,12 @@ fn open(c: &mut Criterion) {
                         .expect("seal")
                         .bytes
                 },
-                |envelope| world.borrow_mut().hub.handle(black_box(&envelope), NOW),
+                |envelope| {
+                    world
+                        .borrow_mut()
+                        .hub
+                        .handle_owned(black_box(envelope), NOW)
+                },
                 common::batch_size(app_len),
             );
         });

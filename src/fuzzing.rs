@@ -401,8 +401,8 @@ fn copy_state(s: &EpochState) -> EpochState {
 /// (`test_utils::rooms`, `room.member_state(0)`), for every input, receives the
 /// data as a fan-out message (`Member::receive`): it must not panic; a
 /// delivered message belongs to that room and epoch, and a delivered
-/// PrivateMessage received again is `Replayed`; a buffered one is in the
-/// buffer. Then `fanout::FanoutMessage::parse` and `EpochKeys::open` with
+/// message (or one handed to the MLS stack) received again is `Replayed`;
+/// a buffered one is in the buffer. Then `fanout::FanoutMessage::parse` and `EpochKeys::open` with
 /// the room's epoch-0 keys: the framing accepts exactly the inputs long
 /// enough; what opens has a matching hint and re-seals
 /// (`seal_with_nonce`, deterministic) to the input; the member buffers
@@ -417,9 +417,9 @@ pub fn fanout_member(data: &[u8]) {
         Ok(Delivery::Delivered(r)) => {
             assert_eq!(r.group_id, fx.state.group_context.group_id);
             assert_eq!(r.epoch, 0);
-            if r.wire_format == WireFormat::PrivateMessage {
-                assert_eq!(member.receive(data), Err(ReceiveError::Replayed));
-            }
+            // MEM-4, MEM-8 (a used key) and MEM-5 (a delivered
+            // PublicMessage): never delivered twice.
+            assert_eq!(member.receive(data), Err(ReceiveError::Replayed));
         }
         Ok(Delivery::Buffered) => assert_eq!(member.buffered(), 1),
         Ok(Delivery::ForMlsStack {
@@ -427,6 +427,7 @@ pub fn fanout_member(data: &[u8]) {
         }) => {
             assert_eq!(group_id, &fx.state.group_context.group_id);
             assert_eq!(*epoch, 0);
+            assert_eq!(member.receive(data), Err(ReceiveError::Replayed));
         }
         Err(_) => assert_eq!(member.buffered(), 0),
     }

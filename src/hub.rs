@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
-use hpke_rs::Hpke;
-use hpke_rs_rust_crypto::HpkeRustCrypto;
 use sha2::{Digest, Sha256};
 
 use crate::commitment::group_requires_commitment;
@@ -27,18 +25,30 @@ use crate::state::{
 };
 use crate::suite::HpkeSuite;
 use crate::token::{DecodedToken, RoutingToken, TokenKeys};
-use crate::wire::{Envelope, HubLayerContent, OuterHeader, PlainBuf};
+use crate::wire::{Envelope, HubLayerContent, MessageBytes, OuterHeader, PlainBuf, HEADER_LEN};
 
 /// Number of epochs whose F subkeys the front-end keeps derived.
 const EPOCH_KEY_CACHE: usize = 4096;
+
+/// The F subkeys the front-end keeps derived, per group: each epoch's with
+/// the F it came from (zeroized on drop, like the keys).
+#[derive(Default)]
+struct EpochKeyCache {
+    groups: std::collections::HashMap<Vec<u8>, Vec<CachedEpochKeys>>,
+    len: usize,
+}
+
+/// One cached epoch: its number, the F it was derived from, its subkeys.
+type CachedEpochKeys = (u64, Secret, std::sync::Arc<EpochKeys>);
 
 /// What the front-end learned from an envelope it opened: exactly the
 /// contract's "hub front-end" row, no key and no plaintext of the MLS
 /// content.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HubView {
-    /// The message as recovered, byte for byte.
-    pub message: Vec<u8>,
+    /// The message as recovered, byte for byte (in the buffer it was
+    /// decrypted into: no copy).
+    pub message: MessageBytes,
     /// Its wire format.
     pub wire_format: WireFormat,
     /// Its group, if it names one.
@@ -93,10 +103,8 @@ pub struct HubFrontEnd<S: HubStore> {
 /// transaction borrows.
 struct FrontEnd {
     keys: Vec<HubKeyPair>,
-    /// One HPKE receiver per suite, made once.
-    receivers: Vec<(HpkeSuite, Hpke<HpkeRustCrypto>)>,
     #[allow(clippy::type_complexity)]
-    epoch_keys: std::sync::Mutex<std::collections::HashMap<(Vec<u8>, u64), ([u8; 32], EpochKeys)>>,
+    epoch_keys: std::sync::Mutex<EpochKeyCache>,
     signing_key: Option<HubSigningKey>,
     policy: PolicyEngine,
     tokens: TokenKeys,
@@ -105,6 +113,16 @@ struct FrontEnd {
     retry_window: u64,
     /// The caller's time from which the next [`HubState::expire`] is due.
     next_expiry: AtomicU64,
+    /// ADM-1: the registration admission policy, if any.
+    admission: Option<Box<dyn crate::admission::Admission>>,
+    /// ADM-1: the authenticated sending provider of the envelope being
+    /// handled ([`HubFrontEnd::handle_from`]).
+    provider: Option<String>,
+    /// The shard this front-end serves, if it checks (see
+    /// [`HubFrontEnd::set_own_shard`]).
+    own_shard: Option<u32>,
+    /// The shard of the last envelope not processed here, or `u64::MAX`.
+    misrouted: AtomicU64,
 }
 
 impl<S: HubStore> core::fmt::Debug for HubFrontEnd<S> {
@@ -137,14 +155,9 @@ impl<S: HubStore> HubFrontEnd<S> {
         let (policy_keys, keys): (Vec<_>, Vec<_>) = keys
             .into_iter()
             .partition(|k| k.config.key_use() == Some(KeyUse::Policy));
-        let receivers = HpkeSuite::ALL
-            .into_iter()
-            .map(|s| Ok((s, s.hpke()?)))
-            .collect::<Res<Vec<_>>>()?;
         Ok(HubFrontEnd {
             core: FrontEnd {
                 keys,
-                receivers,
                 epoch_keys: Default::default(),
                 signing_key: None,
                 policy: PolicyEngine::new(policy_keys),
@@ -153,9 +166,57 @@ impl<S: HubStore> HubFrontEnd<S> {
                 shard_count,
                 retry_window: DEFAULT_RETRY_WINDOW,
                 next_expiry: AtomicU64::new(0),
+                admission: None,
+                provider: None,
+                own_shard: None,
+                misrouted: AtomicU64::new(u64::MAX),
             },
             store,
         })
+    }
+
+    /// Sets the registration admission policy (ADM-1): every registration
+    /// that passes HUB-6 is then also put to it, with the sending provider
+    /// that [`Self::handle_from`] names.
+    pub fn set_admission(&mut self, admission: Box<dyn crate::admission::Admission>) {
+        self.core.admission = Some(admission);
+    }
+
+    /// [`Self::handle_owned`] for an envelope that the authenticated
+    /// sending provider `provider` (the transport peer; `None`: none was
+    /// authenticated) handed to the hub, for the admission policy (ADM-1).
+    pub fn handle_from(
+        &mut self,
+        envelope: Vec<u8>,
+        now: u64,
+        provider: Option<&str>,
+    ) -> HubOutcome {
+        self.core.provider = provider.map(str::to_owned);
+        let outcome = self.handle_owned(envelope, now);
+        self.core.provider = None;
+        outcome
+    }
+
+    /// Makes this front-end serve only `shard` (spec "Decoding at the Load
+    /// Balancer"): an envelope whose group lives on another shard (a
+    /// registration sent with a lobby token, an unroutable token) is then
+    /// opened but not processed, the store is not touched, and
+    /// [`Self::take_misrouted`] names the shard to forward it to.
+    pub fn set_own_shard(&mut self, shard: Option<u32>) {
+        self.core.own_shard = shard;
+    }
+
+    /// The shard of the last envelope [`Self::handle`] did not process
+    /// because its group lives there (its outcome is then random bytes,
+    /// not to be sent), once.
+    pub fn take_misrouted(&self) -> Option<u32> {
+        let v = self.core.misrouted.swap(u64::MAX, AtomicOrdering::Relaxed);
+        u32::try_from(v).ok()
+    }
+
+    /// The shard a group is placed on (at registration and provisioning).
+    pub fn shard_of(&self, group_id: &[u8]) -> u32 {
+        self.core.shard_for(group_id)
     }
 
     /// Sets the public half of the hub's configuration-signing key, which a
@@ -212,35 +273,54 @@ impl<S: HubStore> HubFrontEnd<S> {
     /// gets `unavailable` and nothing of the envelope is kept, so a resend
     /// is processed afresh.
     pub fn handle(&mut self, envelope: &[u8], now: u64) -> HubOutcome {
+        self.handle_owned(envelope.to_vec(), now)
+    }
+
+    /// [`Self::handle`] for an envelope the caller hands over (a request
+    /// body it read into a buffer): the hub layer is decrypted where it
+    /// lies in that buffer, and the view's message stays there, so the
+    /// message is not copied at all.
+    pub fn handle_owned(&mut self, mut envelope: Vec<u8>, now: u64) -> HubOutcome {
         let mut rng = rand::rng();
         // RSP-2: an unopenable envelope gets random bytes of the response
         // size of the suite its header names.
-        let suite_hint = OuterHeader::peek_suite(envelope).unwrap_or(HpkeSuite::MANDATORY);
+        let suite_hint = OuterHeader::peek_suite(&envelope).unwrap_or(HpkeSuite::MANDATORY);
         let unopenable = |rng: &mut rand::rngs::ThreadRng| HubOutcome {
             response: response::random_response(suite_hint, rng),
             view: None,
             from_cache: false,
         };
-        let Ok(env) = Envelope::parse(envelope) else {
-            return unopenable(&mut rng);
+        let (header, digest, sealed_start) = match Envelope::parse(&envelope) {
+            Ok(env) => (
+                env.header,
+                resend_fingerprint(&env),
+                envelope.len() - env.sealed_hub_layer.len(),
+            ),
+            Err(_) => return unopenable(&mut rng),
         };
         let core = &self.core;
         // OUT-2: a live hub key with this id offers the header's suite.
-        let Some(key) = core.hub_key(env.header.key_id, env.header.suite, now) else {
+        let Some(key) = core.hub_key(header.key_id, header.suite, now) else {
             return unopenable(&mut rng);
         };
-        let Some(hpke) = core
-            .receivers
-            .iter()
-            .find(|(s, _)| *s == env.header.suite)
-            .map(|(_, h)| h)
-        else {
+        // The header, `enc` and length stay readable beside the plaintext.
+        let prefix = envelope[..sealed_start].to_vec();
+        let Ok(secret) = open_hub_layer_in_place(key, header, &prefix, &mut envelope) else {
             return unopenable(&mut rng);
         };
-        let Ok((secret, plaintext)) = open_hub_layer_with(hpke, key, &env) else {
+        let plaintext = PlainBuf::hub_layer_in(envelope, sealed_start);
+        if let Some(shard) = core.misrouted_to(&plaintext) {
+            core.misrouted
+                .store(u64::from(shard), AtomicOrdering::Relaxed);
             return unopenable(&mut rng);
+        }
+        let env = Envelope {
+            header,
+            header_bytes: &prefix[..HEADER_LEN],
+            enc: &prefix[HEADER_LEN..HEADER_LEN + header.suite.n_enc()],
+            // Decrypted in place: only the opening above reads it.
+            sealed_hub_layer: &[],
         };
-        let digest = resend_fingerprint(&env);
         let not_after = key.config.not_after;
         // STO-3: expiry rides along at most once per interval; the next
         // one is due only once a transaction that ran it committed.
@@ -258,7 +338,10 @@ impl<S: HubStore> HubFrontEnd<S> {
         match done {
             Ok(Processed::Fresh { response, view }) => HubOutcome {
                 response,
-                view,
+                view: view.map(|mut v| {
+                    v.message = plaintext.into_message();
+                    v
+                }),
                 from_cache: false,
             },
             // HUB-5 / RSP-4: an `enc` seen before gets the cached response
@@ -476,7 +559,8 @@ impl FrontEnd {
         let token = self.tokens.decode(&env.header.token.0);
         let (status, shard) = self.decide(tx, env, &info, &content, token, now)?;
         let view = HubView {
-            message: content.message.to_vec(),
+            // Filled in from the plaintext once the transaction is over.
+            message: MessageBytes::default(),
             wire_format: info.wire_format,
             group_id: info.group_id.map(<[u8]>::to_vec),
             epoch: info.epoch,
@@ -619,8 +703,20 @@ impl FrontEnd {
         if held {
             return Err(RejectReason::RegistrationRefused);
         }
-        self.validate_registration(group_id, epoch, content)
-            .map_err(|_| RejectReason::RegistrationRefused)
+        let registration = self
+            .validate_registration(group_id, epoch, content)
+            .map_err(|_| RejectReason::RegistrationRefused)?;
+        // ADM-1: the admission policy judges every registration that
+        // passed HUB-6.
+        let request = crate::admission::AdmissionRequest {
+            provider: self.provider.as_deref(),
+            group_id,
+            group_info: content.message,
+        };
+        match &self.admission {
+            Some(admission) if !admission.admit(&request) => Err(RejectReason::RegistrationRefused),
+            _ => Ok(registration),
+        }
     }
 
     /// HUB-6: the rules a registration for a group the hub does not hold
@@ -875,28 +971,64 @@ impl FrontEnd {
     /// while that epoch is live: entries are checked against F (so a
     /// changed F never reuses stale keys) and dropped when a commit moves
     /// the group on (see `forget_epoch_keys`).
-    fn epoch_keys_for(&self, group_id: &[u8], f: &Secret, epoch: u64) -> Option<EpochKeys> {
-        let id: [u8; 32] = Sha256::digest(f.expose()).into();
+    fn epoch_keys_for(
+        &self,
+        group_id: &[u8],
+        f: &Secret,
+        epoch: u64,
+    ) -> Option<std::sync::Arc<EpochKeys>> {
         let mut cache = self.epoch_keys.lock().ok()?;
-        let key = (group_id.to_vec(), epoch);
-        if let Some((fid, k)) = cache.get(&key) {
-            if crate::secret::ct_eq(fid, &id) {
-                return Some(k.clone());
-            }
+        // The entry is used only for the same F, compared in constant
+        // time: a record whose F changed derives afresh.
+        if let Some(k) = cache
+            .groups
+            .get(group_id)
+            .and_then(|epochs| {
+                epochs
+                    .iter()
+                    .find(|(e, cached, _)| *e == epoch && cached == f)
+            })
+            .map(|(_, _, k)| k.clone())
+        {
+            return Some(k);
         }
-        let keys = EpochKeys::derive(f, epoch).ok()?;
-        if cache.len() >= EPOCH_KEY_CACHE {
-            cache.clear();
+        let keys = std::sync::Arc::new(EpochKeys::derive(f, epoch).ok()?);
+        if cache.len >= EPOCH_KEY_CACHE {
+            cache.groups.clear();
+            cache.len = 0;
         }
-        cache.insert(key, (id, keys.clone()));
+        let epochs = cache.groups.entry(group_id.to_vec()).or_default();
+        epochs.retain(|(e, _, _)| *e != epoch);
+        epochs.push((epoch, f.clone(), keys.clone()));
+        cache.len = cache.groups.values().map(Vec::len).sum();
         Some(keys)
     }
 
     /// Drops the cached subkeys of a group's epochs older than `live_from`.
     fn forget_epoch_keys(&self, group_id: &[u8], live_from: u64) {
         if let Ok(mut cache) = self.epoch_keys.lock() {
-            cache.retain(|(g, e), _| g.as_slice() != group_id || *e >= live_from);
+            if let Some(epochs) = cache.groups.get_mut(group_id) {
+                epochs.retain(|(e, _, _)| *e >= live_from);
+                if epochs.is_empty() {
+                    cache.groups.remove(group_id);
+                }
+            }
+            cache.len = cache.groups.values().map(Vec::len).sum();
         }
+    }
+
+    /// The shard whose state a decoded hub layer needs, if this front-end
+    /// serves another one ([`HubFrontEnd::set_own_shard`]): the group's
+    /// shard, or the lobby shard for a message that names no group. `None`
+    /// also when the content does not decode (answered here, alike).
+    fn misrouted_to(&self, plaintext: &PlainBuf) -> Option<u32> {
+        let own = self.own_shard?;
+        let content = decode_hub_layer(plaintext).ok()?;
+        let info = classify(content.message).ok()?;
+        let target = info
+            .group_id
+            .map_or(self.lobby_shard, |g| self.shard_for(g));
+        (target != own).then_some(target)
     }
 
     /// The shard a newly registered group is placed on.
@@ -960,7 +1092,7 @@ struct GroupMessage<'a> {
 /// limits of HUB-1, followed by exactly the zero padding of
 /// `padded_length(len(message))`; otherwise `malformed_message`.
 fn decode_hub_layer(plaintext: &PlainBuf) -> Result<HubLayerContent<'_>, RejectReason> {
-    HubLayerContent::parse_padded(&plaintext.0).map_err(|_| RejectReason::MalformedMessage)
+    HubLayerContent::parse_padded(plaintext.bytes()).map_err(|_| RejectReason::MalformedMessage)
 }
 
 /// Step 5, HUB-3: `message` must be an `mls10` MLSMessage of a known wire
@@ -1074,38 +1206,68 @@ fn public_message_verifies(
     check().is_ok()
 }
 
-/// Opens an envelope's hub layer with one hub key pair (OUT-4): returns the
-/// response secret and the padded plaintext. Every failure is
-/// [`Error::Crypto`].
+/// Opens a borrowed envelope's hub layer with one hub key pair (OUT-4),
+/// in one copy of the envelope: returns the response secret and the
+/// padded plaintext. Every failure is [`Error::Crypto`]. The front-end's
+/// own path is [`open_hub_layer_in_place`], on the envelope it owns.
 #[cfg(any(test, feature = "vectors"))]
 pub(crate) fn open_hub_layer(key: &HubKeyPair, env: &Envelope<'_>) -> Res<(Secret, PlainBuf)> {
-    let hpke = env.header.suite.hpke().map_err(|_| Error::Crypto)?;
-    open_hub_layer_with(&hpke, key, env)
+    let prefix = [env.header_bytes, env.enc].concat();
+    let mut buf = Vec::with_capacity(prefix.len() + env.sealed_hub_layer.len());
+    buf.extend_from_slice(&prefix);
+    buf.extend_from_slice(env.sealed_hub_layer);
+    let secret = open_hub_layer_in_place(key, env.header, &prefix, &mut buf)?;
+    Ok((secret, PlainBuf::hub_layer_in(buf, prefix.len())))
 }
 
-/// [`open_hub_layer`] with an HPKE instance the caller keeps (a receiver
-/// draws no randomness, so one instance per suite serves every envelope).
-fn open_hub_layer_with(
-    hpke: &Hpke<HpkeRustCrypto>,
+/// The key schedule context of `key` for `suite` (computed once per key),
+/// or computed now for a suite the key does not list.
+fn with_info_context<T>(
     key: &HubKeyPair,
-    env: &Envelope<'_>,
-) -> Res<(Secret, PlainBuf)> {
-    let mut ctx = hpke
-        .setup_receiver(
-            env.enc,
-            key.private_key(),
-            &env.header.hpke_info(),
-            None,
-            None,
-            None,
-        )
+    header: &OuterHeader,
+    f: impl FnOnce(&crate::hpke::InfoContext) -> T,
+) -> T {
+    match key.info_context(header.suite) {
+        Some(ic) => f(ic),
+        None => f(&crate::hpke::InfoContext::new(
+            header.suite,
+            &header.hpke_info(),
+        )),
+    }
+}
+
+/// Opens the hub layer at the end of `buf` in place: `buf` is an envelope
+/// whose first `prefix.len()` bytes (header, `enc`, length) are `prefix`;
+/// on success the sealed hub layer's bytes are the padded plaintext and
+/// the tag is cut off. The hub passes its own public key to the KEM
+/// instead of recomputing it. Every failure is [`Error::Crypto`]; a failed
+/// open leaves no plaintext in `buf`.
+fn open_hub_layer_in_place(
+    key: &HubKeyPair,
+    header: OuterHeader,
+    prefix: &[u8],
+    buf: &mut Vec<u8>,
+) -> Res<Secret> {
+    let n_enc = header.suite.n_enc();
+    let enc = prefix
+        .get(HEADER_LEN..HEADER_LEN + n_enc)
+        .ok_or(Error::Crypto)?;
+    let aad = prefix.get(..HEADER_LEN).ok_or(Error::Crypto)?;
+    let ctx = with_info_context(key, &header, |ic| {
+        crate::hpke::setup_receiver(ic, key.secret(), &key.config.public_key.0, enc)
+    })
+    .map_err(|_| Error::Crypto)?;
+    let body_end = buf
+        .len()
+        .checked_sub(crate::hpke::TAG_LEN)
+        .filter(|&end| end >= prefix.len())
+        .ok_or(Error::Crypto)?;
+    let (head, tag) = buf.split_at_mut(body_end);
+    let tag: [u8; crate::hpke::TAG_LEN] = (&*tag).try_into().map_err(|_| Error::Crypto)?;
+    ctx.open_in_place(aad, &mut head[prefix.len()..], &tag)
         .map_err(|_| Error::Crypto)?;
-    let pt = ctx
-        .open(env.header_bytes, env.sealed_hub_layer)
-        .map_err(|_| Error::Crypto)?;
-    let pt = PlainBuf::with_public_message(pt);
-    let secret = response::export_secret(&ctx, env.header.suite)?;
-    Ok((secret, pt))
+    buf.truncate(body_end);
+    response::export_secret(&ctx, header.suite)
 }
 
 /// The resend fingerprint of an envelope (HUB-5): SHA-256 over its outer

@@ -221,5 +221,5 @@ pub fn open<'k>(
         )
         .map_err(|_| Error::Crypto)?;
     let pt = PlainBuf::secret(pt);
-    KeyLayerContent::parse_padded(&pt.0)
+    KeyLayerContent::parse_padded(pt.bytes())
 }

@@ -30,7 +30,7 @@
 //! // The load balancer routes by the token; the hub opens and answers.
 //! let _route = world.balancer.route(&sealed.bytes);
 //! let outcome = world.hub.handle(&sealed.bytes, mimi_onion::test_utils::NOW);
-//! assert_eq!(outcome.view.as_ref().map(|v| v.message.clone()), Some(message));
+//! assert_eq!(outcome.view.as_ref().map(|v| v.message.to_vec()), Some(message));
 //! let response = client.open_response(&sealed.pending, &outcome.response)?;
 //! assert_eq!(response.status, Status::Accepted);
 //! # Ok::<(), mimi_onion::Error>(())
@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod balancer;
 pub mod codec;
 pub mod commitment;
@@ -48,6 +49,7 @@ pub mod fanout;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hpke;
 pub mod hub;
 pub mod keylayer;
 pub mod keys;

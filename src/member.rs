@@ -9,8 +9,29 @@
 //! rescanned after every epoch change, so that a message of the next epoch
 //! that arrives before its commit is delivered after it. Errors here are
 //! local and distinct ([`ReceiveError`]); none of them goes on the wire.
+//!
+//! Work and memory are bounded per message and per epoch ([`ReceiveLimits`]):
+//!
+//! - MEM-8: for each held epoch, the member keeps one sender ratchet per
+//!   (leaf, content type ratchet) it has delivered a PrivateMessage from:
+//!   the ratchet secret at the next generation, and the keys and nonces of
+//!   at most `out_of_order_tolerance` skipped generations. A message at the
+//!   ratchet's next generation costs one ratchet step at any generation; a
+//!   generation more than `max_forward_distance` ahead is refused before
+//!   any derivation, so no message costs more than that many steps. Keys
+//!   are deleted once used and once the window passes them; the state
+//!   changes only when a message is delivered. Per epoch: at most two
+//!   ratchets per non-blank leaf, each of `Nh` bytes plus at most
+//!   `out_of_order_tolerance` keys and nonces (`Nk + Nn` bytes each).
+//! - MEM-5: for each held epoch, the digests (32 bytes) of at most
+//!   `max_public_per_epoch` delivered PublicMessages, against replay.
+//!
+//! Everything goes with the epoch (two epochs per group are held), and
+//! every secret is zeroized when it is replaced, deleted or dropped.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use sha2::{Digest, Sha256};
 
 use crate::commitment::CommitmentInput;
 use crate::error::Error;
@@ -20,12 +41,64 @@ use crate::mls::framing::{
     GroupContext, PrivateMessage, PublicMessage, Sender, MAX_GENERATION,
 };
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
-use crate::mls::secret_tree::{leaf_key_nonce, RatchetKind};
+use crate::mls::secret_tree::{leaf_ratchet, HashRatchet, KeyNonce, RatchetKind};
 use crate::mls::suite::MlsSuite;
 use crate::secret::Secret;
 
 /// Default capacity of the buffer of unmatched fan-out messages.
 pub const DEFAULT_BUFFER: usize = 256;
+
+/// Default bound on how far ahead of a sender's ratchet a PrivateMessage
+/// may name its generation (MEM-8).
+pub const DEFAULT_MAX_FORWARD_DISTANCE: u32 = 1_024;
+
+/// Default number of generations behind a sender's ratchet whose unused
+/// keys are kept for messages that arrive out of order (MEM-8).
+pub const DEFAULT_OUT_OF_ORDER_TOLERANCE: u32 = 32;
+
+/// Default number of delivered PublicMessages remembered per held epoch
+/// against replay (MEM-5).
+pub const DEFAULT_MAX_PUBLIC_PER_EPOCH: usize = 4_096;
+
+/// The member's bounds on per-message work and per-epoch memory (MEM-5,
+/// MEM-8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiveLimits {
+    /// How far ahead of a sender's ratchet (the next generation it has
+    /// not derived) a PrivateMessage may name its generation. A message
+    /// further ahead is refused with [`ReceiveError::TooFarAhead`] before
+    /// any key is derived.
+    pub max_forward_distance: u32,
+    /// How many generations behind a sender's ratchet the member keeps
+    /// the unused keys of skipped generations. Older keys are deleted.
+    pub out_of_order_tolerance: u32,
+    /// How many delivered PublicMessages the member remembers per held
+    /// epoch. Once full, further PublicMessages of that epoch are refused
+    /// with [`ReceiveError::LimitReached`].
+    pub max_public_per_epoch: usize,
+}
+
+impl Default for ReceiveLimits {
+    fn default() -> Self {
+        ReceiveLimits {
+            max_forward_distance: DEFAULT_MAX_FORWARD_DISTANCE,
+            out_of_order_tolerance: DEFAULT_OUT_OF_ORDER_TOLERANCE,
+            max_public_per_epoch: DEFAULT_MAX_PUBLIC_PER_EPOCH,
+        }
+    }
+}
+
+/// What the member holds of one sender ratchet (MEM-8): no secret, only
+/// generations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RatchetStatus {
+    /// The next generation the ratchet derives: every generation below it
+    /// is either among [`RatchetStatus::held`] or deleted.
+    pub next_generation: u32,
+    /// The generations below `next_generation` whose keys are kept for
+    /// out-of-order messages, in increasing order.
+    pub held: Vec<u32>,
+}
 
 /// What a member holds for one epoch of one group.
 #[derive(Debug)]
@@ -109,8 +182,18 @@ pub enum ReceiveError {
     BufferOverflow,
     /// The (leaf, ratchet, generation) of this PrivateMessage was already
     /// used: a message delivered twice (for example resent in a new
-    /// envelope) is dropped.
+    /// envelope) is dropped. For a PublicMessage: already delivered.
     Replayed,
+    /// The PrivateMessage names a generation further ahead of the sender's
+    /// ratchet than [`ReceiveLimits::max_forward_distance`] (MEM-8).
+    TooFarAhead,
+    /// The PrivateMessage names a generation whose key was deleted: further
+    /// behind the sender's ratchet than
+    /// [`ReceiveLimits::out_of_order_tolerance`] (MEM-8).
+    KeyDeleted,
+    /// The epoch's record of delivered PublicMessages is full
+    /// ([`ReceiveLimits::max_public_per_epoch`], MEM-5).
+    LimitReached,
 }
 
 impl core::fmt::Display for ReceiveError {
@@ -124,18 +207,67 @@ impl core::fmt::Display for ReceiveError {
             ReceiveError::Signature => f.write_str("MLS signature does not verify"),
             ReceiveError::Mls(e) => write!(f, "MLS processing failed: {e}"),
             ReceiveError::BufferOverflow => f.write_str("buffer full: oldest message dropped"),
-            ReceiveError::Replayed => f.write_str("message key already used"),
+            ReceiveError::Replayed => f.write_str("message already delivered (key used)"),
+            ReceiveError::TooFarAhead => f.write_str("generation too far ahead of the ratchet"),
+            ReceiveError::KeyDeleted => f.write_str("generation's key already deleted"),
+            ReceiveError::LimitReached => {
+                f.write_str("epoch's record of delivered PublicMessages is full")
+            }
         }
     }
 }
 
 impl std::error::Error for ReceiveError {}
 
+/// One sender ratchet of one leaf in one epoch (MEM-8): the ratchet at the
+/// next generation it has not derived, and the unused keys of skipped
+/// generations within the out-of-order window. Every secret is zeroized
+/// when it is replaced, used, deleted or dropped.
+#[derive(Debug)]
+struct SenderRatchet {
+    ratchet: HashRatchet,
+    skipped: BTreeMap<u32, KeyNonce>,
+}
+
+impl SenderRatchet {
+    fn status(&self) -> RatchetStatus {
+        RatchetStatus {
+            next_generation: self.ratchet.generation(),
+            held: self.skipped.keys().copied().collect(),
+        }
+    }
+}
+
+/// Identifies a sender ratchet of an epoch: leaf and content type ratchet.
+type RatchetId = (u32, RatchetKind);
+
+/// Digest of a delivered PublicMessage (MEM-5).
+type PublicDigest = [u8; 32];
+
 #[derive(Debug)]
 struct HeldEpoch {
     state: EpochState,
-    /// (leaf, handshake?, generation) of the PrivateMessages delivered.
-    used: HashSet<(u32, bool, u32)>,
+    /// MEM-8: the sender ratchets of the leaves that sent in this epoch.
+    ratchets: BTreeMap<RatchetId, SenderRatchet>,
+    /// MEM-5: digests of the PublicMessages delivered in this epoch.
+    public_seen: HashSet<PublicDigest>,
+}
+
+impl HeldEpoch {
+    fn new(state: EpochState) -> Self {
+        HeldEpoch {
+            state,
+            ratchets: BTreeMap::new(),
+            public_seen: HashSet::new(),
+        }
+    }
+
+    /// The same epoch from the same secrets: entering it again keeps what
+    /// was used and delivered.
+    fn same_as(&self, state: &EpochState) -> bool {
+        self.state.group_context == state.group_context
+            && self.state.encryption_secret == state.encryption_secret
+    }
 }
 
 #[derive(Debug)]
@@ -146,8 +278,23 @@ struct HeldGroup {
     epochs: Vec<HeldEpoch>,
 }
 
-/// The key of a delivered PrivateMessage, recorded against reuse.
-type UsedKey = (u32, bool, u32);
+/// What delivering a message changes in its epoch's state.
+enum Update {
+    /// MEM-8: the ratchet moved forward to deliver a message at or past
+    /// its next generation: the ratchet after that generation, the keys of
+    /// the skipped generations within the window, and the lowest
+    /// generation whose key stays.
+    Forward {
+        id: RatchetId,
+        ratchet: HashRatchet,
+        skipped: Vec<(u32, KeyNonce)>,
+        lowest_kept: u32,
+    },
+    /// MEM-8: a skipped generation's key was used: delete it.
+    UseSkipped { id: RatchetId, generation: u32 },
+    /// MEM-5: a PublicMessage delivered.
+    Public(PublicDigest),
+}
 
 /// A client's member side, over all the groups it is in.
 #[derive(Debug)]
@@ -155,6 +302,8 @@ pub struct Member {
     groups: Vec<HeldGroup>,
     buffer: VecDeque<Vec<u8>>,
     buffer_cap: usize,
+    limits: ReceiveLimits,
+    ratchet_steps: u64,
 }
 
 impl Default for Member {
@@ -164,15 +313,16 @@ impl Default for Member {
 }
 
 /// Where a received message was found: held group, held epoch, what it
-/// delivers, and the key to record as used.
+/// delivers, and what its delivery changes.
 type Found = (usize, usize, Processed);
 
 /// What RFC 9420 processing made of an opened message.
 enum Processed {
-    /// A member's message, verified, with the key to record as used.
-    Member(Received, Option<UsedKey>),
-    /// A non-member's PublicMessage, for the client's MLS stack.
-    NonMember(Vec<u8>),
+    /// A member's message, verified, with what its delivery changes.
+    Member(Received, Update),
+    /// A non-member's PublicMessage, for the client's MLS stack, with its
+    /// digest to record.
+    NonMember(Vec<u8>, PublicDigest),
 }
 
 impl Member {
@@ -182,7 +332,47 @@ impl Member {
             groups: Vec::new(),
             buffer: VecDeque::new(),
             buffer_cap,
+            limits: ReceiveLimits::default(),
+            ratchet_steps: 0,
         }
+    }
+
+    /// The same member with other bounds (MEM-5, MEM-8).
+    pub fn with_limits(mut self, limits: ReceiveLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The member's bounds.
+    pub fn limits(&self) -> ReceiveLimits {
+        self.limits
+    }
+
+    /// Ratchet steps (`DeriveTreeSecret(.., "secret", ..)`) the member has
+    /// computed so far, over all groups: the part of its work that depends
+    /// on the generations senders name.
+    pub fn ratchet_steps(&self) -> u64 {
+        self.ratchet_steps
+    }
+
+    /// What the member holds of the `kind` ratchet of `leaf` in `epoch` of
+    /// `group_id`, if it holds that ratchet (MEM-8).
+    pub fn sender_ratchet(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+        leaf: u32,
+        kind: RatchetKind,
+    ) -> Option<RatchetStatus> {
+        self.groups
+            .iter()
+            .find(|g| g.group_id == group_id)?
+            .epochs
+            .iter()
+            .find(|e| e.state.group_context.epoch == epoch)?
+            .ratchets
+            .get(&(leaf, kind))
+            .map(SenderRatchet::status)
     }
 
     /// Number of (group, epoch) key sets held: the hint scan's cost.
@@ -209,13 +399,23 @@ impl Member {
     ) -> Vec<Result<Delivery, ReceiveError>> {
         let gid = state.group_context.group_id.clone();
         let epoch = state.group_context.epoch;
-        let held = HeldEpoch {
-            state,
-            used: HashSet::new(),
-        };
         match self.groups.iter_mut().find(|g| g.group_id == gid) {
             Some(g) => {
-                g.epochs.retain(|e| e.state.group_context.epoch != epoch);
+                // Entering a held epoch again with the same secrets keeps
+                // its ratchets and record (MEM-5, MEM-8); other secrets
+                // replace it.
+                let held = match g
+                    .epochs
+                    .iter()
+                    .position(|e| e.state.group_context.epoch == epoch)
+                {
+                    Some(i) if g.epochs[i].same_as(&state) => g.epochs.remove(i),
+                    Some(i) => {
+                        g.epochs.remove(i);
+                        HeldEpoch::new(state)
+                    }
+                    None => HeldEpoch::new(state),
+                };
                 g.epochs.push(held);
                 g.epochs.sort_by_key(|e| e.state.group_context.epoch);
                 while g.epochs.len() > 2 {
@@ -225,7 +425,7 @@ impl Member {
             None => self.groups.push(HeldGroup {
                 group_id: gid,
                 suite,
-                epochs: vec![held],
+                epochs: vec![HeldEpoch::new(state)],
             }),
         }
         self.rescan()
@@ -242,7 +442,10 @@ impl Member {
         let waiting: Vec<Vec<u8>> = self.buffer.drain(..).collect();
         let mut out = Vec::new();
         for bytes in waiting {
-            match self.try_receive(&bytes) {
+            let mut steps = 0;
+            let r = self.try_receive(&bytes, &mut steps);
+            self.ratchet_steps += steps;
+            match r {
                 Ok(Some(found)) => out.push(Ok(self.record(found))),
                 Ok(None) => self.buffer.push_back(bytes),
                 Err(e) => out.push(Err(e)),
@@ -252,14 +455,14 @@ impl Member {
     }
 
     fn record(&mut self, (gi, ei, processed): Found) -> Delivery {
+        let held = &mut self.groups[gi].epochs[ei];
         match processed {
-            Processed::Member(received, used) => {
-                if let Some(k) = used {
-                    self.groups[gi].epochs[ei].used.insert(k);
-                }
+            Processed::Member(received, update) => {
+                held.apply(update);
                 Delivery::Delivered(received)
             }
-            Processed::NonMember(message) => {
+            Processed::NonMember(message, digest) => {
+                held.public_seen.insert(digest);
                 let g = &self.groups[gi];
                 Delivery::ForMlsStack {
                     group_id: g.group_id.clone(),
@@ -272,7 +475,10 @@ impl Member {
 
     /// Receives one fan-out message.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Delivery, ReceiveError> {
-        match self.try_receive(bytes)? {
+        let mut steps = 0;
+        let r = self.try_receive(bytes, &mut steps);
+        self.ratchet_steps += steps;
+        match r? {
             Some(found) => Ok(self.record(found)),
             None => {
                 // MEM-6: no held epoch matched: into the bounded buffer, in
@@ -294,7 +500,7 @@ impl Member {
     }
 
     /// `Ok(None)`: no hint matched.
-    fn try_receive(&self, bytes: &[u8]) -> Result<Option<Found>, ReceiveError> {
+    fn try_receive(&self, bytes: &[u8], steps: &mut u64) -> Result<Option<Found>, ReceiveError> {
         let msg = FanoutMessage::parse(bytes).map_err(|_| ReceiveError::Malformed)?;
         // MEM-1: scan every held epoch; no early exit, so the time does not
         // depend on which group (if any) matched.
@@ -322,19 +528,95 @@ impl Member {
         let (gi, ei, message) = opened.ok_or(ReceiveError::CheckFailed)?;
         let g = &self.groups[gi];
         let held = &g.epochs[ei];
-        let processed = process(g.suite, &g.group_id, &held.state, &held.used, message)?;
+        let processed = process(g.suite, &g.group_id, held, &self.limits, message, steps)?;
         Ok(Some((gi, ei, processed)))
     }
+}
+
+impl HeldEpoch {
+    /// Applies what delivering a message changes (after it was verified).
+    fn apply(&mut self, update: Update) {
+        match update {
+            Update::Forward {
+                id,
+                ratchet,
+                skipped,
+                lowest_kept,
+            } => match self.ratchets.get_mut(&id) {
+                Some(r) => {
+                    r.ratchet = ratchet;
+                    // MEM-8: keys the window has passed are deleted
+                    // (dropping a `KeyNonce` zeroizes it).
+                    r.skipped.retain(|&g, _| g >= lowest_kept);
+                    r.skipped.extend(skipped);
+                }
+                None => {
+                    self.ratchets.insert(
+                        id,
+                        SenderRatchet {
+                            ratchet,
+                            skipped: skipped.into_iter().collect(),
+                        },
+                    );
+                }
+            },
+            Update::UseSkipped { id, generation } => {
+                if let Some(r) = self.ratchets.get_mut(&id) {
+                    r.skipped.remove(&generation);
+                }
+            }
+            Update::Public(digest) => {
+                self.public_seen.insert(digest);
+            }
+        }
+    }
+}
+
+/// MEM-5: the digest recorded for a delivered PublicMessage. For a member
+/// sender, whose tag and signature the member verified, the digest of its
+/// `FramedContent` (sender, content and authenticated data), so that the
+/// same content under another signature encoding is a replay too; for
+/// another sender, whose signature only the MLS stack verifies, the digest
+/// of the message's bytes, so that a forgery cannot pre-empt the genuine
+/// message.
+fn public_digest(member: bool, bytes: &[u8]) -> PublicDigest {
+    let label: &[u8] = if member {
+        b"mimi-onion member public content"
+    } else {
+        b"mimi-onion member public message"
+    };
+    let mut h = Sha256::new();
+    h.update(label);
+    h.update(bytes);
+    h.finalize().into()
+}
+
+/// MEM-5: refuses a PublicMessage already delivered in the epoch, or any
+/// new one once the epoch's record is full.
+fn check_public(
+    held: &HeldEpoch,
+    limits: &ReceiveLimits,
+    digest: &PublicDigest,
+) -> Result<(), ReceiveError> {
+    if held.public_seen.contains(digest) {
+        return Err(ReceiveError::Replayed);
+    }
+    if held.public_seen.len() >= limits.max_public_per_epoch {
+        return Err(ReceiveError::LimitReached);
+    }
+    Ok(())
 }
 
 /// RFC 9420 processing of the message inside a fan-out message.
 fn process(
     suite: MlsSuite,
     group_id: &[u8],
-    epoch: &EpochState,
-    used: &HashSet<UsedKey>,
+    held: &HeldEpoch,
+    limits: &ReceiveLimits,
     message: Vec<u8>,
+    steps: &mut u64,
 ) -> Result<Processed, ReceiveError> {
+    let epoch = &held.state;
     let info = MessageInfo::parse(&message).map_err(ReceiveError::Mls)?;
     let gc = &epoch.group_context;
     // MEM-3: the message's group_id and epoch are those of the keys that
@@ -344,21 +626,26 @@ fn process(
     }
     match info.wire_format {
         WireFormat::PrivateMessage => {
-            let (received, key) = process_private(suite, epoch, used, message)?;
-            Ok(Processed::Member(received, Some(key)))
+            let (received, update) = process_private(suite, held, limits, message, steps)?;
+            Ok(Processed::Member(received, update))
         }
         WireFormat::PublicMessage => {
             // MEM-5: a member sender's membership tag and signature are
             // verified here; another sender's message goes to the MLS stack.
+            // Either is delivered once per epoch.
             let pm = PublicMessage::parse(&message).map_err(ReceiveError::Mls)?;
             let Sender::Member(leaf) = pm.content.sender else {
-                return Ok(Processed::NonMember(message));
+                let digest = public_digest(false, &message);
+                check_public(held, limits, &digest)?;
+                return Ok(Processed::NonMember(message, digest));
             };
+            let digest = public_digest(true, &pm.content.encode().map_err(ReceiveError::Mls)?);
             pm.verify_membership_tag(suite, &epoch.membership_key, gc)
                 .map_err(|_| ReceiveError::Signature)?;
             let key = epoch.leaf_keys.get(&leaf).ok_or(ReceiveError::Signature)?;
             pm.verify_signature(suite, key, Some(gc))
                 .map_err(|_| ReceiveError::Signature)?;
+            check_public(held, limits, &digest)?;
             let received = Received {
                 group_id: group_id.to_vec(),
                 epoch: gc.epoch,
@@ -368,22 +655,97 @@ fn process(
                 content: pm.content.content.clone(),
                 message,
             };
-            Ok(Processed::Member(received, None))
+            Ok(Processed::Member(received, Update::Public(digest)))
         }
         // MEM-3: only a PublicMessage or a PrivateMessage.
         _ => Err(ReceiveError::WrongGroup),
     }
 }
 
+/// MEM-8: the key and nonce of (`leaf`, `kind`, `generation`) from the
+/// epoch's sender ratchets, without changing them, and the update that
+/// delivering the message applies. `steps` counts the ratchet steps.
+///
+/// A generation at or past the ratchet's next one costs the distance plus
+/// one step, and at most [`ReceiveLimits::max_forward_distance`] plus one:
+/// the member refuses a longer jump before it derives anything. A
+/// generation behind it is served from the kept keys, at no step.
+fn ratchet_key(
+    suite: MlsSuite,
+    held: &HeldEpoch,
+    limits: &ReceiveLimits,
+    id: RatchetId,
+    generation: u32,
+    steps: &mut u64,
+) -> Result<(KeyNonce, Update), ReceiveError> {
+    let state = held.ratchets.get(&id);
+    let next = state.map_or(0, |r| r.ratchet.generation());
+    if generation < next {
+        if let Some(kn) = state.and_then(|r| r.skipped.get(&generation)) {
+            return Ok((kn.clone(), Update::UseSkipped { id, generation }));
+        }
+        // Absent within the window: used; below it: deleted.
+        let lowest_kept = (next - 1).saturating_sub(limits.out_of_order_tolerance);
+        return Err(if generation >= lowest_kept {
+            ReceiveError::Replayed
+        } else {
+            ReceiveError::KeyDeleted
+        });
+    }
+    if generation - next > limits.max_forward_distance {
+        return Err(ReceiveError::TooFarAhead);
+    }
+    let mut ratchet = match state {
+        Some(r) => r.ratchet.clone(),
+        None => leaf_ratchet(
+            suite,
+            &held.state.encryption_secret,
+            held.state.n_leaves,
+            id.0,
+            id.1,
+        )
+        .map_err(ReceiveError::Mls)?,
+    };
+    let lowest_kept = generation.saturating_sub(limits.out_of_order_tolerance);
+    let mut skipped = Vec::new();
+    while ratchet.generation() < generation {
+        if ratchet.generation() >= lowest_kept {
+            skipped.push((
+                ratchet.generation(),
+                ratchet.key_nonce().map_err(ReceiveError::Mls)?,
+            ));
+        }
+        ratchet.advance().map_err(ReceiveError::Mls)?;
+        *steps += 1;
+    }
+    let kn = ratchet.key_nonce().map_err(ReceiveError::Mls)?;
+    // The generation's ratchet secret goes at once: its key is used.
+    ratchet.advance().map_err(ReceiveError::Mls)?;
+    *steps += 1;
+    Ok((
+        kn,
+        Update::Forward {
+            id,
+            ratchet,
+            skipped,
+            lowest_kept,
+        },
+    ))
+}
+
 /// MEM-4: a PrivateMessage in the order the spec gives: sender data (leaf
 /// and generation in range), the member's own key and nonce, the
 /// `reuse_guard`, the key commitment before decryption, then the signature.
+/// MEM-8: the key comes from the epoch's sender ratchets, which change
+/// only when the message is delivered.
 fn process_private(
     suite: MlsSuite,
-    epoch: &EpochState,
-    used: &HashSet<UsedKey>,
+    held: &HeldEpoch,
+    limits: &ReceiveLimits,
     message: Vec<u8>,
-) -> Result<(Received, UsedKey), ReceiveError> {
+    steps: &mut u64,
+) -> Result<(Received, Update), ReceiveError> {
+    let epoch = &held.state;
     let gc = &epoch.group_context;
     let msg = PrivateMessage::parse(&message).map_err(ReceiveError::Mls)?;
     let sd =
@@ -393,28 +755,16 @@ fn process_private(
             "sender data out of range",
         )));
     }
-    // MEM-4: a blank leaf, or a key already used, is refused before any
-    // key is derived or anything decrypted.
+    // MEM-4: a blank leaf is refused before any key is derived; MEM-8: so
+    // is a key already used or deleted, or a generation too far ahead.
     if !epoch.leaf_keys.contains_key(&sd.leaf_index) {
         return Err(ReceiveError::Signature);
     }
-    let key_id = (
-        sd.leaf_index,
-        msg.content_type != ContentType::Application,
-        sd.generation,
-    );
-    if used.contains(&key_id) {
-        return Err(ReceiveError::Replayed);
-    }
-    let kn = leaf_key_nonce(
-        suite,
-        &epoch.encryption_secret,
-        epoch.n_leaves,
+    let id = (
         sd.leaf_index,
         RatchetKind::for_content_type(msg.content_type),
-        sd.generation,
-    )
-    .map_err(ReceiveError::Mls)?;
+    );
+    let (kn, update) = ratchet_key(suite, held, limits, id, sd.generation, steps)?;
     let final_nonce = apply_reuse_guard(&kn.nonce, sd.reuse_guard).map_err(ReceiveError::Mls)?;
     // MEM-4: the member's own ratchet key and nonce and the sender data's
     // leaf: c must match before anything is decrypted.
@@ -461,5 +811,39 @@ fn process_private(
         content: content.content,
         message,
     };
-    Ok((received, key_id))
+    Ok((received, update))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MEM-8: the sender ratchets' Debug shows generations, never a
+    /// secret byte.
+    #[test]
+    fn sender_ratchet_debug_is_redacted() {
+        let suite = MlsSuite::from_code(1).unwrap();
+        let r = SenderRatchet {
+            ratchet: HashRatchet::new(suite, Secret::from_slice(&[0xAB; 32])),
+            skipped: BTreeMap::from([(
+                3,
+                KeyNonce {
+                    key: Secret::from_slice(&[0xCD; 16]),
+                    nonce: Secret::from_slice(&[0xEF; 12]),
+                },
+            )]),
+        };
+        let shown = format!("{r:?}");
+        for byte in ["171", "205", "239", "ab", "cd", "ef"] {
+            assert!(!shown.to_lowercase().contains(byte), "{shown}");
+        }
+        assert!(shown.contains("***"));
+        assert_eq!(
+            r.status(),
+            RatchetStatus {
+                next_generation: 0,
+                held: vec![3]
+            }
+        );
+    }
 }

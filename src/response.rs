@@ -17,7 +17,6 @@
 //! construction with this protocol's own labels.
 
 use hkdf::Hkdf;
-use hpke_rs::Context;
 use hpke_rs_crypto::HpkeCrypto;
 use hpke_rs_rust_crypto::HpkeRustCrypto;
 use rand::CryptoRng;
@@ -184,9 +183,8 @@ pub fn response_len(suite: HpkeSuite) -> usize {
 }
 
 /// The response secret exported from the hub layer's HPKE context.
-pub(crate) fn export_secret<C: HpkeCrypto>(ctx: &Context<C>, suite: HpkeSuite) -> Res<Secret> {
+pub(crate) fn export_secret(ctx: &crate::hpke::Context, suite: HpkeSuite) -> Res<Secret> {
     ctx.export(labels::HUB_RESPONSE, response_nonce_len(suite))
-        .map(Secret::new)
         .map_err(|_| Error::Crypto)
 }
 

@@ -4,14 +4,14 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use hpke_rs::{Hpke, HpkePublicKey};
-use hpke_rs_crypto::HpkeCrypto;
 use rand::Rng;
+use zeroize::Zeroize;
 
 use crate::commitment::{build_authenticated_data, CommitmentInput, SafeAadItem};
 use crate::config::{KeyConfig, KeyUse, VerifiedHubConfiguration};
 use crate::error::{Error, Res};
 use crate::fanout::{sign_fanout_key, EpochKeys};
+use crate::hpke;
 use crate::keylayer::KeyLayerContent;
 use crate::mls::framing::{
     apply_reuse_guard, encrypt_private_message, sign_framed_content, FramedContent,
@@ -147,8 +147,10 @@ impl Sender {
                 Membership::Filler(filler)
             }
         };
+        let mut ikm_e = zeroize::Zeroizing::new([0u8; hpke::NSK]);
+        rand::rng().fill_bytes(&mut *ikm_e);
         let parts = seal_envelope(
-            &mut suite.hpke()?,
+            &*ikm_e,
             &key,
             header,
             message,
@@ -216,18 +218,19 @@ pub struct EnvelopeParts {
     pub enc: Vec<u8>,
     /// The membership proof placed in the hub layer.
     pub membership_proof: [u8; MEMBERSHIP_PROOF_LEN],
-    /// The padded hub-layer plaintext.
-    pub padded_plaintext: Vec<u8>,
     /// The envelope.
     pub bytes: Vec<u8>,
     /// The response secret exported from the HPKE context.
     pub response_secret: Secret,
 }
 
-/// Seals one envelope with a given HPKE instance (so that the vector
-/// generator can replay the ephemeral key).
-pub fn seal_envelope<C: HpkeCrypto>(
-    hpke: &mut Hpke<C>,
+/// Seals one envelope with the ephemeral randomness `ikm_e` ([`hpke::NSK`]
+/// bytes: fresh random bytes for every envelope; the vector generator
+/// fixes them). The padded hub-layer plaintext is written once, straight
+/// into the envelope's buffer behind the header and `enc`, and encrypted
+/// where it lies: one copy of the message, as for a bare HPKE seal.
+pub fn seal_envelope(
+    ikm_e: &[u8],
     key: &KeyConfig,
     header: OuterHeader,
     message: &[u8],
@@ -235,11 +238,8 @@ pub fn seal_envelope<C: HpkeCrypto>(
     key_layer: &[u8],
     fanout_key: Option<Secret>,
 ) -> Res<EnvelopeParts> {
-    let pk = HpkePublicKey::new(key.public_key.0.clone());
     let info = header.hpke_info();
-    let (enc, mut ctx) = hpke
-        .setup_sender(&pk, &info, None, None, None)
-        .map_err(|_| Error::Crypto)?;
+    let (enc, ctx) = hpke::setup_sender(header.suite, &key.public_key.0, &info, ikm_e)?;
     let header_bytes = header.to_bytes();
     let membership_proof = match membership {
         Membership::Keys(keys) => keys.membership_proof(&header_bytes, &enc),
@@ -251,18 +251,26 @@ pub fn seal_envelope<C: HpkeCrypto>(
         key_layer,
         fanout_key,
     };
-    let plaintext = crate::wire::PlainBuf::with_public_message(content.encode_padded()?);
-    let sealed = ctx
-        .seal(&header_bytes, &plaintext.0)
-        .map_err(|_| Error::Crypto)?;
+    let sealed_len = content.padded_len()? + hpke::TAG_LEN;
+    let mut bytes = Vec::with_capacity(Envelope::encoded_len(enc.len(), sealed_len));
+    Envelope::put_prefix(&header, &enc, sealed_len, &mut bytes)?;
+    let start = bytes.len();
+    content.put_padded(&mut bytes)?;
+    // The plaintext holds F: it never leaves this function unencrypted.
+    let tag = match ctx.seal_in_place(&header_bytes, &mut bytes[start..]) {
+        Ok(tag) => tag,
+        Err(e) => {
+            bytes.zeroize();
+            return Err(e);
+        }
+    };
+    bytes.extend_from_slice(&tag);
     let response_secret = response::export_secret(&ctx, header.suite)?;
-    let bytes = Envelope::encode(&header, &enc, &sealed)?;
     Ok(EnvelopeParts {
         header,
         info,
         enc,
         membership_proof,
-        padded_plaintext: plaintext.0.clone(),
         bytes,
         response_secret,
     })

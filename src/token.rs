@@ -188,6 +188,19 @@ impl TokenKeys {
         self.keys.last()
     }
 
+    /// The shard a token names, `None` for the unroutable codepoint or a
+    /// codepoint with no live key (TOK-2): the load balancer's one AES
+    /// block, with nothing else decoded or copied.
+    #[inline]
+    pub fn shard(&self, token: &[u8; TOKEN_LEN]) -> Option<u32> {
+        let codepoint = token[0] >> 5;
+        let key = self.keys.iter().find(|k| k.codepoint == codepoint)?;
+        let (_, body) = token.split_first()?;
+        let mut block = Block::from(<[u8; 16]>::try_from(body).ok()?);
+        key.cipher.decrypt_block(&mut block);
+        Some(u32::from_be_bytes([block[0], block[1], block[2], block[3]]))
+    }
+
     /// Decodes a token: `None` for the unroutable codepoint or a codepoint
     /// with no live key (TOK-2).
     pub fn decode(&self, token: &[u8; TOKEN_LEN]) -> Option<DecodedToken> {

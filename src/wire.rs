@@ -28,7 +28,7 @@
 
 use zeroize::Zeroize;
 
-use crate::codec::{check_zero_padding, put_vec, Reader};
+use crate::codec::{check_zero_padding, put_varint, put_vec, varint_len, Reader};
 use crate::error::{Error, Res};
 use crate::padding::padded_length;
 use crate::secret::Secret;
@@ -161,14 +161,33 @@ impl<'a> Envelope<'a> {
 
     /// Encodes an envelope.
     pub fn encode(header: &OuterHeader, enc: &[u8], sealed_hub_layer: &[u8]) -> Res<Vec<u8>> {
+        let mut out = Vec::with_capacity(Self::encoded_len(enc.len(), sealed_hub_layer.len()));
+        Self::put_prefix(header, enc, sealed_hub_layer.len(), &mut out)?;
+        out.extend_from_slice(sealed_hub_layer);
+        Ok(out)
+    }
+
+    /// The length of an envelope with an `enc` of `enc_len` bytes and a
+    /// sealed hub layer of `sealed_len` bytes.
+    pub fn encoded_len(enc_len: usize, sealed_len: usize) -> usize {
+        HEADER_LEN + enc_len + varint_len(sealed_len) + sealed_len
+    }
+
+    /// Appends everything of an envelope before its sealed hub layer: the
+    /// header, `enc` and the length of a sealed hub layer of `sealed_len`
+    /// bytes, which the caller appends (or seals in place) next.
+    pub fn put_prefix(
+        header: &OuterHeader,
+        enc: &[u8],
+        sealed_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Res<()> {
         if enc.len() != header.suite.n_enc() {
             return Err(Error::Usage("enc length does not match the suite"));
         }
-        let mut out = Vec::with_capacity(HEADER_LEN + enc.len() + 4 + sealed_hub_layer.len());
         out.extend_from_slice(&header.to_bytes());
         out.extend_from_slice(enc);
-        put_vec(&mut out, sealed_hub_layer)?;
-        Ok(out)
+        put_varint(out, sealed_len)
     }
 }
 
@@ -199,6 +218,14 @@ impl<'a> HubLayerContent<'a> {
     /// Encodes the content and pads it with zeros to
     /// `padded_length(message.len())` (HUB-2, PAD-1).
     pub fn encode_padded(&self) -> Res<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.padded_len()?);
+        self.put_padded(&mut out)?;
+        Ok(out)
+    }
+
+    /// The length of the padded encoding, once the content's own bounds
+    /// are checked.
+    pub fn padded_len(&self) -> Res<usize> {
         if self.message.len() > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge("message longer than 16 MiB"));
         }
@@ -210,18 +237,24 @@ impl<'a> HubLayerContent<'a> {
                 return Err(Error::Usage("fan-out key must be 32 bytes"));
             }
         }
-        let padded = padded_length(self.message.len());
-        let mut out = Vec::with_capacity(padded);
-        put_vec(&mut out, self.message)?;
+        Ok(padded_length(self.message.len()))
+    }
+
+    /// Appends the padded encoding to `out` (the sender writes it straight
+    /// into the envelope's buffer and seals it there).
+    pub fn put_padded(&self, out: &mut Vec<u8>) -> Res<()> {
+        let padded = self.padded_len()?;
+        let start = out.len();
+        put_vec(out, self.message)?;
         out.extend_from_slice(&self.membership_proof);
-        put_vec(&mut out, self.key_layer)?;
+        put_vec(out, self.key_layer)?;
         match &self.fanout_key {
-            Some(f) => put_vec(&mut out, f.expose())?,
+            Some(f) => put_vec(out, f.expose())?,
             None => out.push(0),
         }
-        debug_assert!(out.len() <= padded);
-        out.resize(padded, 0);
-        Ok(out)
+        debug_assert!(out.len() - start <= padded);
+        out.resize(start + padded, 0);
+        Ok(())
     }
 
     /// Decodes a padded hub-layer plaintext (HUB-1, HUB-2): lengths within
@@ -262,13 +295,37 @@ impl<'a> HubLayerContent<'a> {
 /// holding public bytes (the MLS message of a hub layer, which is itself a
 /// ciphertext the front-end may see): wiping a 1 MiB message byte by byte
 /// would cost more than decrypting it, and protects nothing.
+///
+/// The third field is where the plaintext starts in the buffer: the hub
+/// decrypts a hub layer where it lies in the envelope it owns, behind the
+/// header and `enc` (which are public too, and zeroized with the rest).
 #[derive(Default)]
-pub(crate) struct PlainBuf(pub Vec<u8>, core::ops::Range<usize>);
+pub(crate) struct PlainBuf(pub Vec<u8>, core::ops::Range<usize>, usize);
 
 impl PlainBuf {
     /// A buffer zeroized entirely on drop.
     pub(crate) fn secret(bytes: Vec<u8>) -> Self {
-        PlainBuf(bytes, 0..0)
+        PlainBuf(bytes, 0..0, 0)
+    }
+
+    /// The plaintext: the buffer from the plaintext's start.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.0.get(self.2..).unwrap_or_default()
+    }
+
+    /// A padded hub-layer plaintext at `start..` of `buf` (the envelope
+    /// the hub decrypted it in): as [`Self::with_public_message`].
+    pub(crate) fn hub_layer_in(buf: Vec<u8>, start: usize) -> Self {
+        let start = start.min(buf.len());
+        let mut r = Reader::new(&buf[start..]);
+        let public = match r.varint("message") {
+            Ok(n) => {
+                let from = buf.len() - r.remaining();
+                from..from.saturating_add(n).min(buf.len())
+            }
+            Err(_) => 0..0,
+        };
+        PlainBuf(buf, public, start)
     }
 
     /// A padded hub-layer or fan-out plaintext: the `message<V>` at its
@@ -283,7 +340,99 @@ impl PlainBuf {
             }
             Err(_) => 0..0,
         };
-        PlainBuf(bytes, public)
+        PlainBuf(bytes, public, 0)
+    }
+}
+
+impl PlainBuf {
+    /// The public message of a hub-layer or fan-out plaintext, keeping the
+    /// buffer it lies in: everything else (membership proof, key layer, F,
+    /// padding) is zeroized first. No copy of the message.
+    pub(crate) fn into_message(mut self) -> MessageBytes {
+        let range = self.1.clone();
+        let mut buf = core::mem::take(&mut self.0);
+        let len = buf.len();
+        let start = range.start.min(len);
+        let end = range.end.clamp(start, len);
+        buf[..start].zeroize();
+        buf[end..].zeroize();
+        MessageBytes {
+            buf,
+            range: start..end,
+        }
+    }
+}
+
+/// An MLS message as the hub recovered it from a hub layer, in the buffer
+/// it was decrypted into (whose other bytes are zeroed): derefs to the
+/// message's bytes.
+#[derive(Clone, Default)]
+pub struct MessageBytes {
+    buf: Vec<u8>,
+    range: core::ops::Range<usize>,
+}
+
+impl MessageBytes {
+    /// The message's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
+
+    /// The message as a vector of its own (one copy).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.as_slice().to_vec()
+    }
+}
+
+impl core::ops::Deref for MessageBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for MessageBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl From<Vec<u8>> for MessageBytes {
+    fn from(buf: Vec<u8>) -> Self {
+        let range = 0..buf.len();
+        MessageBytes { buf, range }
+    }
+}
+
+impl core::fmt::Debug for MessageBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "MessageBytes({} bytes)", self.range.len())
+    }
+}
+
+impl PartialEq for MessageBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for MessageBytes {}
+
+impl PartialEq<[u8]> for MessageBytes {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl PartialEq<Vec<u8>> for MessageBytes {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl PartialEq<MessageBytes> for Vec<u8> {
+    fn eq(&self, other: &MessageBytes) -> bool {
+        self.as_slice() == other.as_slice()
     }
 }
 

@@ -386,3 +386,215 @@ fn member_drops_a_message_delivered_twice() {
     assert!(matches!(bob.receive(&fans[0]), Ok(Delivery::Delivered(_))));
     assert_eq!(bob.receive(&fans[1]), Err(ReceiveError::Replayed));
 }
+
+// MEM-8: the member's sender ratchets.
+
+use std::collections::BTreeMap;
+
+use mimi_onion::member::ReceiveLimits;
+use mimi_onion::mls::secret_tree::{leaf_ratchets, RatchetKind};
+use mimi_onion::sender::{protect_private_message, MlsSendState, PrivateContent};
+use mimi_onion::test_utils::room::{N_LEAVES, SENDER_LEAF};
+
+/// Fan-out messages of epoch 0 of `room` from its sending leaf at each of
+/// `generations`, of content type `content_type` (application data, or
+/// the room's proposal), derived on one sender-side ratchet.
+fn room_messages_at(
+    room: &Room,
+    content_type: ContentType,
+    generations: impl IntoIterator<Item = u32>,
+) -> BTreeMap<u32, Vec<u8>> {
+    let e = room.epoch(0).unwrap();
+    let (mut hs, mut app) = leaf_ratchets(
+        room.suite,
+        &e.secrets.encryption_secret,
+        N_LEAVES,
+        SENDER_LEAF,
+    )
+    .unwrap();
+    let ratchet = match content_type {
+        ContentType::Application => &mut app,
+        _ => &mut hs,
+    };
+    let keys = room.membership_keys(0).unwrap();
+    let mut generations: Vec<u32> = generations.into_iter().collect();
+    generations.sort_unstable();
+    let mut out = BTreeMap::new();
+    for generation in generations {
+        let kn = ratchet.key_nonce_at(generation).unwrap();
+        let data = format!("generation {generation}").into_bytes();
+        let content = match content_type {
+            ContentType::Application => &data,
+            _ => &room.proposal,
+        };
+        let p = protect_private_message(
+            &MlsSendState {
+                suite: room.suite,
+                group_context: &e.context,
+                sender_data_secret: &e.secrets.sender_data_secret,
+                leaf_index: SENDER_LEAF,
+                generation,
+                key: &kn.key,
+                nonce: &kn.nonce,
+                reuse_guard: generation.to_be_bytes(),
+                signature_private_key: &room.leaves[SENDER_LEAF as usize].signature_private,
+            },
+            &PrivateContent {
+                content_type,
+                content,
+                confirmation_tag: None,
+                padding_len: 0,
+                other_safe_aad: &[],
+                aad_rest: &[],
+            },
+            None,
+        )
+        .unwrap();
+        out.insert(generation, keys.seal(&p.message, &mut rand::rng()).unwrap());
+    }
+    out
+}
+
+/// Application messages of epoch 0 at `generations`.
+fn app_at(room: &Room, generations: impl IntoIterator<Item = u32>) -> BTreeMap<u32, Vec<u8>> {
+    room_messages_at(room, ContentType::Application, generations)
+}
+
+fn delivered(bob: &mut Member, fan: &[u8]) -> Vec<u8> {
+    match bob.receive(fan) {
+        Ok(Delivery::Delivered(r)) => r.content,
+        other => panic!("not delivered: {other:?}"),
+    }
+}
+
+fn app_ratchet(bob: &Member, room: &Room) -> Option<mimi_onion::member::RatchetStatus> {
+    bob.sender_ratchet(&room.group_id, 0, SENDER_LEAF, RatchetKind::Application)
+}
+
+/// MEM-8: the member keeps each sender ratchet where it stopped: once it
+/// has walked to a generation, the message at the next generation costs
+/// one ratchet step, not a walk from generation 0.
+#[test]
+fn mem8_next_generation_costs_one_step() {
+    let (_, _, room, bob) = room_world(1);
+    let mut bob = bob.with_limits(ReceiveLimits {
+        max_forward_distance: 20_000,
+        ..ReceiveLimits::default()
+    });
+    let msgs = app_at(&room, 16_383..16_400);
+    assert_eq!(delivered(&mut bob, &msgs[&16_383]), b"generation 16383");
+    // The walk, once: at most 16,383 steps to the generation, one past it.
+    assert!(bob.ratchet_steps() <= 16_384);
+    for g in 16_384..16_400 {
+        let before = bob.ratchet_steps();
+        assert_eq!(
+            delivered(&mut bob, &msgs[&g]),
+            format!("generation {g}").as_bytes()
+        );
+        assert_eq!(bob.ratchet_steps() - before, 1, "generation {g}");
+    }
+    let status = app_ratchet(&bob, &room).expect("ratchet held");
+    assert_eq!(status.next_generation, 16_400);
+}
+
+/// MEM-8: keys of skipped generations are kept within the out-of-order
+/// window and deleted once used or once the window passes them; a used
+/// key is refused as a replay, a deleted one as deleted. Out-of-order
+/// messages cost no ratchet step.
+#[test]
+fn mem8_out_of_order_window_and_used_keys_deleted() {
+    let (_, _, room, mut bob) = room_world(1);
+    assert_eq!(bob.limits().out_of_order_tolerance, 32);
+    let msgs = app_at(&room, 0..=42);
+    delivered(&mut bob, &msgs[&40]);
+    let status = app_ratchet(&bob, &room).expect("ratchet held");
+    assert_eq!(status.next_generation, 41);
+    // The 32 generations below 40 are kept, older ones deleted.
+    assert_eq!(status.held, (8..40).collect::<Vec<_>>());
+    let steps = bob.ratchet_steps();
+    assert_eq!(delivered(&mut bob, &msgs[&39]), b"generation 39");
+    assert_eq!(delivered(&mut bob, &msgs[&8]), b"generation 8");
+    assert_eq!(bob.ratchet_steps(), steps, "out of order: no step");
+    assert_eq!(bob.receive(&msgs[&7]), Err(ReceiveError::KeyDeleted));
+    assert_eq!(bob.receive(&msgs[&0]), Err(ReceiveError::KeyDeleted));
+    // Used keys are gone: the same messages again are replays.
+    for g in [8, 39, 40] {
+        assert_eq!(bob.receive(&msgs[&g]), Err(ReceiveError::Replayed), "{g}");
+    }
+    let status = app_ratchet(&bob, &room).unwrap();
+    assert_eq!(status.held, (9..39).collect::<Vec<_>>());
+    // The window moves with the ratchet: after 41 and 42, generation 9 is
+    // 33 behind and deleted, 10 still held.
+    delivered(&mut bob, &msgs[&41]);
+    delivered(&mut bob, &msgs[&42]);
+    assert_eq!(bob.receive(&msgs[&9]), Err(ReceiveError::KeyDeleted));
+    assert_eq!(delivered(&mut bob, &msgs[&10]), b"generation 10");
+    let status = app_ratchet(&bob, &room).unwrap();
+    assert_eq!(status.next_generation, 43);
+    assert_eq!(status.held, (11..39).collect::<Vec<_>>());
+    assert!(status.held.len() <= 32);
+}
+
+/// MEM-8: a generation further ahead of the ratchet than the forward
+/// bound is refused before any key is derived, and leaves the ratchet as
+/// it was; the bound is relative to the ratchet, so a sender that moves
+/// within it can reach any generation. The bound is configurable.
+#[test]
+fn mem8_forward_jump_is_bounded() {
+    let (_, _, room, mut bob) = room_world(1);
+    assert_eq!(bob.limits().max_forward_distance, 1_024);
+    let msgs = app_at(&room, [1_025, 1_024, 2_049, 3_075, 3_074]);
+    assert_eq!(bob.receive(&msgs[&1_025]), Err(ReceiveError::TooFarAhead));
+    assert_eq!(bob.ratchet_steps(), 0, "refused before any derivation");
+    assert_eq!(app_ratchet(&bob, &room), None);
+    delivered(&mut bob, &msgs[&1_024]);
+    delivered(&mut bob, &msgs[&2_049]);
+    let steps = bob.ratchet_steps();
+    assert_eq!(bob.receive(&msgs[&3_075]), Err(ReceiveError::TooFarAhead));
+    assert_eq!(bob.ratchet_steps(), steps);
+    delivered(&mut bob, &msgs[&3_074]);
+    assert_eq!(app_ratchet(&bob, &room).unwrap().next_generation, 3_075);
+
+    let (_, _, room, bob) = room_world(1);
+    let mut bob = bob.with_limits(ReceiveLimits {
+        max_forward_distance: 10,
+        ..ReceiveLimits::default()
+    });
+    let msgs = app_at(&room, [10, 11, 21, 22]);
+    assert_eq!(bob.receive(&msgs[&11]), Err(ReceiveError::TooFarAhead));
+    delivered(&mut bob, &msgs[&10]);
+    assert_eq!(bob.receive(&msgs[&22]), Err(ReceiveError::TooFarAhead));
+    delivered(&mut bob, &msgs[&21]);
+}
+
+/// MEM-8: a message that fails after its key is derived (here a flipped
+/// ciphertext byte: the commitment holds, the AEAD fails) changes no
+/// ratchet, so a forgery cannot move a sender's ratchet or delete its
+/// keys; the genuine message is delivered afterwards. The handshake and
+/// application ratchets of a leaf are separate.
+#[test]
+fn mem8_failed_message_leaves_the_ratchet() {
+    use mimi_onion::mls::framing::PrivateMessage;
+    let (_, _, room, mut bob) = room_world(1);
+    let keys = room.membership_keys(0).unwrap();
+    let msgs = app_at(&room, [5, 30]);
+    let inner = keys
+        .open(&FanoutMessage::parse(&msgs[&30]).unwrap())
+        .unwrap();
+    let mut pm = PrivateMessage::parse(&inner).unwrap();
+    let last = pm.ciphertext.len() - 1;
+    pm.ciphertext[last] ^= 1;
+    let forged = keys.seal(&pm.encode().unwrap(), &mut rand::rng()).unwrap();
+    assert!(matches!(bob.receive(&forged), Err(ReceiveError::Mls(_))));
+    assert_eq!(app_ratchet(&bob, &room), None);
+    delivered(&mut bob, &msgs[&30]);
+    delivered(&mut bob, &msgs[&5]);
+    // A proposal at generation 5 uses the handshake ratchet: not a replay.
+    let proposals = room_messages_at(&room, ContentType::Proposal, [5]);
+    assert_eq!(delivered(&mut bob, &proposals[&5]), room.proposal);
+    let hs = bob
+        .sender_ratchet(&room.group_id, 0, SENDER_LEAF, RatchetKind::Handshake)
+        .unwrap();
+    assert_eq!(hs.next_generation, 6);
+    assert_eq!(hs.held, vec![0, 1, 2, 3, 4]);
+}

@@ -80,7 +80,7 @@ fn tok7_token_spent_only_after_the_form_check() {
     };
     let seal = |m: &[u8], f: Option<mimi_onion::secret::Secret>| {
         seal_envelope(
-            &mut HpkeSuite::MANDATORY.hpke().unwrap(),
+            &rand::random::<[u8; 32]>(),
             &key,
             header,
             m,
@@ -157,4 +157,67 @@ fn rsp5_tokens_in_responses() {
     for t in &resp.tokens {
         assert_eq!(t.codepoint(), mimi_onion::token::UNROUTABLE_CODEPOINT);
     }
+}
+
+/// MEM-5: a member delivers a PublicMessage once. The same PublicMessage
+/// again, in a new fan-out message, is refused as a replay, in its epoch
+/// and once that epoch is the previous one; another PublicMessage of the
+/// same sender is delivered. A non-member's PublicMessage goes to the MLS
+/// stack once. The record per epoch is bounded.
+#[test]
+fn mem5_replayed_public_message_is_refused() {
+    use mimi_onion::member::{Member, ReceiveLimits};
+    use mimi_onion::mls::framing::Sender as MlsSender;
+    let (_, _, mut room, mut bob) = room_world(1);
+    let pm = common::room_public(&mut room, 0, ContentType::Proposal, b"").message;
+    let keys = room.membership_keys(0).unwrap();
+    let mut rng = rand::rng();
+    let first = keys.seal(&pm, &mut rng).unwrap();
+    let again = keys.seal(&pm, &mut rng).unwrap();
+    assert_ne!(first, again);
+    let Ok(Delivery::Delivered(r)) = bob.receive(&first) else {
+        panic!("PublicMessage not delivered");
+    };
+    assert_eq!(r.content, room.proposal);
+    assert_eq!(bob.receive(&again), Err(ReceiveError::Replayed));
+    assert_eq!(bob.receive(&first), Err(ReceiveError::Replayed));
+    let other = common::room_public(&mut room, 0, ContentType::Proposal, b"other").message;
+    assert!(matches!(
+        bob.receive(&keys.seal(&other, &mut rng).unwrap()),
+        Ok(Delivery::Delivered(_))
+    ));
+    // A non-member's proposal: handed to the MLS stack once.
+    let mut external = PublicMessage::parse(&pm).unwrap();
+    external.content.sender = MlsSender::External(0);
+    external.membership_tag = None;
+    let external = external.encode().unwrap();
+    assert!(matches!(
+        bob.receive(&keys.seal(&external, &mut rng).unwrap()),
+        Ok(Delivery::ForMlsStack { .. })
+    ));
+    assert_eq!(
+        bob.receive(&keys.seal(&external, &mut rng).unwrap()),
+        Err(ReceiveError::Replayed)
+    );
+    // Epoch 0 is now the previous epoch: still refused.
+    bob.enter_epoch(room.suite, room.member_state(1).unwrap());
+    assert_eq!(
+        bob.receive(&keys.seal(&pm, &mut rng).unwrap()),
+        Err(ReceiveError::Replayed)
+    );
+    // The record is bounded: past it, PublicMessages of the epoch are
+    // refused, not delivered unrecorded.
+    let mut small = Member::default().with_limits(ReceiveLimits {
+        max_public_per_epoch: 1,
+        ..ReceiveLimits::default()
+    });
+    small.enter_epoch(room.suite, room.member_state(0).unwrap());
+    assert!(matches!(
+        small.receive(&keys.seal(&pm, &mut rng).unwrap()),
+        Ok(Delivery::Delivered(_))
+    ));
+    assert_eq!(
+        small.receive(&keys.seal(&other, &mut rng).unwrap()),
+        Err(ReceiveError::LimitReached)
+    );
 }

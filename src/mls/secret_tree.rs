@@ -16,8 +16,11 @@
 //! ```
 //!
 //! This module is stateless: it does not delete consumed secrets (forward
-//! secrecy is the caller's duty) and reaching generation `g` costs `g`
-//! ratchet steps.
+//! secrecy is the caller's duty) and reaching generation `g` from a fresh
+//! ratchet costs `g` ratchet steps. A [`HashRatchet`] the caller keeps
+//! costs one step per generation it moves; the member keeps one per
+//! sender and content type, with the keys of skipped generations
+//! (`member`, MEM-8).
 
 use crate::error::{Error, Res};
 use crate::mls::message::ContentType;
@@ -25,7 +28,7 @@ use crate::mls::suite::MlsSuite;
 use crate::secret::Secret;
 
 /// Which of a leaf's two hash ratchets (RFC 9420 9.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RatchetKind {
     /// The `"handshake"` ratchet: proposals and commits.
     Handshake,
@@ -200,8 +203,27 @@ pub fn leaf_ratchets(
     ))
 }
 
+/// One of a leaf's two ratchets, at generation 0.
+///
+/// # Errors
+///
+/// As [`leaf_secret`].
+pub fn leaf_ratchet(
+    suite: MlsSuite,
+    encryption_secret: &Secret,
+    n_leaves: u32,
+    leaf_index: u32,
+    kind: RatchetKind,
+) -> Res<HashRatchet> {
+    let leaf = leaf_secret(suite, encryption_secret, n_leaves, leaf_index)?;
+    let initial = suite.expand_with_label(&leaf, kind.label(), &[], suite.nh())?;
+    Ok(HashRatchet::new(suite, initial))
+}
+
 /// The key and nonce of one leaf's `kind` ratchet at `generation`,
-/// computed from scratch (costs `generation` ratchet steps).
+/// computed from scratch (costs `generation` ratchet steps). A receiver
+/// that processes more than one message of a ratchet keeps the ratchet
+/// instead ([`leaf_ratchet`], [`HashRatchet`]; the member does, MEM-8).
 ///
 /// # Errors
 ///
@@ -214,9 +236,7 @@ pub fn leaf_key_nonce(
     kind: RatchetKind,
     generation: u32,
 ) -> Res<KeyNonce> {
-    let leaf = leaf_secret(suite, encryption_secret, n_leaves, leaf_index)?;
-    let initial = suite.expand_with_label(&leaf, kind.label(), &[], suite.nh())?;
-    HashRatchet::new(suite, initial).key_nonce_at(generation)
+    leaf_ratchet(suite, encryption_secret, n_leaves, leaf_index, kind)?.key_nonce_at(generation)
 }
 
 /// The ciphertext sample of RFC 9420 6.3.2: the first `Nh` bytes of the
