@@ -53,7 +53,6 @@ fn handshake(c: &mut Criterion) {
                     keylayer::seal(&policy, HpkeSuite::X25519Aes128Gcm, 1, message, &content)
                         .expect("key layer");
                 let opts = SealOptions {
-                    suite: Some(HpkeSuite::X25519Aes128Gcm),
                     key_layer: Some(&key_layer),
                     fanout_key: Some(f_next.clone()),
                     membership: Some(&keys),

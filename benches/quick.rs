@@ -64,6 +64,18 @@ struct Args {
     /// List the workloads `--callgrind` takes.
     #[arg(long)]
     list: bool,
+    /// Time the hub per outcome instead (spec "Privacy Considerations",
+    /// "Timing"): each call timed alone, then again answered at a fixed
+    /// deadline after arrival; prints a markdown table.
+    #[arg(long)]
+    timing: bool,
+    /// Samples per outcome for `--timing` (commits and registrations get a
+    /// third of them: each needs a room of its own).
+    #[arg(long, default_value_t = 101)]
+    samples: usize,
+    /// The fixed deadline of `--timing`'s second table, microseconds.
+    #[arg(long, default_value_t = 2000)]
+    deadline_us: u64,
 }
 
 /// One contender: makes `n` inputs (not timed), then consumes them.
@@ -110,7 +122,12 @@ fn measured_region(w: &mut dyn Workload) {
     w.run();
 }
 
+/// Times `n` calls of a workload, after one untimed call: the contender
+/// before it in the round leaves the allocator and the caches in its own
+/// state (a trimmed heap, say), which its first call would otherwise pay.
 fn time_one(w: &mut dyn Workload, n: usize) -> Duration {
+    w.prepare(1);
+    w.run();
     w.prepare(n);
     let t = Instant::now();
     w.run();
@@ -304,19 +321,27 @@ fn open_workloads(fx: &mut Fixture, app_len: usize) -> Vec<Box<dyn Workload + '_
                 black_box(out);
             },
         )),
-        Box::new(calls(move || {
-            black_box(
-                hpke.open(&enc, sk, info, aad, black_box(&ct), None, None, None)
-                    .expect("hpke open"),
-            );
-        })),
-        Box::new(calls(move || {
-            let (body, server_response) = server
-                .decapsulate(black_box(&request))
-                .expect("decapsulate");
-            black_box(body);
-            black_box(server_response.encapsulate(&response).expect("response"));
-        })),
+        // The peers too open a copy made before the clock starts, as the
+        // hub opens envelopes it has not touched since they arrived.
+        Box::new(batch(
+            move |n| vec![ct.clone(); n],
+            move |ct: Vec<u8>| {
+                black_box(
+                    hpke.open(&enc, sk, info, aad, black_box(&ct), None, None, None)
+                        .expect("hpke open"),
+                );
+            },
+        )),
+        Box::new(batch(
+            move |n| vec![request.clone(); n],
+            move |request: Vec<u8>| {
+                let (body, server_response) = server
+                    .decapsulate(black_box(&request))
+                    .expect("decapsulate");
+                black_box(body);
+                black_box(server_response.encapsulate(&response).expect("response"));
+            },
+        )),
     ]
 }
 
@@ -469,6 +494,257 @@ fn member_workload(held: usize) -> impl Workload {
 
 const MEMBER_HELD: usize = 1_000;
 
+/// `--timing`: the hub's time per outcome, the measurement behind the
+/// spec's timing paragraph (RSP-6 and what remains).
+mod timing {
+    use super::*;
+    use mimi_onion::config::KeyUse;
+    use mimi_onion::keylayer;
+    use mimi_onion::mls::message::WireFormat;
+    use mimi_onion::sender::SealOptions;
+    use mimi_onion::suite::HpkeSuite;
+    use mimi_onion::test_utils::store_suite;
+    use mimi_onion::wire::KEY_ID_OFFSET;
+
+    /// A room's proposal at epoch 0 with its key layer (private
+    /// handshake); `break_key_layer` flips a byte of the key layer, which
+    /// the policy engine then refuses.
+    fn proposal(
+        world: &DemoWorld,
+        client: &mut Sender,
+        room: &mut mimi_onion::test_utils::room::Room,
+        break_key_layer: bool,
+    ) -> Vec<u8> {
+        let protected = room
+            .protect(0, ContentType::Proposal, b"")
+            .expect("proposal");
+        let policy_key = world
+            .signed_config
+            .configuration
+            .current(KeyUse::Policy)
+            .expect("policy key")
+            .clone();
+        let mut key_layer = keylayer::seal(
+            &policy_key,
+            HpkeSuite::MANDATORY,
+            room.suite.code(),
+            &protected.message,
+            protected.key_layer.as_ref().expect("key layer"),
+        )
+        .expect("key layer");
+        if break_key_layer {
+            let last = key_layer.len() - 1;
+            key_layer[last] ^= 1;
+        }
+        let membership = room.membership_keys(0).expect("keys");
+        client
+            .seal(
+                &protected.message,
+                SealOptions {
+                    key_layer: Some(&key_layer),
+                    membership: Some(&membership),
+                    ..SealOptions::default()
+                },
+            )
+            .expect("seal")
+            .bytes
+    }
+
+    fn median_spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.1), at(0.9))
+    }
+
+    pub fn run(args: &Args) {
+        let (mut world, mut client) = store_suite::demo_hub(
+            mimi_onion::state::InMemoryHubStore::default(),
+            common::GROUP,
+        );
+        let keys = common::epoch_keys();
+        let n = args.samples.max(3);
+        let heavy = (n / 3).max(3);
+        let app = common::application_message(64);
+        let mut next_room = 0usize;
+        let fresh = |world: &DemoWorld, client: &mut Sender| {
+            let tokens = world.hub.issue_tokens(Some(common::GROUP));
+            client.add_tokens(Some(common::GROUP), &tokens[..1]);
+            client
+                .seal(&app, common::app_options(&keys))
+                .expect("seal")
+                .bytes
+        };
+        let key_package = test_utils::demo_messages()
+            .expect("demo messages")
+            .into_iter()
+            .find(|m| {
+                mimi_onion::mls::message::MessageInfo::parse(&m.bytes)
+                    .is_ok_and(|i| i.wire_format == WireFormat::KeyPackage)
+            });
+        // Each class: the envelopes, made before any timing; a resend
+        // needs its original handled first.
+        let mut classes: Vec<(&str, Vec<Vec<u8>>)> = Vec::new();
+        let malformed: Vec<Vec<u8>> = (0..n)
+            .map(|_| {
+                let mut g = fresh(&world, &mut client);
+                rand::RngExt::fill(&mut rand::rng(), &mut g[..]);
+                g
+            })
+            .collect();
+        classes.push(("does not decode (random bytes)", malformed));
+        classes.push((
+            "unknown key id",
+            (0..n)
+                .map(|_| {
+                    let mut e = fresh(&world, &mut client);
+                    e[KEY_ID_OFFSET] ^= 0x40;
+                    e
+                })
+                .collect(),
+        ));
+        classes.push((
+            "HPKE open fails (flipped tag)",
+            (0..n)
+                .map(|_| {
+                    let mut e = fresh(&world, &mut client);
+                    let last = e.len() - 1;
+                    e[last] ^= 1;
+                    e
+                })
+                .collect(),
+        ));
+        let originals: Vec<Vec<u8>> = (0..n).map(|_| fresh(&world, &mut client)).collect();
+        for e in &originals {
+            world.hub.handle(e, NOW);
+        }
+        classes.push(("identical resend (cached response)", originals));
+        classes.push((
+            "application message, accepted",
+            (0..n).map(|_| fresh(&world, &mut client)).collect(),
+        ));
+        if let Some(kp) = &key_package {
+            let envs = (0..n)
+                .map(|_| {
+                    let opts = test_utils::seal_options(kp, None).expect("options");
+                    client.seal(&kp.bytes, opts).expect("seal").bytes
+                })
+                .collect();
+            classes.push(("KeyPackage, accepted", envs));
+        }
+        let mut room = store_suite::room_on(&world, next_room);
+        next_room += 1;
+        classes.push((
+            "proposal, accepted",
+            (0..n)
+                .map(|_| proposal(&world, &mut client, &mut room, false))
+                .collect(),
+        ));
+        classes.push((
+            "proposal, refused by the policy engine",
+            (0..n)
+                .map(|_| proposal(&world, &mut client, &mut room, true))
+                .collect(),
+        ));
+        let commits = (0..heavy)
+            .map(|i| {
+                let mut r = store_suite::room_on(&world, next_room + i);
+                store_suite::commit(&world, &mut client, &mut r, 1)
+            })
+            .collect();
+        classes.push(("commit, accepted", commits));
+        // A registration names a room the hub does not hold yet: one
+        // demo world per sample, its registration sealed to it.
+        let mut registrations: Vec<(DemoWorld, Vec<u8>)> = (0..heavy)
+            .map(|_| {
+                let w = DemoWorld::new().expect("world");
+                let mut c = w.client().expect("client");
+                let (room, gi) = test_utils::registration(&w).expect("registration");
+                let e = c
+                    .seal(
+                        &gi,
+                        SealOptions {
+                            fanout_key: Some(room.epoch(0).expect("epoch").f.clone()),
+                            ..SealOptions::default()
+                        },
+                    )
+                    .expect("seal")
+                    .bytes;
+                (w, e)
+            })
+            .collect();
+
+        let deadline = Duration::from_micros(args.deadline_us);
+        // Alternate plain and deadline-answered calls within each class.
+        let mut rows = Vec::new();
+        let mut time_class =
+            |name: &str, calls: &mut dyn FnMut(usize, bool) -> Duration, len: usize| {
+                let (mut plain, mut fixed) = (Vec::new(), Vec::new());
+                for i in 0..len {
+                    if i % 2 == 0 {
+                        plain.push(calls(i, false).as_secs_f64() * 1e6);
+                    } else {
+                        fixed.push(calls(i, true).as_secs_f64() * 1e6);
+                    }
+                }
+                rows.push((name.to_string(), median_spread(plain), median_spread(fixed)));
+            };
+        let answer = |f: &mut dyn FnMut(), at_deadline: bool| {
+            let t = Instant::now();
+            f();
+            if at_deadline {
+                if let Some(rest) = deadline.checked_sub(t.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+            }
+            t.elapsed()
+        };
+        for (name, envs) in classes.iter_mut() {
+            let len = envs.len();
+            let hub = &mut world.hub;
+            time_class(
+                name,
+                &mut |i, d| {
+                    let mut e = Some(std::mem::take(&mut envs[i]));
+                    answer(
+                        &mut || {
+                            if let Some(e) = e.take() {
+                                drop(black_box(hub.handle_owned(e, NOW)));
+                            }
+                        },
+                        d,
+                    )
+                },
+                len,
+            );
+        }
+        let len = registrations.len();
+        time_class(
+            "registration, accepted",
+            &mut |i, d| {
+                let (w, e) = &mut registrations[i];
+                let mut e = Some(std::mem::take(e));
+                answer(
+                    &mut || {
+                        if let Some(e) = e.take() {
+                            drop(black_box(w.hub.handle_owned(e, NOW)));
+                        }
+                    },
+                    d,
+                )
+            },
+            len,
+        );
+        println!(
+            "| outcome | median µs | p10-p90 µs | answered at {} µs: median | p10-p90 |",
+            args.deadline_us
+        );
+        println!("|---|---:|---:|---:|---:|");
+        for (name, (m, lo, hi), (fm, flo, fhi)) in rows {
+            println!("| {name} | {m:.1} | {lo:.1}-{hi:.1} | {fm:.1} | {flo:.1}-{fhi:.1} |");
+        }
+    }
+}
+
 fn workload_names() -> Vec<String> {
     let mut names = Vec::new();
     for s in SIZES {
@@ -526,6 +802,10 @@ fn main() {
     }
     if let Some(name) = &args.callgrind {
         run_callgrind(name, args.iters);
+        return;
+    }
+    if args.timing {
+        timing::run(&args);
         return;
     }
     assert!(args.rounds % 2 == 1, "--rounds must be odd");

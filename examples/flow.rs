@@ -159,7 +159,6 @@ fn main() -> Res<()> {
                 key_layer: key_layer.as_deref(),
                 fanout_key,
                 membership: Some(&membership),
-                ..SealOptions::default()
             },
         )?;
 

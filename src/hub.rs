@@ -113,6 +113,8 @@ struct FrontEnd {
     retry_window: u64,
     /// The caller's time from which the next [`HubState::expire`] is due.
     next_expiry: AtomicU64,
+    /// HPKE decapsulations run, real or dummy (RSP-6).
+    decaps: AtomicU64,
     /// ADM-1: the registration admission policy, if any.
     admission: Option<Box<dyn crate::admission::Admission>>,
     /// ADM-1: the authenticated sending provider of the envelope being
@@ -166,6 +168,7 @@ impl<S: HubStore> HubFrontEnd<S> {
                 shard_count,
                 retry_window: DEFAULT_RETRY_WINDOW,
                 next_expiry: AtomicU64::new(0),
+                decaps: AtomicU64::new(0),
                 admission: None,
                 provider: None,
                 own_shard: None,
@@ -246,6 +249,13 @@ impl<S: HubStore> HubFrontEnd<S> {
         }
     }
 
+    /// How many HPKE decapsulations this front-end has run: exactly one per
+    /// envelope handled, whether it opened, failed to open, or was refused
+    /// before opening and got the dummy one (RSP-6).
+    pub fn decapsulations(&self) -> u64 {
+        self.core.decaps.load(AtomicOrdering::Relaxed)
+    }
+
     /// The store of the hub's state.
     pub fn store(&self) -> &S {
         &self.store
@@ -296,15 +306,21 @@ impl<S: HubStore> HubFrontEnd<S> {
                 resend_fingerprint(&env),
                 envelope.len() - env.sealed_hub_layer.len(),
             ),
-            Err(_) => return unopenable(&mut rng),
+            Err(_) => {
+                // RSP-6: the same work as an envelope that fails to open.
+                self.core.dummy_open(&mut envelope, now);
+                return unopenable(&mut rng);
+            }
         };
         let core = &self.core;
         // OUT-2: a live hub key with this id offers the header's suite.
         let Some(key) = core.hub_key(header.key_id, header.suite, now) else {
+            core.dummy_open(&mut envelope, now);
             return unopenable(&mut rng);
         };
         // The header, `enc` and length stay readable beside the plaintext.
         let prefix = envelope[..sealed_start].to_vec();
+        core.decaps.fetch_add(1, AtomicOrdering::Relaxed);
         let Ok(secret) = open_hub_layer_in_place(key, header, &prefix, &mut envelope) else {
             return unopenable(&mut rng);
         };
@@ -525,6 +541,39 @@ impl FrontEnd {
 
     /// The live hub key with `key_id` offering `suite` at time `now` (OUT-2):
     /// an expired key (`not_after` passed) opens nothing.
+    /// RSP-6: the work of an HPKE open that fails, for an envelope that is
+    /// refused before any open (it does not decode, or names no live hub
+    /// key): one DH with a live hub key, its key schedule, and the AEAD's
+    /// tag check over the envelope's bytes, which fails (so nothing is
+    /// decrypted). An unopenable envelope then costs about what one with a
+    /// bad tag costs, whatever made it unopenable.
+    fn dummy_open(&self, envelope: &mut [u8], now: u64) {
+        let Some(key) = self
+            .keys
+            .iter()
+            .find(|k| k.config.key_use() == Some(KeyUse::Hub) && k.config.not_after > now)
+            .or_else(|| self.keys.first())
+        else {
+            return;
+        };
+        let Some(suite) = key.config.suites().first().copied() else {
+            return;
+        };
+        let header = OuterHeader {
+            token: RoutingToken([0; crate::token::TOKEN_LEN]),
+            key_id: key.config.key_id,
+            suite,
+        };
+        let pk = &key.config.public_key.0;
+        self.decaps.fetch_add(1, AtomicOrdering::Relaxed);
+        let opened = with_info_context(key, &header, |ic| {
+            // The key's own public key is a valid point to "decapsulate".
+            crate::hpke::setup_receiver(ic, key.secret(), pk, pk)
+        })
+        .and_then(|ctx| ctx.open_in_place(&[], envelope, &[0; crate::hpke::TAG_LEN]));
+        std::hint::black_box(opened.is_ok());
+    }
+
     fn hub_key(&self, key_id: u8, suite: HpkeSuite, now: u64) -> Option<&HubKeyPair> {
         self.keys.iter().find(|k| {
             k.config.key_use() == Some(KeyUse::Hub)
@@ -706,8 +755,8 @@ impl FrontEnd {
         let registration = self
             .validate_registration(group_id, epoch, content)
             .map_err(|_| RejectReason::RegistrationRefused)?;
-        // ADM-1: the admission policy judges every registration that
-        // passed HUB-6.
+        // ADM-1, ADM-4: the admission policy judges every registration
+        // that passed HUB-6; a refusal is HUB-6's `registration_refused`.
         let request = crate::admission::AdmissionRequest {
             provider: self.provider.as_deref(),
             group_id,

@@ -28,8 +28,6 @@ use crate::wire::{Envelope, HubLayerContent, OuterHeader, MEMBERSHIP_PROOF_LEN};
 /// Everything the hub layer carries besides the message.
 #[derive(Debug, Default)]
 pub struct SealOptions<'a> {
-    /// HPKE suite; default: the first suite the hub key offers.
-    pub suite: Option<HpkeSuite>,
     /// The sealed key layer: required for a PrivateMessage proposal or
     /// commit, forbidden otherwise.
     pub key_layer: Option<&'a [u8]>,
@@ -64,6 +62,9 @@ pub struct SealedEnvelope {
 #[derive(Debug)]
 pub struct Sender {
     config: VerifiedHubConfiguration,
+    /// The hub key and suite of every envelope to this hub (CFG-5);
+    /// `None` when no hub key offers a suite this sender implements.
+    key: Option<(KeyConfig, HpkeSuite)>,
     /// Token pools by group; `None` is the lobby pool, for messages that
     /// name no group the hub holds yet (Welcome, KeyPackage, registration).
     pools: HashMap<Option<Vec<u8>>, VecDeque<RoutingToken>>,
@@ -74,11 +75,68 @@ impl Sender {
     /// group (see [`crate::config::HubConfigStore::accept`] and
     /// [`crate::config::SignedHubConfiguration::verify`], the only ways to
     /// get a [`VerifiedHubConfiguration`]).
+    ///
+    /// CFG-5: every envelope of this sender, whatever its room or message
+    /// type, uses one hub key and one suite: the newest hub key of the
+    /// configuration and the first suite it lists.
     pub fn new(config: VerifiedHubConfiguration) -> Self {
+        let key = Self::pick(&config, &HpkeSuite::ALL);
         Sender {
             config,
+            key,
             pools: HashMap::new(),
         }
+    }
+
+    /// [`Self::new`] for a client that implements only `suites` (in its
+    /// order of preference): the newest hub key offering one of them, and
+    /// the first of them it offers (CFG-5). A client without AES hardware,
+    /// say, passes `[HpkeSuite::X25519ChaCha20Poly1305]`. Fails when no
+    /// hub key of the configuration offers one of them.
+    pub fn with_suites(config: VerifiedHubConfiguration, suites: &[HpkeSuite]) -> Res<Self> {
+        let key = Self::pick(&config, suites).ok_or(Error::Config(
+            "no hub key offers a suite this client implements",
+        ))?;
+        Ok(Sender {
+            config,
+            key: Some(key),
+            pools: HashMap::new(),
+        })
+    }
+
+    fn pick(
+        config: &VerifiedHubConfiguration,
+        suites: &[HpkeSuite],
+    ) -> Option<(KeyConfig, HpkeSuite)> {
+        config
+            .configuration()
+            .keys
+            .iter()
+            .rev()
+            .filter(|k| k.key_use() == Some(KeyUse::Hub))
+            .find_map(|k| {
+                let offered = k.suites();
+                suites
+                    .iter()
+                    .find(|s| offered.contains(s))
+                    .map(|s| (k.clone(), *s))
+            })
+    }
+
+    /// The HPKE suite of every envelope of this sender (CFG-5), `None` if
+    /// no hub key offers one it implements.
+    pub fn suite(&self) -> Option<HpkeSuite> {
+        self.key.as_ref().map(|(_, s)| *s)
+    }
+
+    /// The id of the hub key every envelope of this sender uses (CFG-5).
+    pub fn key_id(&self) -> Option<u8> {
+        self.key.as_ref().map(|(k, _)| k.key_id)
+    }
+
+    /// The verified configuration this sender uses.
+    pub fn configuration(&self) -> &VerifiedHubConfiguration {
+        &self.config
     }
 
     /// Adds routing tokens for a group (`None`: the lobby pool). The hub's
@@ -121,7 +179,9 @@ impl Sender {
                 "F goes with exactly the commits and registrations",
             ));
         }
-        let (key, suite) = self.choose_key(opts.suite)?;
+        let (key, suite) = self.key.clone().ok_or(Error::Config(
+            "no hub key offers a suite this client implements",
+        ))?;
         if info.is_member_sent() != opts.membership.is_some() {
             return Err(Error::Usage(
                 "membership keys go with exactly the message types members send",
@@ -175,26 +235,6 @@ impl Sender {
         let resp = response::open(pending.suite, &pending.secret, &pending.enc, bytes)?;
         self.add_tokens(pending.pool.as_deref(), &resp.tokens);
         Ok(resp)
-    }
-
-    /// The hub key and suite to use: the newest hub key offering the
-    /// requested suite, or the newest key's first suite.
-    fn choose_key(&self, suite: Option<HpkeSuite>) -> Res<(KeyConfig, HpkeSuite)> {
-        let mut hub_keys = self
-            .config
-            .keys
-            .iter()
-            .rev()
-            .filter(|k| k.key_use() == Some(KeyUse::Hub));
-        match suite {
-            Some(s) => hub_keys
-                .find(|k| k.offers(s))
-                .map(|k| (k.clone(), s))
-                .ok_or(Error::Usage("no hub key offers this suite")),
-            None => hub_keys
-                .find_map(|k| k.suites().first().map(|s| (k.clone(), *s)))
-                .ok_or(Error::Config("no supported hub key")),
-        }
     }
 }
 

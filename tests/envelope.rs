@@ -396,6 +396,92 @@ fn unopenable_envelope_gets_same_size_response() {
     );
 }
 
+/// CFG-5: a client seals every envelope to a hub with one hub key and one
+/// suite, whatever the room or message type: the demo's whole run (the
+/// official messages of three MLS suites, a registration, three rooms with
+/// handshakes) shows a single key id and suite in the clear. A client that
+/// implements only some suites gets the newest key offering one of them,
+/// and none if no key does.
+#[test]
+fn cfg5_one_key_and_suite_per_hub() {
+    let records = test_utils::run(NOW).unwrap();
+    let headers: std::collections::HashSet<(u8, HpkeSuite)> = records
+        .iter()
+        .map(|r| {
+            let h = Envelope::parse(&r.envelope).unwrap().header;
+            (h.key_id, h.suite)
+        })
+        .collect();
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert_eq!(headers.into_iter().next().unwrap().1, HpkeSuite::MANDATORY);
+
+    let (world, client) = world();
+    let config = client.configuration().clone();
+    assert_eq!(client.suite(), Some(HpkeSuite::MANDATORY));
+    for (suites, want) in [
+        (
+            &[HpkeSuite::X25519ChaCha20Poly1305][..],
+            HpkeSuite::X25519ChaCha20Poly1305,
+        ),
+        (&[HpkeSuite::P256Aes128Gcm][..], HpkeSuite::P256Aes128Gcm),
+        (
+            &[HpkeSuite::P256Aes128Gcm, HpkeSuite::X25519Aes128Gcm][..],
+            HpkeSuite::X25519Aes128Gcm,
+        ),
+    ] {
+        let s = mimi_onion::sender::Sender::with_suites(config.clone(), suites).unwrap();
+        assert_eq!(s.suite(), Some(want), "{suites:?}");
+    }
+    assert!(mimi_onion::sender::Sender::with_suites(config, &[]).is_err());
+    drop(world);
+}
+
+/// RSP-6: every envelope costs the hub exactly one HPKE decapsulation,
+/// whether it opens, fails to open, names an unknown key id, does not
+/// decode at all, or is an identical resend; and the refused ones change
+/// nothing in the hub's state.
+#[test]
+fn rsp6_every_envelope_costs_one_decapsulation() {
+    let (mut world, mut client) = provisioned(GROUP, 1);
+    let m = private_message(GROUP, 1, ContentType::Application, 5);
+    let s = seal(
+        &world,
+        &mut client,
+        &m,
+        ContentType::Application,
+        HpkeSuite::MANDATORY,
+    );
+    let mut bad_tag = s.bytes.clone();
+    let last = bad_tag.len() - 1;
+    bad_tag[last] ^= 1;
+    let mut unknown_key = s.bytes.clone();
+    unknown_key[mimi_onion::wire::KEY_ID_OFFSET] ^= 0x40;
+    let garbage = vec![0x5a; s.bytes.len()];
+    let before = world.hub.counts().unwrap();
+    for (name, env) in [
+        ("bad tag", &bad_tag[..]),
+        ("unknown key id", &unknown_key[..]),
+        ("does not decode", &garbage[..]),
+        ("empty", &[][..]),
+        ("truncated header", &s.bytes[..HEADER_LEN - 1]),
+    ] {
+        let n = world.hub.decapsulations();
+        let out = world.hub.handle(env, NOW);
+        assert!(out.view.is_none(), "{name}");
+        assert_eq!(world.hub.decapsulations(), n + 1, "{name}");
+    }
+    assert_eq!(
+        world.hub.counts().unwrap(),
+        before,
+        "refused envelopes change nothing"
+    );
+    for name in ["fresh", "identical resend"] {
+        let n = world.hub.decapsulations();
+        world.hub.handle(&s.bytes, NOW);
+        assert_eq!(world.hub.decapsulations(), n + 1, "{name}");
+    }
+}
+
 /// HUB-5, RSP-4: an identical resend gets the cached response byte for
 /// byte; a different envelope reusing the enc gets random bytes.
 #[test]

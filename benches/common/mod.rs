@@ -15,7 +15,6 @@ use mimi_onion::response::RESPONSE_CONTENT_LEN;
 use mimi_onion::secret::Secret;
 use mimi_onion::sender::{SealOptions, Sender};
 use mimi_onion::state::GroupRecord;
-use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::{self, DemoWorld};
 use mimi_onion::wire::HEADER_LEN;
 
@@ -90,7 +89,6 @@ pub fn epoch_keys() -> EpochKeys {
 /// membership proof under `keys`.
 pub fn app_options(keys: &EpochKeys) -> SealOptions<'_> {
     SealOptions {
-        suite: Some(HpkeSuite::X25519Aes128Gcm),
         membership: Some(keys),
         ..SealOptions::default()
     }

@@ -102,6 +102,17 @@ impl<S: HubStore> DemoWorld<S> {
     /// store are several front-ends of one hub.
     pub fn with_store(store: S) -> Res<Self> {
         let keys = vec![
+            // Hub key 1 is listed last, as the newest: every client of the
+            // demo uses it with its first suite, the mandatory one, for
+            // every room (CFG-5). Key 2 (P-256) serves clients that ask for
+            // it (`Sender::with_suites`), as the tests of that suite do.
+            HubKeyPair::derive(
+                2,
+                KeyUse::Hub,
+                &[HpkeSuite::P256Aes128Gcm],
+                &ikm("hub key 2"),
+                NOT_AFTER,
+            )?,
             HubKeyPair::derive(
                 1,
                 KeyUse::Hub,
@@ -110,13 +121,6 @@ impl<S: HubStore> DemoWorld<S> {
                     HpkeSuite::X25519ChaCha20Poly1305,
                 ],
                 &ikm("hub key 1"),
-                NOT_AFTER,
-            )?,
-            HubKeyPair::derive(
-                2,
-                KeyUse::Hub,
-                &[HpkeSuite::P256Aes128Gcm],
-                &ikm("hub key 2"),
                 NOT_AFTER,
             )?,
             HubKeyPair::derive(
@@ -176,8 +180,6 @@ pub struct DemoMessage {
     pub bytes: Vec<u8>,
     /// The group's MLS cipher suite.
     pub mls_suite: u16,
-    /// The HPKE suite the sender uses.
-    pub hpke_suite: HpkeSuite,
 }
 
 fn hex_field(v: &Value, key: &str) -> Res<Vec<u8>> {
@@ -252,61 +254,25 @@ pub fn demo_messages() -> Res<Vec<DemoMessage>> {
             .ok_or(Error::Malformed("embedded vectors"))
     };
     let s1 = suite_entry(1)?;
-    // (folder name, vector entry, field, MLS suite, HPKE suite)
-    let table: [(&'static str, &Value, &str, u16, HpkeSuite); 8] = [
-        (
-            "key_package",
-            ex,
-            "mls_key_package",
-            1,
-            HpkeSuite::X25519Aes128Gcm,
-        ),
-        (
-            "group_info",
-            ex,
-            "mls_group_info",
-            1,
-            HpkeSuite::X25519Aes128Gcm,
-        ),
-        ("welcome", ex, "mls_welcome", 1, HpkeSuite::X25519Aes128Gcm),
-        (
-            "application",
-            s1,
-            "application_priv",
-            1,
-            HpkeSuite::X25519Aes128Gcm,
-        ),
-        (
-            "proposal",
-            s1,
-            "proposal_pub",
-            1,
-            HpkeSuite::X25519Aes128Gcm,
-        ),
-        ("commit", s1, "commit_pub", 1, HpkeSuite::X25519Aes128Gcm),
-        (
-            "application_p256",
-            suite_entry(2)?,
-            "application_priv",
-            2,
-            HpkeSuite::P256Aes128Gcm,
-        ),
-        (
-            "application_chacha",
-            suite_entry(3)?,
-            "application_priv",
-            3,
-            HpkeSuite::X25519ChaCha20Poly1305,
-        ),
+    // (folder name, vector entry, field, MLS suite); the client seals them
+    // all with its one suite (CFG-5)
+    let table: [(&'static str, &Value, &str, u16); 8] = [
+        ("key_package", ex, "mls_key_package", 1),
+        ("group_info", ex, "mls_group_info", 1),
+        ("welcome", ex, "mls_welcome", 1),
+        ("application", s1, "application_priv", 1),
+        ("proposal", s1, "proposal_pub", 1),
+        ("commit", s1, "commit_pub", 1),
+        ("application_p256", suite_entry(2)?, "application_priv", 2),
+        ("application_chacha", suite_entry(3)?, "application_priv", 3),
     ];
     table
         .into_iter()
-        .map(|(name, entry, field, mls_suite, hpke_suite)| {
+        .map(|(name, entry, field, mls_suite)| {
             Ok(DemoMessage {
                 name,
                 bytes: hex_field(entry, field)?,
                 mls_suite,
-                hpke_suite,
             })
         })
         .collect()
@@ -378,19 +344,16 @@ pub fn seal_options<'a>(
         _ => None,
     };
     Ok(SealOptions {
-        suite: Some(m.hpke_suite),
         fanout_key,
         membership,
         ..SealOptions::default()
     })
 }
 
-/// The demo's rooms: (MLS cipher suite, the HPKE suite its sender uses).
-pub const ROOMS: [(u16, HpkeSuite); 3] = [
-    (1, HpkeSuite::X25519Aes128Gcm),
-    (2, HpkeSuite::P256Aes128Gcm),
-    (3, HpkeSuite::X25519ChaCha20Poly1305),
-];
+/// The demo's rooms, by MLS cipher suite. Their envelopes all use the
+/// client's one hub key and suite (CFG-5): the clear header does not tell
+/// the rooms apart.
+pub const ROOMS: [u16; 3] = [1, 2, 3];
 
 /// Number of follower providers each room fans out to.
 pub const FOLLOWERS: usize = 2;
@@ -400,7 +363,7 @@ pub fn rooms<S: HubStore>(world: &DemoWorld<S>) -> Res<Vec<Room>> {
     let component = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)?;
     ROOMS
         .iter()
-        .map(|(code, _)| Room::new(*code, &component))
+        .map(|code| Room::new(*code, &component))
         .collect()
 }
 
@@ -511,7 +474,8 @@ pub fn run(now: u64) -> Res<Vec<DemoRecord>> {
         bob.enter_epoch(room.suite, room.member_state(0)?);
     }
     for (i, room) in rooms.iter_mut().enumerate() {
-        let (code, hpke) = ROOMS[i];
+        let code = ROOMS[i];
+        let hpke = client.suite().ok_or(Error::Config("no usable hub key"))?;
         let plan: &[(&str, u64, ContentType)] = if code == 1 {
             &[
                 ("application", 0, ContentType::Application),
@@ -531,7 +495,6 @@ pub fn run(now: u64) -> Res<Vec<DemoRecord>> {
                 &mut client,
                 &mut bob,
                 room,
-                hpke,
                 now,
                 name,
                 *epoch,
@@ -587,7 +550,6 @@ fn send_registration<S: HubStore>(
     let sealed = client.seal(
         &gi,
         SealOptions {
-            suite: Some(HpkeSuite::MANDATORY),
             fanout_key: Some(room.epoch(0)?.f.clone()),
             ..SealOptions::default()
         },
@@ -654,7 +616,6 @@ pub fn send_in_room<S: HubStore>(
     client: &mut Sender,
     member: &mut Member,
     room: &mut Room,
-    hpke: HpkeSuite,
     now: u64,
     name: &str,
     epoch: u64,
@@ -686,7 +647,6 @@ pub fn send_in_room<S: HubStore>(
     let sealed = client.seal(
         &protected.message,
         SealOptions {
-            suite: Some(hpke),
             key_layer: key_layer.as_deref(),
             fanout_key,
             membership: Some(&membership),

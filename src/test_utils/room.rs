@@ -87,7 +87,7 @@ pub struct Room {
     pub proposal: Vec<u8>,
     /// A commit's content (the vectors' `commit`).
     pub commit: Vec<u8>,
-    generations: Vec<(u64, RatchetKind, u32)>,
+    generations: Vec<(u64, RatchetKind, u32, u32)>,
 }
 
 fn hex(v: &Value, key: &str) -> Res<Vec<u8>> {
@@ -288,18 +288,18 @@ impl Room {
         EpochKeys::derive(&self.epoch(epoch)?.f, epoch)
     }
 
-    fn next_generation(&mut self, epoch: u64, kind: RatchetKind) -> u32 {
+    fn next_generation(&mut self, epoch: u64, kind: RatchetKind, leaf: u32) -> u32 {
         match self
             .generations
             .iter_mut()
-            .find(|(e, k, _)| *e == epoch && *k == kind)
+            .find(|(e, k, l, _)| *e == epoch && *k == kind && *l == leaf)
         {
-            Some((_, _, g)) => {
+            Some((_, _, _, g)) => {
                 *g += 1;
                 *g
             }
             None => {
-                self.generations.push((epoch, kind, 0));
+                self.generations.push((epoch, kind, leaf, 0));
                 0
             }
         }
@@ -327,14 +327,30 @@ impl Room {
         app_data: &[u8],
         reuse_guard: [u8; 4],
     ) -> Res<ProtectedMessage> {
+        self.protect_as(SENDER_LEAF, epoch, content_type, app_data, reuse_guard)
+    }
+
+    /// [`Room::protect_with`] sent by leaf `leaf` (0 or 1) instead of the
+    /// sending leaf, from that leaf's own ratchet.
+    pub fn protect_as(
+        &mut self,
+        leaf: u32,
+        epoch: u64,
+        content_type: ContentType,
+        app_data: &[u8],
+        reuse_guard: [u8; 4],
+    ) -> Res<ProtectedMessage> {
+        if leaf >= N_LEAVES {
+            return Err(Error::Usage("the demo room has leaves 0 and 1"));
+        }
         let kind = RatchetKind::for_content_type(content_type);
-        let generation = self.next_generation(epoch, kind);
+        let generation = self.next_generation(epoch, kind, leaf);
         let e = self.epoch(epoch)?;
         let kn = leaf_key_nonce(
             self.suite,
             &e.secrets.encryption_secret,
             N_LEAVES,
-            SENDER_LEAF,
+            leaf,
             kind,
             generation,
         )?;
@@ -351,18 +367,18 @@ impl Room {
                 (self.commit.clone(), Some(tag), Some(next.f.clone()))
             }
         };
-        let leaf = &self.leaves[SENDER_LEAF as usize];
+        let signer = &self.leaves[leaf as usize];
         protect_private_message(
             &MlsSendState {
                 suite: self.suite,
                 group_context: &e.context,
                 sender_data_secret: &e.secrets.sender_data_secret,
-                leaf_index: SENDER_LEAF,
+                leaf_index: leaf,
                 generation,
                 key: &kn.key,
                 nonce: &kn.nonce,
                 reuse_guard,
-                signature_private_key: &leaf.signature_private,
+                signature_private_key: &signer.signature_private,
             },
             &PrivateContent {
                 content_type,

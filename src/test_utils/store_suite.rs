@@ -355,7 +355,6 @@ pub fn commit<S: HubStore>(
                 key_layer: Some(&key_layer),
                 fanout_key: Some(room.epoch(1).expect("epoch 1").f.clone()),
                 membership: Some(&membership),
-                ..SealOptions::default()
             },
         )
         .expect("seal")

@@ -116,12 +116,37 @@ pub fn seal(
     let (g, e) = (info.group_id.unwrap(), info.epoch.unwrap());
     let keys = keys_of(g, e);
     let opts = SealOptions {
-        suite: Some(suite),
         key_layer: key_layer.as_deref(),
         fanout_key: (content_type == ContentType::Commit).then(|| f_of(g, e + 1)),
         membership: Some(&keys),
     };
-    client.seal(message, opts).unwrap()
+    let mut other;
+    let sender = match other_suite(world, client, g, suite) {
+        Some(o) => {
+            other = o;
+            &mut other
+        }
+        None => client,
+    };
+    sender.seal(message, opts).unwrap()
+}
+
+/// `None` if `client` uses `suite`, else a client of the same
+/// configuration that implements only `suite` (CFG-5: a client's suite is
+/// fixed), with fresh routable tokens for `group`. Its responses open with
+/// any client (the pending response carries what they need).
+pub fn other_suite(
+    world: &DemoWorld,
+    client: &Sender,
+    group: &[u8],
+    suite: HpkeSuite,
+) -> Option<Sender> {
+    if client.suite() == Some(suite) {
+        return None;
+    }
+    let mut other = Sender::with_suites(client.configuration().clone(), &[suite]).unwrap();
+    other.add_tokens(Some(group), &world.hub.issue_tokens(Some(group)));
+    Some(other)
 }
 
 pub mod salamander;
@@ -180,11 +205,18 @@ pub fn seal_room(
             .then(|| room.epoch(epoch + 1).unwrap().f.clone())
     });
     let keys = room.membership_keys(epoch).unwrap();
+    let mut other;
+    let client = match other_suite(world, client, &room.group_id, hpke) {
+        Some(o) => {
+            other = o;
+            &mut other
+        }
+        None => client,
+    };
     client
         .seal(
             &protected.message,
             SealOptions {
-                suite: Some(hpke),
                 key_layer: key_layer.as_deref(),
                 fanout_key,
                 membership: Some(&keys),

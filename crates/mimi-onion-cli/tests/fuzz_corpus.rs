@@ -229,7 +229,6 @@ fn generate_seed_corpus() {
             key_layer: key_layer.then_some(dummy_key_layer.as_slice()),
             fanout_key: with_f.then(|| test_utils::demo_fanout_key(&group_id, epoch + 1)),
             membership: Some(&keys),
-            ..SealOptions::default()
         };
         let sealed = client.seal(&msg, opts).expect("seal");
         hub_handle.put(name, &sealed.bytes);
@@ -545,7 +544,6 @@ fn room_seeds(
             .seal(
                 &protected.message,
                 SealOptions {
-                    suite: Some(HpkeSuite::MANDATORY),
                     key_layer: Some(&kl),
                     fanout_key: (ct == ContentType::Commit).then_some(f),
                     membership: Some(&membership),
