@@ -238,20 +238,21 @@ impl EpochKeys {
         let mut pt = Vec::with_capacity(fanout_padded_len(message.len()));
         put_vec(&mut pt, message)?;
         pt.resize(fanout_padded_len(message.len()), 0);
-        let pt = PlainBuf::with_public_message(pt);
-        let mut out = Vec::with_capacity(FANOUT_HEADER_LEN + pt.0.len() + 16);
+        self.seal_body(&PlainBuf::with_public_message(pt).0, nonce)
+    }
+
+    /// A fan-out message whose body is the AEAD of `pt` as given (the
+    /// padded `FanoutContent` for [`Self::seal_with_nonce`]; any bytes for
+    /// the fuzzing harness that reaches the member's rules behind the
+    /// AEAD).
+    pub(crate) fn seal_body(&self, pt: &[u8], nonce: [u8; FANOUT_NONCE_LEN]) -> Res<Vec<u8>> {
+        let mut out = Vec::with_capacity(FANOUT_HEADER_LEN + pt.len() + 16);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&self.hint(&nonce));
         out.extend_from_slice(&self.check(&nonce));
         let body = self
             .body
-            .encrypt(
-                (&nonce).into(),
-                Payload {
-                    msg: &pt.0,
-                    aad: &out,
-                },
-            )
+            .encrypt((&nonce).into(), Payload { msg: pt, aad: &out })
             .map_err(|_| Error::Crypto)?;
         out.extend_from_slice(&body);
         Ok(out)

@@ -229,19 +229,8 @@ pub fn hub_handle(data: &[u8]) {
     // A panic in an earlier input poisons the lock; the state is reset
     // below anyway.
     let mut world = demo_world().lock().unwrap_or_else(PoisonError::into_inner);
-    if world.hub.policy().audit().len() >= MAX_POLICY_AUDIT {
-        *world = DemoWorld::new().expect("the demo world builds from fixed keys");
-    }
+    reset_demo_hub(&mut world);
     let hub = &mut world.hub;
-    hub.replace_store(InMemoryHubStore::new());
-    for (group_id, record, leaves) in demo_groups() {
-        hub.provision(group_id, record.clone())
-            .expect("the in-memory store does not fail");
-        for (index, key) in leaves {
-            hub.set_leaf_signature_key(group_id, *index, Some(key))
-                .expect("the in-memory store does not fail");
-        }
-    }
     let outcome = hub.handle(data, crate::test_utils::NOW);
     assert_eq!(outcome.response.len(), expected_response_len(data));
     assert!(!outcome.from_cache, "a fresh hub has no cache");
@@ -533,5 +522,204 @@ pub fn key_layer(data: &[u8]) {
     if keylayer::key_layer_aad(1, data).is_ok() {
         let opened = keylayer::open(keys.iter(), 1, data, &fx.key_layer);
         assert_eq!(opened.is_ok(), data == fx.message.as_slice());
+    }
+}
+
+/// Resets the demo hub's state and provisions the demo's rooms and groups
+/// (as `test_utils::provision` does), rebuilding the world when the policy
+/// engine's log is full.
+fn reset_demo_hub(world: &mut DemoWorld) {
+    if world.hub.policy().audit().len() >= MAX_POLICY_AUDIT {
+        *world = DemoWorld::new().expect("the demo world builds from fixed keys");
+    }
+    let hub = &mut world.hub;
+    hub.replace_store(InMemoryHubStore::new());
+    for (group_id, record, leaves) in demo_groups() {
+        hub.provision(group_id, record.clone())
+            .expect("the in-memory store does not fail");
+        for (index, key) in leaves {
+            hub.set_leaf_signature_key(group_id, *index, Some(key))
+                .expect("the in-memory store does not fail");
+        }
+    }
+}
+
+/// The rules behind the hub layer's HPKE: the data is the hub-layer
+/// *plaintext*, which the harness seals itself to the demo hub key 1
+/// (mandatory suite, an unroutable token) before `hub.handle`, so the
+/// fuzzer reaches the hub-layer decoder, the classification and the
+/// processing rules without forging an AEAD tag. When the data decodes as
+/// a hub layer whose message names a demo group and an epoch whose F the
+/// hub holds, the harness puts the correct membership proof in place (a
+/// fuzzer cannot forge the MAC either) and seals that re-encoding. The
+/// response has the fixed size; the hub shows a view exactly when the
+/// sealed plaintext decodes as a hub layer, its message is the one in the
+/// plaintext, and a resend is answered from the cache.
+pub fn hub_plaintext(data: &[u8]) {
+    let mut world = demo_world().lock().unwrap_or_else(PoisonError::into_inner);
+    reset_demo_hub(&mut world);
+    let suite = HpkeSuite::MANDATORY;
+    let key = world
+        .signed_config
+        .configuration
+        .keys
+        .iter()
+        .find(|k| k.key_use() == Some(KeyUse::Hub) && k.key_id == 1 && k.offers(suite))
+        .expect("the demo hub key 1 offers the mandatory suite")
+        .clone();
+    let mut token = [0u8; TOKEN_LEN];
+    token[0] = crate::token::UNROUTABLE_CODEPOINT << 5;
+    let header = OuterHeader {
+        token: crate::token::RoutingToken(token),
+        key_id: key.key_id,
+        suite,
+    };
+    let header_bytes = header.to_bytes();
+    let ikm_e = crate::test_utils::sha256(data);
+    let (enc, ctx) =
+        crate::hpke::setup_sender(suite, &key.public_key.0, &header.hpke_info(), &ikm_e)
+            .expect("sealing to the demo hub key works");
+    let plaintext = with_membership_proof(data, &header_bytes, &enc);
+    let mut body = plaintext.clone();
+    let tag = ctx
+        .seal_in_place(&header_bytes, &mut body)
+        .expect("sealing works");
+    body.extend_from_slice(&tag);
+    let envelope = match Envelope::encode(&header, &enc, &body) {
+        Ok(e) => e,
+        // Longer than a varint can frame: not an envelope at all.
+        Err(_) => return,
+    };
+    let hub = &mut world.hub;
+    let outcome = hub.handle(&envelope, crate::test_utils::NOW);
+    assert_eq!(outcome.response.len(), response_len(suite));
+    let content = HubLayerContent::parse_padded(&plaintext);
+    if let Some(view) = &outcome.view {
+        let content = content.expect("the hub showed a view of a hub layer that does not decode");
+        assert_eq!(view.message, content.message.to_vec());
+        let again = hub.handle(&envelope, crate::test_utils::NOW);
+        assert!(again.from_cache, "an identical resend must hit the cache");
+        assert_eq!(again.response, outcome.response);
+    }
+}
+
+/// `data` with the membership proof of a demo group's epoch in place, if
+/// it decodes as a hub layer whose message names one whose F the demo hub
+/// pins; else `data` itself.
+fn with_membership_proof(data: &[u8], header: &[u8], enc: &[u8]) -> Vec<u8> {
+    let Ok(mut content) = HubLayerContent::parse_padded(data) else {
+        return data.to_vec();
+    };
+    let Ok(info) = MessageInfo::parse(content.message) else {
+        return data.to_vec();
+    };
+    let (Some(g), Some(e)) = (info.group_id, info.epoch) else {
+        return data.to_vec();
+    };
+    let Some(f) = demo_groups()
+        .iter()
+        .find(|(id, _, _)| id.as_slice() == g)
+        .and_then(|(_, record, _)| record.fanout_key(e))
+    else {
+        return data.to_vec();
+    };
+    let Ok(keys) = EpochKeys::derive(f, e) else {
+        return data.to_vec();
+    };
+    content.membership_proof = keys.membership_proof(header, enc);
+    content.encode_padded().unwrap_or_else(|_| data.to_vec())
+}
+
+/// The policy engine's decoder behind the key layer's HPKE: the data is
+/// the key-layer *plaintext* of the fixed room proposal
+/// ([`key_layer_message`]), sealed by the harness to the demo policy key,
+/// then `keylayer::open`: it must not panic, it opens exactly when the
+/// data is a `KeyLayerContent` of the padded length, and what opens
+/// re-encodes to the data (the decoder is strict).
+pub fn key_layer_plaintext(data: &[u8]) {
+    let fx = key_layer_fixture();
+    let world = fx.world.lock().unwrap_or_else(PoisonError::into_inner);
+    let policy_key = world
+        .signed_config
+        .configuration
+        .current(KeyUse::Policy)
+        .expect("the demo has a policy key")
+        .clone();
+    let mut hpke = HpkeSuite::MANDATORY.hpke().expect("the mandatory suite");
+    let Ok(key_layer) = keylayer::seal_plaintext_with(
+        &mut hpke,
+        &policy_key,
+        HpkeSuite::MANDATORY,
+        1,
+        &fx.message,
+        data,
+    ) else {
+        return;
+    };
+    let keys = world.hub.policy().keys();
+    if let Ok(content) = keylayer::open(keys.iter(), 1, &fx.message, &key_layer) {
+        assert_eq!(data.len(), KEY_LAYER_PLAINTEXT_LEN);
+        let padded = content
+            .padded_bytes()
+            .expect("an opened key layer content re-encodes");
+        assert_eq!(padded, data, "the key layer decoder is not strict");
+    }
+}
+
+/// The member's rules behind the fan-out AEAD: the data is the fan-out
+/// *body plaintext*, which the harness seals with the demo room's epoch-0
+/// keys (hint, check value, AES-256-GCM-SIV, a nonce from the data) before
+/// a fresh member holding that room receives it: no panic; the hint always
+/// matches, so nothing is buffered; a message is delivered or handed on
+/// only if the body opens as a `FanoutContent`, which then re-seals to the
+/// same bytes; a delivered one is refused when received again.
+pub fn fanout_plaintext(data: &[u8]) {
+    let fx = member_fixture();
+    let digest = crate::test_utils::sha256(data);
+    let mut nonce = [0u8; crate::fanout::FANOUT_NONCE_LEN];
+    nonce.copy_from_slice(&digest[..crate::fanout::FANOUT_NONCE_LEN]);
+    let Ok(sealed) = fx.keys.seal_body(data, nonce) else {
+        return;
+    };
+    let mut member = Member::new(1);
+    let rescan = member.enter_epoch(fx.suite, copy_state(&fx.state));
+    assert!(rescan.is_empty());
+    let first = member.receive(&sealed);
+    assert!(
+        !matches!(first, Ok(Delivery::Buffered)),
+        "own hint must match"
+    );
+    let opened = FanoutMessage::parse(&sealed)
+        .ok()
+        .and_then(|m| fx.keys.open(&m).ok());
+    match &opened {
+        Some(message) => {
+            let again = fx
+                .keys
+                .seal_with_nonce(message, nonce)
+                .expect("an opened fan-out body re-seals");
+            assert_eq!(again, sealed, "the fan-out body decoder is not strict");
+        }
+        None => assert!(first.is_err(), "delivered a body that does not open"),
+    }
+    if matches!(
+        first,
+        Ok(Delivery::Delivered(_) | Delivery::ForMlsStack { .. })
+    ) {
+        assert_eq!(member.receive(&sealed), Err(ReceiveError::Replayed));
+    }
+}
+
+/// `dispute::Dispute::parse` (DSP-2): must not panic; when it decodes,
+/// `encode` must give back the input byte for byte (the decoder is strict),
+/// and a signature check under a fixed key must not panic.
+pub fn dispute(data: &[u8]) {
+    let Ok(d) = crate::dispute::Dispute::parse(data) else {
+        return;
+    };
+    let again = d.encode().expect("a decoded dispute re-encodes");
+    assert_eq!(&again[..], data, "the dispute decoder is not strict");
+    if let Some(suite) = crate::mls::suite::MlsSuite::from_code(1) {
+        let _ = d.verify(suite, &[0x11; 32]);
     }
 }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::commitment::group_requires_commitment;
 use crate::config::{find_app_data_dictionary, HubConfiguration, HubSigningKey, KeyUse};
+use crate::dispute::{Dispute, DisputeClaim, DisputeOutcome};
 use crate::error::{Error, Res};
 use crate::fanout::EpochKeys;
 use crate::keys::HubKeyPair;
@@ -17,11 +18,12 @@ use crate::mls::framing::{GroupContext, PublicMessage, Sender as MlsSender};
 use crate::mls::group_info::GroupInfoIn;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::mls::suite::MlsSuite;
-use crate::policy::{PolicyEngine, PolicyRequest};
+use crate::policy::{judge_disclosure, Disclosure, PolicyEngine, PolicyRequest};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
 use crate::state::{
-    CachedResponse, GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult,
+    CachedResponse, ClosedEpoch, DisputeState, GroupRecord, HubState, HubStore, StoreCounts,
+    StoreError, StoreResult,
 };
 use crate::suite::HpkeSuite;
 use crate::token::{DecodedToken, RoutingToken, TokenKeys};
@@ -111,6 +113,8 @@ struct FrontEnd {
     lobby_shard: u32,
     shard_count: u32,
     retry_window: u64,
+    /// DSP-5: distinct leaves that must agree before a dispute is upheld.
+    dispute_threshold: usize,
     /// The caller's time from which the next [`HubState::expire`] is due.
     next_expiry: AtomicU64,
     /// HPKE decapsulations run, real or dummy (RSP-6).
@@ -167,6 +171,7 @@ impl<S: HubStore> HubFrontEnd<S> {
                 lobby_shard,
                 shard_count,
                 retry_window: DEFAULT_RETRY_WINDOW,
+                dispute_threshold: 1,
                 next_expiry: AtomicU64::new(0),
                 decaps: AtomicU64::new(0),
                 admission: None,
@@ -233,6 +238,28 @@ impl<S: HubStore> HubFrontEnd<S> {
     /// set. After it, a resend gets random bytes.
     pub fn set_retry_window(&mut self, seconds: u64) {
         self.core.retry_window = seconds;
+    }
+
+    /// Sets how many distinct leaves (other than the committer) must make
+    /// the same claim before the hub upholds a dispute that it cannot check
+    /// itself (DSP-5); 1 unless set, and never less than 1.
+    pub fn set_dispute_threshold(&mut self, leaves: usize) {
+        self.core.dispute_threshold = leaves.max(1);
+    }
+
+    /// Handles a member's dispute of the commit that opened a group's
+    /// current epoch (DSP-3 to DSP-7), as one store transaction: it is
+    /// refused, counted, or upheld, and an upheld dispute reverts the group
+    /// to the epoch the commit closed or pins F of the current epoch again.
+    /// The dispute reaches the hub over the member's own confidential
+    /// channel to it (DSP-2), not in an envelope. A store failure changes
+    /// nothing (STO-1).
+    pub fn handle_dispute(&self, dispute: &[u8]) -> Result<DisputeOutcome, StoreError> {
+        let Ok(d) = Dispute::parse(dispute) else {
+            return Ok(DisputeOutcome::Refused);
+        };
+        let core = &self.core;
+        self.store.transact(&mut |tx| core.dispute(tx, &d))
     }
 
     /// The configuration to sign and serve: every key this hub holds.
@@ -706,12 +733,22 @@ impl FrontEnd {
         check_epoch(info, epoch, &record)?;
         self.check_membership_proof(env, info, content, group_id, epoch, &record)?;
         self.check_public_handshake(tx, info, content, group_id, &record)?;
-        self.ask_policy_engine(tx, info, content, group_id, &record, now)?;
+        let private_committer =
+            self.ask_policy_engine(tx, info, content, group_id, &record, now)?;
+        let is_commit = info.content_type == Some(ContentType::Commit);
+        // DSP-6: the committer's leaf is kept with the closed epoch (for a
+        // PrivateMessage commit it is the policy engine's to know).
+        let committer = match info.wire_format {
+            WireFormat::PrivateMessage => private_committer,
+            _ => public_message_sender(content.message),
+        };
         Ok(Accepted::Message(GroupMessage {
             group_id,
             record,
             handshake_hash,
-            is_commit: info.content_type == Some(ContentType::Commit),
+            is_commit,
+            committer: committer.filter(|_| is_commit),
+            private: info.wire_format == WireFormat::PrivateMessage,
             fanout_key: content.fanout_key.as_ref(),
         }))
     }
@@ -923,9 +960,9 @@ impl FrontEnd {
         group_id: &[u8],
         record: &GroupRecord,
         now: u64,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<u32>, Refusal> {
         if !info.is_private_handshake() {
-            return Ok(());
+            return Ok(None);
         }
         // The policy engine looks up the key of the leaf its key layer
         // names; a store failure during the lookup aborts the transaction.
@@ -950,7 +987,7 @@ impl FrontEnd {
             return Err(Refusal::Store(e));
         }
         if decision.is_accepted() {
-            Ok(())
+            Ok(decision.committer())
         } else {
             Err(Refusal::Reject(RejectReason::PolicyRejected))
         }
@@ -987,6 +1024,8 @@ impl FrontEnd {
                 record,
                 handshake_hash,
                 is_commit,
+                committer,
+                private,
                 fanout_key,
             }) => {
                 if is_commit {
@@ -1003,6 +1042,20 @@ impl FrontEnd {
                     }
                     tx.forget_handshakes(group_id, record.epoch)?;
                     self.forget_epoch_keys(group_id, record.epoch);
+                    // DSP-6: the epoch the commit closed is kept, so that
+                    // the commit can be disputed and reverted.
+                    let closed = match (committer, handshake_hash) {
+                        (Some(committer), Some(commit_hash)) => Some(ClosedEpoch {
+                            record: record.clone(),
+                            commit_hash,
+                            committer,
+                            private,
+                            state: DisputeState::Open,
+                            votes: Vec::new(),
+                        }),
+                        _ => None,
+                    };
+                    tx.set_closed_epoch(group_id, closed.as_ref())?;
                 }
                 if let Some(hash) = handshake_hash {
                     // STO-2: recorded once; a twin accepted concurrently by
@@ -1014,6 +1067,136 @@ impl FrontEnd {
                 Ok(record.shard)
             }
         }
+    }
+
+    /// DSP-3 to DSP-7 in one transaction (see [`HubFrontEnd::handle_dispute`]).
+    fn dispute(&self, tx: &mut dyn HubState, d: &Dispute) -> StoreResult<DisputeOutcome> {
+        use DisputeOutcome::Refused;
+        // DSP-3: the dispute names, byte for byte, the commit that opened
+        // the group's current epoch, and that epoch's disputes are open.
+        let Ok(info) = MessageInfo::parse(&d.commit) else {
+            return Ok(Refused);
+        };
+        let (Some(group_id), Some(epoch), Some(ContentType::Commit)) =
+            (info.group_id, info.epoch, info.content_type)
+        else {
+            return Ok(Refused);
+        };
+        let (Some(record), Some(mut closed)) = (tx.group(group_id)?, tx.closed_epoch(group_id)?)
+        else {
+            return Ok(Refused);
+        };
+        let hash: [u8; 32] = Sha256::digest(&d.commit).into();
+        if closed.record.epoch != epoch
+            || epoch.checked_add(1) != Some(record.epoch)
+            || !crate::secret::ct_eq(&closed.commit_hash, &hash)
+            || closed.state != DisputeState::Open
+            || d.disputer == closed.committer
+        {
+            return Ok(Refused);
+        }
+        // DSP-3: signed by the disputer's leaf.
+        let Some(suite) = MlsSuite::from_code(closed.record.mls_suite) else {
+            return Ok(Refused);
+        };
+        let Some(key) = tx.leaf_signature_key(group_id, d.disputer)? else {
+            return Ok(Refused);
+        };
+        if d.verify(suite, &key).is_err() {
+            return Ok(Refused);
+        }
+        // DSP-5: one vote per leaf; a resend is judged against the tally
+        // again (the threshold may have changed) but not counted again.
+        let already = closed.votes.iter().any(|(leaf, _)| *leaf == d.disputer);
+        let reject: [u8; 32] = Sha256::digest(crate::labels::DISPUTE).into();
+        let digest = match &d.claim {
+            DisputeClaim::Undecryptable { key, nonce, .. } => {
+                // DSP-4: the disclosure, judged by the policy engine.
+                let Some(committer_key) = tx.leaf_signature_key(group_id, closed.committer)? else {
+                    return Ok(Refused);
+                };
+                if !closed.private {
+                    return Ok(Refused);
+                }
+                match judge_disclosure(
+                    &closed.record,
+                    &d.commit,
+                    closed.committer,
+                    &committer_key,
+                    key,
+                    nonce,
+                ) {
+                    Ok(Disclosure::TwoKeys) => {
+                        if !already {
+                            closed.votes.push((d.disputer, reject));
+                        }
+                        return self.revert(tx, group_id, &record, closed);
+                    }
+                    Ok(Disclosure::Unverifiable) => reject,
+                    Ok(Disclosure::SameKey) | Err(_) => return Ok(Refused),
+                }
+            }
+            DisputeClaim::Unprocessable => reject,
+            DisputeClaim::WrongFanoutKey { fanout_key } => {
+                // DSP-7: the member's F differs from the pinned one.
+                if record.fanout_key(record.epoch) == Some(fanout_key) {
+                    return Ok(Refused);
+                }
+                let mut h = Sha256::new();
+                h.update(crate::labels::DISPUTE);
+                h.update([0]);
+                h.update(fanout_key.expose());
+                h.finalize().into()
+            }
+        };
+        if !already {
+            closed.votes.push((d.disputer, digest));
+        }
+        let votes = closed.votes.iter().filter(|(_, v)| *v == digest).count();
+        if votes < self.dispute_threshold {
+            if already {
+                return Ok(DisputeOutcome::AlreadyCounted);
+            }
+            tx.set_closed_epoch(group_id, Some(&closed))?;
+            return Ok(DisputeOutcome::Counted {
+                votes,
+                needed: self.dispute_threshold,
+            });
+        }
+        match &d.claim {
+            DisputeClaim::WrongFanoutKey { fanout_key } => {
+                // DSP-7: pin the members' F for the current epoch, by
+                // compare-and-set on the epoch (STO-2).
+                let mut next = record.clone();
+                next.pin_fanout_key(record.epoch, fanout_key.clone());
+                if !tx.advance_group(group_id, record.epoch, &next)? {
+                    return Ok(Refused);
+                }
+                closed.state = DisputeState::Repinned;
+                tx.set_closed_epoch(group_id, Some(&closed))?;
+                Ok(DisputeOutcome::Repinned)
+            }
+            _ => self.revert(tx, group_id, &record, closed),
+        }
+    }
+
+    /// DSP-6: the group goes back to the epoch the commit closed (its
+    /// record: epoch, GroupContext, F pinned), by compare-and-set from the
+    /// epoch the commit opened; the commit stays recorded (HUB-7) and its
+    /// closed epoch is marked reverted.
+    fn revert(
+        &self,
+        tx: &mut dyn HubState,
+        group_id: &[u8],
+        record: &GroupRecord,
+        mut closed: ClosedEpoch,
+    ) -> StoreResult<DisputeOutcome> {
+        if !tx.advance_group(group_id, record.epoch, &closed.record)? {
+            return Ok(DisputeOutcome::Refused);
+        }
+        closed.state = DisputeState::Reverted;
+        tx.set_closed_epoch(group_id, Some(&closed))?;
+        Ok(DisputeOutcome::Reverted)
     }
 
     /// The subkeys of F pinned for (group, epoch), derived once and kept
@@ -1132,6 +1315,10 @@ struct GroupMessage<'a> {
     handshake_hash: Option<[u8; 32]>,
     /// Whether it is a commit, which opens the next epoch.
     is_commit: bool,
+    /// For a commit, its sender's leaf (DSP-6).
+    committer: Option<u32>,
+    /// Whether it is a PrivateMessage.
+    private: bool,
     /// The F it carries: for a commit, that of the epoch it opens.
     fanout_key: Option<&'a Secret>,
 }

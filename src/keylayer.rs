@@ -153,17 +153,31 @@ pub fn seal_with<C: HpkeCrypto>(
     message: &[u8],
     content: &KeyLayerContent,
 ) -> Res<Vec<u8>> {
+    let pt = content.encode_padded()?;
+    seal_plaintext_with(hpke, key, suite, mls_suite, message, &pt.0)
+}
+
+/// [`seal_with`] of a plaintext given as bytes (the padded content; any
+/// bytes for the fuzzing harness that reaches the policy engine's decoder
+/// behind the AEAD).
+pub(crate) fn seal_plaintext_with<C: HpkeCrypto>(
+    hpke: &mut Hpke<C>,
+    key: &KeyConfig,
+    suite: HpkeSuite,
+    mls_suite: u16,
+    message: &[u8],
+    pt: &[u8],
+) -> Res<Vec<u8>> {
     if !key.offers(suite) {
         return Err(Error::Usage("suite not offered by the policy key"));
     }
     let aad = key_layer_aad(mls_suite, message)?;
-    let pt = content.encode_padded()?;
     let (enc, ct) = hpke
         .seal(
             &HpkePublicKey::new(key.public_key.0.clone()),
             &key_layer_info(key.key_id, suite),
             &aad,
-            &pt.0,
+            pt,
             None,
             None,
             None,

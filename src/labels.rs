@@ -27,6 +27,8 @@ pub const CHECK_KEY: &[u8] = b"mimi-onion v1 fanout check key";
 pub const BODY_KEY: &[u8] = b"mimi-onion v1 fanout body key";
 /// Label of the key-commitment input.
 pub const KEY_COMMITMENT: &[u8] = b"mimi-onion v1 key commitment";
+/// SignWithLabel label of a member's dispute of a commit (DSP-2).
+pub const DISPUTE: &[u8] = b"mimi-onion v1 dispute";
 
 #[cfg(test)]
 mod tests {
@@ -40,6 +42,7 @@ mod tests {
             super::FANOUT_KEY,
             super::FANOUT_KEY_SIGNATURE,
             super::KEY_COMMITMENT,
+            super::DISPUTE,
             super::MEMBERSHIP_KEY,
             super::HINT_KEY,
             super::CHECK_KEY,

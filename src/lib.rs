@@ -43,6 +43,7 @@ pub mod balancer;
 pub mod codec;
 pub mod commitment;
 pub mod config;
+pub mod dispute;
 
 pub mod error;
 pub mod fanout;

@@ -29,6 +29,7 @@ use crate::state::GroupRecord;
 pub struct PolicyDecision {
     accepted: bool,
     opens_epoch: Option<u64>,
+    sender_leaf: Option<u32>,
 }
 
 impl PolicyDecision {
@@ -36,7 +37,14 @@ impl PolicyDecision {
         PolicyDecision {
             accepted: false,
             opens_epoch: None,
+            sender_leaf: None,
         }
+    }
+
+    /// For an accepted commit, its sender's leaf: policy-engine state that
+    /// the hub keeps with the closed epoch (DSP-6), never in a view.
+    pub(crate) fn committer(&self) -> Option<u32> {
+        self.opens_epoch.and(self.sender_leaf)
     }
 
     /// True if the policy engine accepted the message.
@@ -144,6 +152,7 @@ impl PolicyEngine {
     pub fn judge(&self, req: &PolicyRequest<'_>) -> PolicyDecision {
         match self.check(req) {
             Ok((audit, opens_epoch)) => {
+                let sender_leaf = Some(audit.sender_leaf);
                 let mut log = self
                     .audit
                     .lock()
@@ -155,6 +164,7 @@ impl PolicyEngine {
                 PolicyDecision {
                     accepted: true,
                     opens_epoch,
+                    sender_leaf,
                 }
             }
             Err(_) => PolicyDecision::reject(),
@@ -254,4 +264,76 @@ impl PolicyEngine {
             opens_epoch,
         ))
     }
+}
+
+/// What a disclosure of a member's key and final nonce for a disputed
+/// PrivateMessage commit shows (DSP-4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Disclosure {
+    /// `c` matches the disclosed key: it is the key the policy engine read
+    /// (the commitment binds it), so the claim does not hold.
+    SameKey,
+    /// The disclosed key opens the ciphertext to a content the committer
+    /// signed: one ciphertext under two keys, a proof against the
+    /// committer.
+    TwoKeys,
+    /// `c` does not match and the key does not open the commit to a signed
+    /// content: what the member claims, which the hub cannot check.
+    Unverifiable,
+}
+
+/// DSP-4: judges a disclosed key and final nonce for `commit`, a
+/// PrivateMessage commit of the closed epoch `closed` sent by `committer`
+/// whose signature key is `committer_key`. Malformed input is an error.
+pub(crate) fn judge_disclosure(
+    closed: &GroupRecord,
+    commit: &[u8],
+    committer: u32,
+    committer_key: &[u8],
+    key: &Secret,
+    nonce: &Secret,
+) -> Res<Disclosure> {
+    let suite = MlsSuite::from_code(closed.mls_suite).ok_or(Error::Unsupported("mls suite"))?;
+    if key.len() != suite.nk() || nonce.len() != suite.nn() {
+        return Err(Error::Malformed("disclosure: key or nonce length"));
+    }
+    let msg = PrivateMessage::parse(commit)?;
+    let same = CommitmentInput {
+        suite,
+        group_id: &msg.group_id,
+        epoch: msg.epoch,
+        leaf_index: committer,
+        key: key.expose(),
+        final_nonce: nonce.expose(),
+    }
+    .verify(&msg.authenticated_data)
+    .is_ok();
+    if same {
+        return Ok(Disclosure::SameKey);
+    }
+    let opened = (|| -> Res<()> {
+        let (content, _) = open_content(suite, key, nonce, &msg)?;
+        let context = GroupContext::decode(&closed.group_context)?;
+        let framed = FramedContent {
+            group_id: msg.group_id.clone(),
+            epoch: msg.epoch,
+            sender: Sender::Member(committer),
+            authenticated_data: msg.authenticated_data.clone(),
+            content_type: msg.content_type,
+            content: content.content.clone(),
+        };
+        verify_framed_content(
+            suite,
+            committer_key,
+            WireFormat::PrivateMessage,
+            &framed,
+            Some(&context),
+            &content.auth.signature,
+        )
+    })();
+    Ok(if opened.is_ok() {
+        Disclosure::TwoKeys
+    } else {
+        Disclosure::Unverifiable
+    })
 }

@@ -116,6 +116,123 @@ impl GroupRecord {
     }
 }
 
+/// What became of the disputes of a commit (DSP-6, DSP-7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisputeState {
+    /// No dispute has been upheld.
+    Open,
+    /// The group went back to the epoch the commit closed: the commit and
+    /// its fan-out are disputed.
+    Reverted,
+    /// F of the epoch the commit opened was pinned again.
+    Repinned,
+}
+
+/// The epoch that the commit which opened a group's current epoch closed,
+/// kept so that the commit can be disputed and reverted (DSP-6): the
+/// group's record before the commit, the commit's hash, its committer
+/// (policy-engine state: the front-end does not read it) and the disputes
+/// counted so far, one per leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedEpoch {
+    /// The group's record as it stood before the commit (epoch `n`).
+    pub record: GroupRecord,
+    /// SHA-256 of the commit that opened epoch `n + 1`.
+    pub commit_hash: [u8; 32],
+    /// The committer's leaf.
+    pub committer: u32,
+    /// Whether the commit was a PrivateMessage.
+    pub private: bool,
+    /// What became of its disputes.
+    pub state: DisputeState,
+    /// The disputes counted: the disputing leaf and a digest of its claim.
+    pub votes: Vec<(u32, [u8; 32])>,
+}
+
+impl ClosedEpoch {
+    /// One byte string for a store's column (zeroized on drop: it holds F).
+    pub fn encode(&self) -> crate::Res<zeroize::Zeroizing<Vec<u8>>> {
+        let r = &self.record;
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        out.extend_from_slice(&r.shard.to_be_bytes());
+        out.extend_from_slice(&r.epoch.to_be_bytes());
+        out.extend_from_slice(&r.mls_suite.to_be_bytes());
+        out.push(u8::from(r.commitment_required));
+        crate::codec::put_vec(&mut out, &r.group_context)?;
+        crate::codec::put_vec(&mut out, &r.encode_fanout_keys()?)?;
+        out.extend_from_slice(&self.commit_hash);
+        out.extend_from_slice(&self.committer.to_be_bytes());
+        out.push(u8::from(self.private));
+        out.push(match self.state {
+            DisputeState::Open => 0,
+            DisputeState::Reverted => 1,
+            DisputeState::Repinned => 2,
+        });
+        let n =
+            u32::try_from(self.votes.len()).map_err(|_| crate::Error::TooLarge("dispute votes"))?;
+        out.extend_from_slice(&n.to_be_bytes());
+        for (leaf, digest) in &self.votes {
+            out.extend_from_slice(&leaf.to_be_bytes());
+            out.extend_from_slice(digest);
+        }
+        Ok(out)
+    }
+
+    /// [`ClosedEpoch::encode`] back; anything else is
+    /// [`crate::Error::Malformed`].
+    pub fn decode(bytes: &[u8]) -> crate::Res<ClosedEpoch> {
+        const WHAT: &str = "closed epoch";
+        let mut r = crate::codec::Reader::new(bytes);
+        let shard = r.u32(WHAT)?;
+        let epoch = r.u64(WHAT)?;
+        let mls_suite = r.u16(WHAT)?;
+        let commitment_required = match r.u8(WHAT)? {
+            0 => false,
+            1 => true,
+            _ => return Err(crate::Error::Malformed(WHAT)),
+        };
+        let group_context = r.vec(WHAT)?.to_vec();
+        let fanout_keys = GroupRecord::decode_fanout_keys(r.vec(WHAT)?)?;
+        let commit_hash = r.array::<32>(WHAT)?;
+        let committer = r.u32(WHAT)?;
+        let private = match r.u8(WHAT)? {
+            0 => false,
+            1 => true,
+            _ => return Err(crate::Error::Malformed(WHAT)),
+        };
+        let state = match r.u8(WHAT)? {
+            0 => DisputeState::Open,
+            1 => DisputeState::Reverted,
+            2 => DisputeState::Repinned,
+            _ => return Err(crate::Error::Malformed(WHAT)),
+        };
+        let n = r.u32(WHAT)? as usize;
+        if n > r.remaining() / 36 {
+            return Err(crate::Error::Malformed(WHAT));
+        }
+        let mut votes = Vec::with_capacity(n);
+        for _ in 0..n {
+            votes.push((r.u32(WHAT)?, r.array::<32>(WHAT)?));
+        }
+        r.finish(WHAT)?;
+        Ok(ClosedEpoch {
+            record: GroupRecord {
+                shard,
+                epoch,
+                mls_suite,
+                commitment_required,
+                group_context,
+                fanout_keys,
+            },
+            commit_hash,
+            committer,
+            private,
+            state,
+            votes,
+        })
+    }
+}
+
 /// What the hub keeps about an `enc` it opened, as a reader sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedResponse {
@@ -265,6 +382,17 @@ pub trait HubState {
         leaf_index: u32,
         key: Option<&[u8]>,
     ) -> StoreResult<()>;
+    /// The closed epoch of the commit that opened the group's current
+    /// epoch, if the hub keeps one (DSP-6). In a store shared by several
+    /// front-ends, reading it locks it until the transaction ends, so that
+    /// two disputes counted at once are both counted (STO-2, DSP-5).
+    fn closed_epoch(&mut self, group_id: &[u8]) -> StoreResult<Option<ClosedEpoch>>;
+    /// Replaces (or, with `None`, removes) the group's closed epoch.
+    fn set_closed_epoch(
+        &mut self,
+        group_id: &[u8],
+        closed: Option<&ClosedEpoch>,
+    ) -> StoreResult<()>;
     /// Drops what expired by `now` (STO-3): spent tokens and `enc` records
     /// past their `expires_at`, response bytes past their retry window.
     fn expire(&mut self, now: u64) -> StoreResult<()>;
@@ -314,6 +442,7 @@ struct MemoryState {
     envelopes: HashMap<Vec<u8>, EnvelopeEntry>,
     handshakes: HashMap<Vec<u8>, HashMap<[u8; 32], u64>>,
     leaves: HashMap<(Vec<u8>, u32), Vec<u8>>,
+    closed: HashMap<Vec<u8>, ClosedEpoch>,
 }
 
 /// What undoes one change of a transaction on the in-memory store.
@@ -323,6 +452,7 @@ enum Undo {
     Envelope(Vec<u8>, Option<EnvelopeEntry>),
     Handshakes(Vec<u8>, Option<HashMap<[u8; 32], u64>>),
     Leaf((Vec<u8>, u32), Option<Vec<u8>>),
+    Closed(Vec<u8>, Option<ClosedEpoch>),
 }
 
 /// One transaction on the in-memory store: every change logs what undoes
@@ -359,6 +489,7 @@ impl MemoryTx<'_> {
                 Undo::Envelope(k, old) => restore(&mut state.envelopes, k, old),
                 Undo::Handshakes(k, old) => restore(&mut state.handshakes, k, old),
                 Undo::Leaf(k, old) => restore(&mut state.leaves, k, old),
+                Undo::Closed(k, old) => restore(&mut state.closed, k, old),
             }
         }
     }
@@ -515,6 +646,23 @@ impl HubState for MemoryTx<'_> {
         Ok(())
     }
 
+    fn closed_epoch(&mut self, group_id: &[u8]) -> StoreResult<Option<ClosedEpoch>> {
+        Ok(self.state.closed.get(group_id).cloned())
+    }
+
+    fn set_closed_epoch(
+        &mut self,
+        group_id: &[u8],
+        closed: Option<&ClosedEpoch>,
+    ) -> StoreResult<()> {
+        let old = match closed {
+            Some(c) => self.state.closed.insert(group_id.to_vec(), c.clone()),
+            None => self.state.closed.remove(group_id),
+        };
+        self.undo.push(Undo::Closed(group_id.to_vec(), old));
+        Ok(())
+    }
+
     fn expire(&mut self, now: u64) -> StoreResult<()> {
         let spent: Vec<_> = self
             .state
@@ -649,5 +797,34 @@ mod tests {
         assert!(GroupRecord::decode_fanout_keys(&trailing).is_err());
         r.fanout_keys = vec![(1, Secret::new(vec![0; 65_536]))];
         assert!(r.encode_fanout_keys().is_err());
+    }
+
+    /// DSP-6: a closed epoch round-trips through its store encoding; every
+    /// truncation, a trailing byte and an unknown state are errors.
+    #[test]
+    fn closed_epoch_round_trips_and_corrupt_bytes_are_errors() {
+        let mut record = GroupRecord::new(2, 7, 1);
+        record.group_context = vec![1, 2, 3];
+        record.pin_fanout_key(7, Secret::new(vec![9; 32]));
+        let closed = ClosedEpoch {
+            record,
+            commit_hash: [4; 32],
+            committer: 3,
+            private: false,
+            state: DisputeState::Repinned,
+            votes: vec![(0, [5; 32]), (2, [6; 32])],
+        };
+        let bytes = closed.encode().unwrap();
+        assert_eq!(ClosedEpoch::decode(&bytes).unwrap(), closed);
+        for cut in 0..bytes.len() {
+            assert!(ClosedEpoch::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
+        let mut trailing = bytes.to_vec();
+        trailing.push(0);
+        assert!(ClosedEpoch::decode(&trailing).is_err());
+        let mut bad_state = bytes.to_vec();
+        let at = bytes.len() - 4 - 2 * 36 - 1;
+        bad_state[at] = 9;
+        assert!(ClosedEpoch::decode(&bad_state).is_err());
     }
 }

@@ -44,7 +44,7 @@ use crate::wire::{
 };
 
 /// The vector files, in the order they are written.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 8] = [
     "padding.json",
     "tokens.json",
     "hub-configuration.json",
@@ -52,6 +52,7 @@ pub const FILES: [&str; 7] = [
     "key-layer.json",
     "fanout.json",
     "negative.json",
+    "disputes.json",
 ];
 
 /// Messages at or above this length appear as a length and a seed.
@@ -110,7 +111,7 @@ fn io(_: std::io::Error) -> Error {
 /// Writes every vector file into `dir`.
 pub fn generate(dir: &Path) -> Res<()> {
     std::fs::create_dir_all(dir).map_err(io)?;
-    let files: [(&str, Value); 7] = [
+    let files: [(&str, Value); 8] = [
         (FILES[0], padding()?),
         (FILES[1], tokens()?),
         (FILES[2], hub_configuration()?),
@@ -118,6 +119,7 @@ pub fn generate(dir: &Path) -> Res<()> {
         (FILES[4], key_layers()?),
         (FILES[5], fanouts()?),
         (FILES[6], negatives()?),
+        (FILES[7], disputes()?),
     ];
     for (name, value) in files {
         let text = serde_json::to_string_pretty(&value).map_err(|_| Error::Usage("json"))?;
@@ -480,6 +482,66 @@ fn commit_with_key_layer(code: u16) -> Res<(Vec<u8>, Vec<u8>, Secret)> {
         &content,
     )?;
     Ok((p.message, kl, r.epoch(1)?.f.clone()))
+}
+
+/// DSP-2: one dispute per claim and MLS suite, by leaf 0 of the demo room,
+/// of the room's PrivateMessage commit of epoch 0.
+fn disputes() -> Res<Value> {
+    use crate::dispute::{Dispute, DisputeClaim};
+    let mut out = Vec::new();
+    for code in 1..=3u16 {
+        let r = room(code)?;
+        let (commit, _, f) = commit_with_key_layer(code)?;
+        let leaf = &r.leaves[0];
+        let claims = [
+            DisputeClaim::Undecryptable {
+                generation: 0,
+                key: Secret::new(expand_seed(&seed("dispute key"), r.suite.nk())),
+                nonce: Secret::new(expand_seed(&seed("dispute nonce"), r.suite.nn())),
+            },
+            DisputeClaim::Unprocessable,
+            DisputeClaim::WrongFanoutKey { fanout_key: f },
+        ];
+        for claim in claims {
+            let d = Dispute::sign(r.suite, &leaf.signature_private, &commit, 0, claim)?;
+            let (code_of, generation, key, nonce, fanout) = match &d.claim {
+                DisputeClaim::Undecryptable {
+                    generation,
+                    key,
+                    nonce,
+                } => (
+                    1,
+                    *generation,
+                    to_hex(key.expose()),
+                    to_hex(nonce.expose()),
+                    String::new(),
+                ),
+                DisputeClaim::Unprocessable => (2, 0, String::new(), String::new(), String::new()),
+                DisputeClaim::WrongFanoutKey { fanout_key } => (
+                    3,
+                    0,
+                    String::new(),
+                    String::new(),
+                    to_hex(fanout_key.expose()),
+                ),
+            };
+            out.push(json!({
+                "cipher_suite": code,
+                "signature_public_key": to_hex(&leaf.signature_public),
+                "commit": to_hex(&d.commit),
+                "disputer": d.disputer,
+                "claim": code_of,
+                "generation": generation,
+                "key": key,
+                "nonce": nonce,
+                "fanout_key": fanout,
+                "dispute_tbs": to_hex(&d.tbs()?),
+                "signature": to_hex(&d.signature),
+                "dispute": to_hex(&d.encode()?),
+            }));
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 fn key_layers() -> Res<Value> {
@@ -1060,6 +1122,20 @@ fn check_semantics(dir: &Path) -> Res<usize> {
             ),
             "membership proof",
         )?;
+        n += 1;
+    }
+    for e in load(dir, "disputes.json")? {
+        let suite =
+            crate::mls::suite::MlsSuite::from_code(e["cipher_suite"].as_u64().unwrap_or(0) as u16)
+                .ok_or(Error::Unsupported("suite"))?;
+        let bytes = hexf(&e, "dispute")?;
+        let d = crate::dispute::Dispute::parse(&bytes)?;
+        check(
+            to_hex(&d.tbs()?) == field(&e, "dispute_tbs")?,
+            "dispute tbs",
+        )?;
+        check(d.commit == hexf(&e, "commit")?, "dispute commit")?;
+        d.verify(suite, &hexf(&e, "signature_public_key")?)?;
         n += 1;
     }
     let (pair, _) = policy_pair()?;

@@ -798,6 +798,33 @@ def open_key_layer(kl, message, suite_id, policy_ikm, live):
     return leaf, key, nonce, sig
 
 
+def check_dispute(v):
+    """DSP-2: rebuild DisputeTBS from the fields, verify the signature, and
+    check that the Dispute is DisputeTBS || signature<V>."""
+    nk_m, nn_m, hashf, nh, sig_scheme = MLS_SUITES[v["cipher_suite"]]
+    claim = v["claim"]
+    tbs = vec(H(v["commit"])) + struct.pack(">I", v["disputer"]) + bytes([claim])
+    if claim == 1:
+        key, nonce = H(v["key"]), H(v["nonce"])
+        eq("key length", len(key), nk_m)
+        eq("nonce length", len(nonce), nn_m)
+        tbs += struct.pack(">I", v["generation"]) + vec(key) + vec(nonce)
+    elif claim == 2:
+        pass
+    elif claim == 3:
+        f = H(v["fanout_key"])
+        eq("F length", len(f), 32)
+        tbs += vec(f)
+    else:
+        raise Fail("DSP-2: unknown claim %d" % claim)
+    eq("dispute_tbs", tbs, H(v["dispute_tbs"]))
+    sig = H(v["signature"])
+    if not verify_sig(sig_scheme, H(v["signature_public_key"]), sig,
+                      sign_content(b"mimi-onion v1 dispute", tbs)):
+        raise Fail("DSP-2: dispute signature does not verify (%s)" % sig_scheme)
+    eq("dispute", tbs + vec(sig), H(v["dispute"]))
+
+
 def check_fanout(v):
     suite_id = v["mls_suite"]
     hashf = MLS_SUITES[suite_id][2]
@@ -949,6 +976,7 @@ FILES = [
     ("key-layer.json", check_key_layer),
     ("fanout.json", check_fanout),
     ("negative.json", check_negative),
+    ("disputes.json", check_dispute),
 ]
 
 

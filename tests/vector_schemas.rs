@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 /// The vector files, without `.json`.
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "padding",
     "tokens",
     "hub-configuration",
@@ -20,6 +20,7 @@ const FILES: [&str; 7] = [
     "key-layer",
     "fanout",
     "negative",
+    "disputes",
 ];
 
 /// The only pattern the schemas use.

@@ -144,6 +144,27 @@ pub fn primitives<B: Backend>(b: &B) {
     tx(&s, |t| t.set_leaf_signature_key(g, 3, None));
     assert_eq!(tx(&s, |t| t.leaf_signature_key(g, 3)), None);
 
+    // DSP-6: the closed epoch of a group round-trips, is replaced, and is
+    // removed; it is kept per group.
+    let mut closed = crate::state::ClosedEpoch {
+        record: r0.clone(),
+        commit_hash: [6; 32],
+        committer: 1,
+        private: true,
+        state: crate::state::DisputeState::Open,
+        votes: Vec::new(),
+    };
+    assert_eq!(tx(&s, |t| t.closed_epoch(g)), None);
+    tx(&s, |t| t.set_closed_epoch(g, Some(&closed)));
+    assert_eq!(tx(&s, |t| t.closed_epoch(g)), Some(closed.clone()));
+    closed.votes.push((0, [7; 32]));
+    closed.state = crate::state::DisputeState::Reverted;
+    tx(&s, |t| t.set_closed_epoch(g, Some(&closed)));
+    assert_eq!(tx(&s, |t| t.closed_epoch(g)), Some(closed.clone()));
+    assert_eq!(tx(&s, |t| t.closed_epoch(b"other group")), None);
+    tx(&s, |t| t.set_closed_epoch(g, None));
+    assert_eq!(tx(&s, |t| t.closed_epoch(g)), None);
+
     let before = counts(&s);
     assert_eq!(
         (before.spent_tokens, before.envelopes, before.groups),

@@ -38,7 +38,7 @@ use mimi_onion::wire::{Envelope, HubLayerContent, OuterHeader};
 type Target = fn(&[u8]);
 
 /// Every fuzz target, by the name of its corpus directory.
-const TARGETS: [(&str, Target); 13] = [
+const TARGETS: [(&str, Target); 17] = [
     ("envelope", fuzzing::envelope),
     ("hub_layer", fuzzing::hub_layer),
     ("mls_message", fuzzing::mls_message),
@@ -52,6 +52,10 @@ const TARGETS: [(&str, Target); 13] = [
     ("safe_aad", fuzzing::safe_aad),
     ("fanout_member", fuzzing::fanout_member),
     ("key_layer", fuzzing::key_layer),
+    ("hub_plaintext", fuzzing::hub_plaintext),
+    ("key_layer_plaintext", fuzzing::key_layer_plaintext),
+    ("fanout_plaintext", fuzzing::fanout_plaintext),
+    ("dispute", fuzzing::dispute),
 ];
 
 /// The repository's root: this crate lives in `crates/mimi-onion-cli`.
@@ -178,6 +182,83 @@ fn hex(s: &str) -> Vec<u8> {
 
 fn token(b: u8) -> RoutingToken {
     RoutingToken([b; TOKEN_LEN])
+}
+
+/// Seeds of the targets behind the AEADs (`hub_plaintext`,
+/// `key_layer_plaintext`, `fanout_plaintext`): the plaintexts the harness
+/// seals itself. Deterministic (fixed reuse guards, Ed25519). Run on demand
+/// like [`generate_seed_corpus`]:
+/// `cargo test --test fuzz_corpus -- --ignored generate_plaintext_seeds`.
+#[test]
+#[ignore = "writes fuzz/corpus; run on demand"]
+fn generate_plaintext_seeds() {
+    let world = DemoWorld::new().expect("world");
+    let mut room = test_utils::rooms(&world)
+        .expect("rooms")
+        .into_iter()
+        .find(|r| r.suite.code() == 1)
+        .expect("room of suite 1");
+    let hub = Seeds::new("hub_plaintext");
+    let key_layer = Seeds::new("key_layer_plaintext");
+    let fanout = Seeds::new("fanout_plaintext");
+    let hub_layer = |message: &[u8], key_layer: &[u8], f: Option<mimi_onion::secret::Secret>| {
+        HubLayerContent {
+            message,
+            membership_proof: [0; 16],
+            key_layer,
+            fanout_key: f,
+        }
+        .encode_padded()
+        .expect("encodes")
+    };
+    let fanout_body = |message: &[u8]| {
+        let mut pt = Vec::new();
+        mimi_onion::codec::put_vec(&mut pt, message).expect("encodes");
+        pt.resize(mimi_onion::fanout::fanout_padded_len(message.len()), 0);
+        pt
+    };
+    for (name, ct) in [
+        ("application", ContentType::Application),
+        ("proposal", ContentType::Proposal),
+        ("commit", ContentType::Commit),
+    ] {
+        let p = room
+            .protect_with(0, ct, b"seed", [0x5a; 4])
+            .expect("protect");
+        let f = (ct == ContentType::Commit).then(|| room.epoch(1).expect("epoch 1").f.clone());
+        // A key layer of the right length (its bytes are the policy
+        // engine's business; the hub checks its presence and length).
+        let kl = p
+            .key_layer
+            .as_ref()
+            .map(|_| vec![0x11; mimi_onion::wire::KEY_LAYER_HEADER_LEN + 32 + 256 + 16])
+            .unwrap_or_default();
+        hub.put_with_edges(&format!("room-{name}"), &hub_layer(&p.message, &kl, f));
+        fanout.put_with_edges(&format!("room-{name}"), &fanout_body(&p.message));
+        if let Some(content) = &p.key_layer {
+            key_layer.put_with_edges(
+                &format!("room-{name}"),
+                &content.padded_bytes().expect("encodes"),
+            );
+        }
+    }
+    for m in test_utils::demo_messages().expect("demo messages") {
+        let info = MessageInfo::parse(&m.bytes).expect("parses");
+        let f = info
+            .carries_fanout_key()
+            .then(|| test_utils::demo_fanout_key(info.group_id.unwrap_or_default(), 0));
+        hub.put(&format!("demo-{}", m.name), &hub_layer(&m.bytes, &[], f));
+        fanout.put(&format!("demo-{}", m.name), &fanout_body(&m.bytes));
+    }
+    let (_, gi) = test_utils::registration(&world).expect("registration");
+    hub.put(
+        "registration",
+        &hub_layer(
+            &gi,
+            &[],
+            Some(mimi_onion::secret::Secret::from_slice(&[7; 32])),
+        ),
+    );
 }
 
 #[test]

@@ -108,7 +108,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use mimi_onion::state::{
-    CachedResponse, GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult,
+    CachedResponse, ClosedEpoch, GroupRecord, HubState, HubStore, StoreCounts, StoreError,
+    StoreResult,
 };
 use mimi_onion::token::TOKEN_NONCE_LEN;
 use postgres::error::SqlState;
@@ -119,7 +120,7 @@ use zeroize::Zeroizing;
 pub const DEFAULT_SCHEMA: &str = "mimi_onion";
 
 /// The version of the tables this crate creates and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// How many times [`HubStore::transact`] runs a transaction that fails
 /// with a serialization failure or a deadlock, or whose connection broke
@@ -227,6 +228,9 @@ struct Sql {
     leaf_key: String,
     set_leaf_key: String,
     delete_leaf_key: String,
+    closed_epoch: String,
+    set_closed_epoch: String,
+    delete_closed_epoch: String,
     expire_tokens: String,
     expire_envelopes: String,
     expire_responses: String,
@@ -295,6 +299,16 @@ impl Sql {
             delete_leaf_key: format!(
                 "DELETE FROM {s}.leaf_keys WHERE group_id = $1 AND leaf_index = $2"
             ),
+            // DSP-6: the row is locked until the transaction ends, so two
+            // disputes counted at once are both counted (STO-2).
+            closed_epoch: format!(
+                "SELECT closed FROM {s}.closed_epochs WHERE group_id = $1 FOR UPDATE"
+            ),
+            set_closed_epoch: format!(
+                "INSERT INTO {s}.closed_epochs (group_id, closed) VALUES ($1, $2) \
+                 ON CONFLICT (group_id) DO UPDATE SET closed = EXCLUDED.closed"
+            ),
+            delete_closed_epoch: format!("DELETE FROM {s}.closed_epochs WHERE group_id = $1"),
             expire_tokens: format!("DELETE FROM {s}.spent_tokens WHERE expires_at <= $1"),
             expire_envelopes: format!("DELETE FROM {s}.envelopes WHERE expires_at <= $1"),
             expire_responses: format!(
@@ -311,6 +325,16 @@ impl Sql {
             ),
         }
     }
+}
+
+/// The table of closed epochs (DSP-6), new in version 2.
+fn closed_epochs_table(s: &str) -> String {
+    format!(
+        "CREATE TABLE {s}.closed_epochs (
+             group_id BYTEA PRIMARY KEY,
+             closed BYTEA NOT NULL
+         );"
+    )
 }
 
 /// The tables of [`SCHEMA_VERSION`], in schema `s` (quoted).
@@ -360,7 +384,9 @@ fn create_tables(s: &str) -> String {
              PRIMARY KEY (group_id, hash)
          );
          CREATE INDEX handshakes_group_epoch ON {s}.handshakes (group_id, epoch);
-         INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});"
+         {closed}
+         INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
+        closed = closed_epochs_table(s)
     )
 }
 
@@ -380,6 +406,9 @@ struct Statements {
     leaf_key: Statement,
     set_leaf_key: Statement,
     delete_leaf_key: Statement,
+    closed_epoch: Statement,
+    set_closed_epoch: Statement,
+    delete_closed_epoch: Statement,
     expire_tokens: Statement,
     expire_envelopes: Statement,
     expire_responses: Statement,
@@ -404,6 +433,9 @@ impl Statements {
             leaf_key: p(&sql.leaf_key)?,
             set_leaf_key: p(&sql.set_leaf_key)?,
             delete_leaf_key: p(&sql.delete_leaf_key)?,
+            closed_epoch: p(&sql.closed_epoch)?,
+            set_closed_epoch: p(&sql.set_closed_epoch)?,
+            delete_closed_epoch: p(&sql.delete_closed_epoch)?,
             expire_tokens: p(&sql.expire_tokens)?,
             expire_envelopes: p(&sql.expire_envelopes)?,
             expire_responses: p(&sql.expire_responses)?,
@@ -567,11 +599,21 @@ impl PostgresHubStore {
                 &[],
             )
             .map_err(err)?;
-        let versions: Vec<i32> = rows
+        let mut versions: Vec<i32> = rows
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()
             .map_err(err)?;
+        if versions == [1] {
+            // From version 1 to 2: the closed epochs of the groups (DSP-6).
+            let s = format!("\"{}\"", self.schema);
+            tx.batch_execute(&format!(
+                "{} UPDATE {s}.schema_version SET version = {SCHEMA_VERSION};",
+                closed_epochs_table(&s)
+            ))
+            .map_err(err)?;
+            versions = vec![SCHEMA_VERSION];
+        }
         if versions != [SCHEMA_VERSION] {
             return Err(StoreError::new(
                 "open schema",
@@ -976,6 +1018,38 @@ impl HubState for PgTx<'_> {
         match key {
             Some(key) => self.execute(what, &st.set_leaf_key, &[&group_id, &leaf, &key])?,
             None => self.execute(what, &st.delete_leaf_key, &[&group_id, &leaf])?,
+        };
+        Ok(())
+    }
+
+    fn closed_epoch(&mut self, group_id: &[u8]) -> StoreResult<Option<ClosedEpoch>> {
+        let what = "closed_epoch";
+        let st = self.st;
+        self.query_opt(what, &st.closed_epoch, &[&group_id])?
+            .map(|row| {
+                let blob: zeroize::Zeroizing<Vec<u8>> =
+                    zeroize::Zeroizing::new(column(what, &row, 0)?);
+                ClosedEpoch::decode(&blob).map_err(|e| StoreError::new(what, e.to_string()))
+            })
+            .transpose()
+    }
+
+    fn set_closed_epoch(
+        &mut self,
+        group_id: &[u8],
+        closed: Option<&ClosedEpoch>,
+    ) -> StoreResult<()> {
+        let what = "set_closed_epoch";
+        let st = self.st;
+        match closed {
+            Some(c) => {
+                let blob = c
+                    .encode()
+                    .map_err(|e| StoreError::new(what, e.to_string()))?;
+                let blob: &[u8] = &blob;
+                self.execute(what, &st.set_closed_epoch, &[&group_id, &blob])?
+            }
+            None => self.execute(what, &st.delete_closed_epoch, &[&group_id])?,
         };
         Ok(())
     }

@@ -150,10 +150,54 @@ fn an_unknown_schema_version_is_refused() {
     assert_eq!(err.what(), "open schema");
     let msg = err.to_string();
     assert!(
-        msg.contains("version [99]") && msg.contains("knows version 1"),
+        msg.contains("version [99]")
+            && msg.contains(&format!(
+                "knows version {}",
+                mimi_onion_store_postgres::SCHEMA_VERSION
+            )),
         "{msg}"
     );
     note(&format!("unknown version: {msg}"));
+}
+
+/// A schema of version 1 (before the closed epochs of DSP-6) is migrated
+/// to version 2 when a front-end connects, and the closed epochs work.
+#[test]
+fn a_version_1_schema_is_migrated() {
+    let Some(pg) = backend() else { return };
+    let s = pg.fresh_named("migrate");
+    let schema = s.schema().to_owned();
+    drop(s);
+    raw(&pg)
+        .batch_execute(&format!(
+            "DROP TABLE \"{schema}\".closed_epochs; \
+             UPDATE \"{schema}\".schema_version SET version = 1"
+        ))
+        .expect("back to version 1");
+    let store = PostgresHubStore::connect_with_schema(&pg.url, &schema).expect("migrated");
+    let closed = mimi_onion::state::ClosedEpoch {
+        record: GroupRecord::new(0, 3, 1),
+        commit_hash: [1; 32],
+        committer: 0,
+        private: false,
+        state: mimi_onion::state::DisputeState::Open,
+        votes: vec![(1, [2; 32])],
+    };
+    let back = store
+        .transact(&mut |t| {
+            t.set_closed_epoch(b"g", Some(&closed))?;
+            t.closed_epoch(b"g")
+        })
+        .expect("closed epochs after the migration");
+    assert_eq!(back, Some(closed));
+    let version: i32 = raw(&pg)
+        .query_one(
+            &format!("SELECT version FROM \"{schema}\".schema_version"),
+            &[],
+        )
+        .expect("version")
+        .get(0);
+    assert_eq!(version, mimi_onion_store_postgres::SCHEMA_VERSION);
 }
 
 #[test]

@@ -75,7 +75,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use mimi_onion::state::{
-    CachedResponse, GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult,
+    CachedResponse, ClosedEpoch, GroupRecord, HubState, HubStore, StoreCounts, StoreError,
+    StoreResult,
 };
 use mimi_onion::token::TOKEN_NONCE_LEN;
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
@@ -83,7 +84,7 @@ use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 /// The schema version this crate writes and reads, kept in `PRAGMA
 /// user_version`. [`SqliteHubStore::open`] refuses a file with another
 /// (non-zero) version.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a transaction waits for the write lock held by another
 /// connection before it fails, unless [`SqliteOptions::with_busy_timeout`]
@@ -132,6 +133,18 @@ CREATE TABLE handshakes (
     PRIMARY KEY (group_id, hash)
 ) WITHOUT ROWID;
 CREATE INDEX handshakes_epoch ON handshakes (group_id, epoch);
+CREATE TABLE closed_epochs (
+    group_id BLOB PRIMARY KEY NOT NULL,
+    closed BLOB NOT NULL
+);
+";
+
+/// From version 1 to 2: the closed epoch of each group (DSP-6).
+const MIGRATE_1_TO_2: &str = "
+CREATE TABLE closed_epochs (
+    group_id BLOB PRIMARY KEY NOT NULL,
+    closed BLOB NOT NULL
+);
 ";
 
 /// When a commit returns relative to the disk (`PRAGMA synchronous`); see
@@ -337,6 +350,12 @@ fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(fail("open: user_version"))?;
     match version {
         SCHEMA_VERSION => {}
+        1 => {
+            tx.execute_batch(MIGRATE_1_TO_2)
+                .map_err(fail("open: migrate schema"))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(fail("open: user_version"))?;
+        }
         0 => {
             let tables: i64 = tx
                 .query_row(
@@ -732,6 +751,42 @@ impl HubState for SqliteTx<'_> {
                 WHAT,
                 "DELETE FROM leaf_keys WHERE group_id = ?1 AND leaf_index = ?2",
                 params![group_id, leaf_index],
+            ),
+        }?;
+        Ok(())
+    }
+
+    fn closed_epoch(&mut self, group_id: &[u8]) -> StoreResult<Option<ClosedEpoch>> {
+        const WHAT: &str = "closed_epoch";
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT closed FROM closed_epochs WHERE group_id = ?1")
+            .and_then(|mut stmt| stmt.query_row([group_id], |row| row.get(0)).optional())
+            .map_err(fail(WHAT))?;
+        blob.map(|b| ClosedEpoch::decode(&b).map_err(|e| corrupt(WHAT, e.to_string())))
+            .transpose()
+    }
+
+    fn set_closed_epoch(
+        &mut self,
+        group_id: &[u8],
+        closed: Option<&ClosedEpoch>,
+    ) -> StoreResult<()> {
+        const WHAT: &str = "set_closed_epoch";
+        match closed {
+            Some(c) => {
+                let blob = c.encode().map_err(|e| corrupt(WHAT, e.to_string()))?;
+                self.change(
+                    WHAT,
+                    "INSERT INTO closed_epochs (group_id, closed) VALUES (?1, ?2)
+                     ON CONFLICT (group_id) DO UPDATE SET closed = excluded.closed",
+                    params![group_id, &blob[..]],
+                )
+            }
+            None => self.change(
+                WHAT,
+                "DELETE FROM closed_epochs WHERE group_id = ?1",
+                params![group_id],
             ),
         }?;
         Ok(())

@@ -214,6 +214,41 @@ fn corrupt_rows_are_errors() {
     }
 }
 
+/// A file of schema version 1 (before the closed epochs of DSP-6) is
+/// migrated to version 2 when opened, and the closed epochs work.
+#[test]
+fn a_version_1_file_is_migrated() {
+    let b = Sqlite::new();
+    let s = b.fresh();
+    let path = s.path().to_path_buf();
+    drop(s);
+    Connection::open(&path)
+        .expect("raw connection")
+        .execute_batch("DROP TABLE closed_epochs; PRAGMA user_version = 1")
+        .expect("back to version 1");
+    let store = SqliteHubStore::open(&path).expect("migrated");
+    let closed = mimi_onion::state::ClosedEpoch {
+        record: GroupRecord::new(0, 3, 1),
+        commit_hash: [1; 32],
+        committer: 0,
+        private: false,
+        state: mimi_onion::state::DisputeState::Open,
+        votes: vec![(1, [2; 32])],
+    };
+    let back = store
+        .transact(&mut |t| {
+            t.set_closed_epoch(b"g", Some(&closed))?;
+            t.closed_epoch(b"g")
+        })
+        .expect("closed epochs after the migration");
+    assert_eq!(back, Some(closed));
+    let version: i64 = Connection::open(&path)
+        .expect("raw connection")
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, mimi_onion_store_sqlite::SCHEMA_VERSION);
+}
+
 /// The schema version lives in `PRAGMA user_version`; a file with another
 /// version, or another application's tables, is refused with a clear
 /// error.
