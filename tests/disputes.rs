@@ -449,3 +449,120 @@ fn generate_dispute_seeds() {
         put(format!("{name}-trailing0"), &longer);
     }
 }
+
+/// DSP-4: a disclosure that opens the disputed commit to a second content
+/// signed by the committer is a proof, upheld at once whatever the
+/// threshold. The commit here is encrypted under Bob's real ratchet key
+/// while its `c` names another key, as one half of a two-key ciphertext
+/// would be; the hub's record of the accepted commit is pointed at it in
+/// the store, standing in for the other half that the policy engine
+/// accepted (a full salamander whose both openings are signed MLS
+/// contents is not built here).
+#[test]
+fn dsp4_a_second_signed_opening_is_a_proof() {
+    use mimi_onion::commitment::{build_authenticated_data, CommitmentInput};
+    use mimi_onion::mls::framing::{
+        encrypt_private_message, sign_framed_content, FramedContent, FramedContentAuthData,
+        PrivateMessageContent, Sender as MlsSender, SenderData,
+    };
+    use mimi_onion::mls::message::WireFormat;
+    use mimi_onion::state::HubStore as _;
+    let (mut world, mut client, mut room, mut bob) = room_world(1);
+    let bad = foreign_key_commit(&room);
+    assert_eq!(
+        send(&mut world, &mut client, &room, 0, &bad, None),
+        Status::Accepted
+    );
+    let e = room.epoch(0).unwrap();
+    let suite = room.suite;
+    let reuse_guard = [1, 2, 3, 4];
+    let other_nonce = apply_reuse_guard(&Secret::new(vec![0xa5; suite.nn()]), reuse_guard).unwrap();
+    let c = CommitmentInput {
+        suite,
+        group_id: &room.group_id,
+        epoch: 0,
+        leaf_index: 1,
+        key: &[0x5a; 16],
+        final_nonce: other_nonce.expose(),
+    }
+    .commitment()
+    .unwrap();
+    let ad = build_authenticated_data(&c, &[], &[]).unwrap();
+    let framed = FramedContent {
+        group_id: room.group_id.clone(),
+        epoch: 0,
+        sender: MlsSender::Member(1),
+        authenticated_data: ad.clone(),
+        content_type: ContentType::Commit,
+        content: room.commit.clone(),
+    };
+    let signature = sign_framed_content(
+        suite,
+        room.leaves[1].signature_private.expose(),
+        WireFormat::PrivateMessage,
+        &framed,
+        Some(&e.context),
+    )
+    .unwrap();
+    let next = room.epoch(1).unwrap();
+    let tag = suite
+        .mac(
+            &next.secrets.confirmation_key,
+            &next.context.confirmed_transcript_hash,
+        )
+        .unwrap();
+    let kn = leaf_key_nonce(
+        suite,
+        &e.secrets.encryption_secret,
+        2,
+        1,
+        RatchetKind::Handshake,
+        5,
+    )
+    .unwrap();
+    let twin = encrypt_private_message(
+        suite,
+        &e.secrets.sender_data_secret,
+        &kn.key,
+        &kn.nonce,
+        &room.group_id,
+        0,
+        &ad,
+        &SenderData {
+            leaf_index: 1,
+            generation: 5,
+            reuse_guard,
+        },
+        &PrivateMessageContent {
+            content_type: ContentType::Commit,
+            content: room.commit.clone(),
+            auth: FramedContentAuthData {
+                signature,
+                confirmation_tag: Some(tag),
+            },
+            padding_len: 0,
+        },
+    )
+    .unwrap();
+    let hash: [u8; 32] = mimi_onion::test_utils::sha256(&twin);
+    world
+        .hub
+        .store()
+        .transact(&mut |t| {
+            let mut closed = t.closed_epoch(&room.group_id)?.expect("closed epoch kept");
+            closed.commit_hash = hash;
+            t.set_closed_epoch(&room.group_id, Some(&closed))
+        })
+        .unwrap();
+    world.hub.set_dispute_threshold(5);
+    let claim = bobs_disclosure(&room, &twin);
+    assert_eq!(
+        world
+            .hub
+            .handle_dispute(&dispute(&room, &twin, claim))
+            .unwrap(),
+        DisputeOutcome::Reverted
+    );
+    assert_eq!(world.hub.group(&room.group_id).unwrap().unwrap().epoch, 0);
+    group_works_again(&mut world, &mut client, &mut room, &mut bob);
+}
