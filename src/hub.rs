@@ -335,14 +335,14 @@ impl<S: HubStore> HubFrontEnd<S> {
             ),
             Err(_) => {
                 // RSP-6: the same work as an envelope that fails to open.
-                self.core.dummy_open(&mut envelope, now);
+                self.core.dummy_open(&mut envelope, suite_hint, now);
                 return unopenable(&mut rng);
             }
         };
         let core = &self.core;
         // OUT-2: a live hub key with this id offers the header's suite.
         let Some(key) = core.hub_key(header.key_id, header.suite, now) else {
-            core.dummy_open(&mut envelope, now);
+            core.dummy_open(&mut envelope, suite_hint, now);
             return unopenable(&mut rng);
         };
         // The header, `enc` and length stay readable beside the plaintext.
@@ -574,16 +574,23 @@ impl FrontEnd {
     /// tag check over the envelope's bytes, which fails (so nothing is
     /// decrypted). An unopenable envelope then costs about what one with a
     /// bad tag costs, whatever made it unopenable.
-    fn dummy_open(&self, envelope: &mut [u8], now: u64) {
-        let Some(key) = self
-            .keys
-            .iter()
-            .find(|k| k.config.key_use() == Some(KeyUse::Hub) && k.config.not_after > now)
-            .or_else(|| self.keys.first())
-        else {
-            return;
+    ///
+    /// The key is the newest live hub key offering the suite the header
+    /// names (`suite`: its hint, the mandatory suite when it names none),
+    /// so that the dummy costs what an envelope of that suite would (a
+    /// P-256 decapsulation costs several X25519 ones).
+    fn dummy_open(&self, envelope: &mut [u8], suite: HpkeSuite, now: u64) {
+        let live = |s: HpkeSuite| {
+            self.keys.iter().rev().find(|k| {
+                k.config.key_use() == Some(KeyUse::Hub)
+                    && k.config.not_after > now
+                    && k.config.offers(s)
+            })
         };
-        let Some(suite) = key.config.suites().first().copied() else {
+        let Some((key, suite)) = live(suite)
+            .map(|k| (k, suite))
+            .or_else(|| live(HpkeSuite::MANDATORY).map(|k| (k, HpkeSuite::MANDATORY)))
+        else {
             return;
         };
         let header = OuterHeader {
