@@ -126,6 +126,12 @@ enum Command {
         /// Store but answer 503 to the first N deliveries (a lost ack).
         #[arg(long, default_value_t = 0)]
         fail_acks: u64,
+        /// Directory of the queues (follower.sqlite); in memory without it.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// How long an idempotency key is remembered, in seconds.
+        #[arg(long, default_value_t = follower::DEFAULT_DEDUPE_WINDOW.as_secs())]
+        dedupe_window_secs: u64,
         /// Write the bound URL here once listening.
         #[arg(long)]
         ready_file: Option<PathBuf>,
@@ -296,10 +302,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Follower {
             listen,
             fail_acks,
+            data,
+            dedupe_window_secs,
             ready_file,
         } => runtime()?.block_on(follower::run(follower::FollowerOptions {
             listen,
             fail_acks,
+            data_dir: data,
+            dedupe_window: Duration::from_secs(dedupe_window_secs),
             ready_file,
         })),
         Command::Client {
