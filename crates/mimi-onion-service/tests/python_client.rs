@@ -163,6 +163,27 @@ fn python_client_against_the_service() {
         assert_eq!(q["new_items"], 1, "{q}");
     }
 
+    // CFG-1: a trust anchor other than the hub's key refuses the
+    // configuration, and the client sends nothing.
+    let wrong_anchor = cluster.dir.path().join("other-key.hex");
+    std::fs::write(&wrong_anchor, to_hex(&[7u8; 32])).unwrap();
+    let out = Command::new(&python)
+        .arg(vectors_dir().join("client.py"))
+        .args(["--hub", &lb, "--trust-anchor"])
+        .arg(&wrong_anchor)
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{refused}");
+    assert!(
+        refused.contains("FAIL configuration (CFG-1 to CFG-5): Reject: CFG-1"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("\n1 passed, 1 failed, 4 skipped\n"),
+        "{refused}"
+    );
+
     // A Rust member of the room reads each queue: the vectors' message,
     // exactly once, and nothing else.
     let message = hex_field(&room_vector, "message");
@@ -180,7 +201,7 @@ fn python_client_against_the_service() {
 
     // What the hubs counted: two registrations (one refused), two
     // KeyPackages and one application message accepted, one refusal of
-    // each kind, one unopenable envelope.
+    // each kind, one unopenable envelope; nothing from the refused run.
     let mut statuses = std::collections::BTreeMap::<String, u64>::new();
     for hub in &cluster.hubs {
         let stats = get_json(&hub.url, "/v1/stats");
