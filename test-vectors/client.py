@@ -225,8 +225,8 @@ def url_split(url):
 
 def fetch_queue(base, queue):
     status, headers, body = Http(base).request("GET", QUEUES_PREFIX + queue)
-    if status != 200:
-        raise C.Fail("queue %s: HTTP status %d" % (queue, status))
+    if status != 200 or headers.get("content-type") != FANOUT_LIST_TYPE:
+        raise C.Fail("queue %s: HTTP status %d, type %r" % (queue, status, headers.get("content-type")))
     items, r = [], C.Reader(body)
     while r.left():
         items.append(r.take(r.u32()))
