@@ -31,15 +31,20 @@ What it does, in order (each step one line, then "N passed, M failed"):
    - with the right proof and the token just spent: token_reused;
    - with a damaged ciphertext: a response of the right size that does
      not open (RSP-2).
-5. For each --queue, reads the follower queue before and after, opens the
-   new fan-out messages with F (MEM-1, MEM-2, FAN-5) and requires the
-   accepted message exactly once among them.
+5. Sends key-layer.json's suite-1 commit of epoch 0 with its key layer
+   sealed to the live policy key and F of epoch 1: accepted
+   (replayed_envelope on a later run against the same hub, HUB-7).
+6. For each --queue, reads the follower queue before and after, opens the
+   new fan-out messages with F of epochs 0 and 1 (MEM-1, MEM-2, FAN-5)
+   and requires the application message exactly once among them, and the
+   commit once when it was accepted.
 
 Exit status 0 only if every step passed. Needs `cryptography` and
 `pyhpke` (requirements.txt).
 """
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -189,6 +194,37 @@ def pick_hub_key(config):
     raise C.Reject("CFG-5", "no hub key offers a suite this client implements")
 
 
+def pick_policy_key(config):
+    """{{hub-configuration}}, "Consistency Across Rooms": the newest policy
+    key and the first pair of its symmetric list that this client
+    implements."""
+    for k in reversed(config["keys"]):
+        if k["key_use"] != 2:
+            continue
+        for kdf, aead in k["symmetric"]:
+            if (k["kem_id"], kdf, aead) in C.HPKE_SUITES:
+                return k, (k["kem_id"], kdf, aead)
+    raise C.Reject("CFG-2", "no policy key with a suite this client implements")
+
+
+def seal_key_layer(policy_key, suite, mls_suite, message, leaf, key, nonce, signature):
+    """{{key-layer}}: the KeyLayer of a PrivateMessage proposal or commit,
+    sealed to the hub's policy key."""
+    kem, kdf, aead = suite
+    content = struct.pack(">I", leaf) + C.vec(key) + C.vec(nonce) + C.vec(signature)
+    if len(content) > 256:
+        raise C.Fail("KeyLayerContent over 256 bytes")
+    m = C.parse_mls_message(message)
+    kid = policy_key["key_id"]
+    info = C.hub_info(1, kid, kem, kdf, aead, b"mimi-onion v1 key layer")
+    aad = (bytes([1]) + struct.pack(">HB", mls_suite, m["content_type"]) + C.vec(m["group_id"])
+           + struct.pack(">Q", m["epoch"]) + C.vec(hashlib.sha256(message).digest()))
+    hs = C.hpke_suite(kem, kdf, aead)
+    enc, ctx = hs.create_sender_context(hs.kem.deserialize_public_key(policy_key["public_key"]), info=info)
+    sealed = ctx.seal(content + b"\x00" * (256 - len(content)), aad=aad)
+    return bytes([kid]) + struct.pack(">HHH", kem, kdf, aead) + enc + sealed
+
+
 # ------------------------------------------------------------ HTTP
 
 class Http:
@@ -254,7 +290,7 @@ class Sender:
         tokens = self.pools.get(pool)
         return tokens.pop(0) if tokens else unroutable_token()
 
-    def seal(self, message, pool, fanout_key=None, membership_f=None, token=None):
+    def seal(self, message, pool, fanout_key=None, membership_f=None, token=None, key_layer=b""):
         """An envelope for `message`; `pool` is the message's group_id, or
         None for a message that names no group; `membership_f` the F
         whose membership key makes the proof (member-sent types), else
@@ -267,7 +303,7 @@ class Sender:
         hs = C.hpke_suite(kem, kdf, aead)
         enc, ctx = hs.create_sender_context(self.public_key, info=C.hub_info(1, key_id, kem, kdf, aead))
         proof = C.membership_proof(membership_f, header, enc) if membership_f else os.urandom(16)
-        pt = C.hub_layer_content(message, proof, b"", fanout_key or b"", C.padded_length(len(message)))
+        pt = C.hub_layer_content(message, proof, key_layer, fanout_key or b"", C.padded_length(len(message)))
         envelope = header + enc + C.vec(ctx.seal(pt, aad=header))
         _, nk, nn, _ = C.HPKE_SUITES[self.suite]
         secret = ctx.export(b"mimi-onion v1 hub response", max(nk, nn))
@@ -342,7 +378,7 @@ def key_package(identity):
 
 def load_vectors(d):
     out = {}
-    for name in ("hub-configuration.json", "fanout.json"):
+    for name in ("hub-configuration.json", "fanout.json", "key-layer.json"):
         with open(os.path.join(d, name)) as f:
             out[name] = json.load(f)
     return out
@@ -401,13 +437,19 @@ def main(argv=None):
         if len(room) != 1:
             raise C.Fail("fanout.json: no unique suite-1 entry")
         C.check_fanout(room[0])
+        commit = [e for e in v["key-layer.json"] if e["mls_suite"] == 1 and e["content_type"] == "commit"]
+        if len(commit) != 1:
+            raise C.Fail("key-layer.json: no unique suite-1 commit")
+        C.check_key_layer(commit[0])
         other = [e for e in v["fanout.json"] if e["mls_suite"] != 1]
         m = C.parse_mls_message(C.H(room[0]["message"]))
         if (m["wire_format"], m["content_type"], m["epoch"]) != (2, 1, 0):
             raise C.Fail("fanout.json's suite-1 message is not an application PrivateMessage of epoch 0")
         state.update(room_key=signing_key_of_extension(C.H(hc["group_context_extension"])),
                      f=C.H(room[0]["fanout_key"]), wrong_f=C.H(other[0]["fanout_key"]),
-                     message=C.H(room[0]["message"]), group_id=m["group_id"])
+                     message=C.H(room[0]["message"]), group_id=m["group_id"], commit=commit[0])
+        if C.H(commit[0]["group_id"]) != m["group_id"] or commit[0]["epoch"] != 0:
+            raise C.Fail("the suite-1 commit is not of the demo room's epoch 0")
         rep["group_id"] = m["group_id"].hex()
         return "demo room %s, F of epoch 0 from fanout.json" % m["group_id"].hex()
 
@@ -425,6 +467,7 @@ def main(argv=None):
             config = held.accept(body, keys, int(time.time()))
         key, suite = pick_hub_key(config)
         state["sender"] = Sender(key, suite)
+        state["policy"] = pick_policy_key(config)
         rep.update(serial=config["serial"], key_id=key["key_id"], suite=list(suite),
                    cache_control=headers.get("cache-control"))
         return "serial %d, hub key %d, suite %s, cache-control %s" % (
@@ -486,34 +529,58 @@ def main(argv=None):
         rep["response_sizes"] = sorted(client.sizes)
         return "statuses %s" % ", ".join("%s=%s" % kv for kv in rep["statuses"].items())
 
+    def commit():
+        # key-layer.json's commit of epoch 0 (leaf 1): its key layer sealed
+        # to the live policy key, F of epoch 1, the proof under F of epoch 0.
+        s, c = state["sender"], state["commit"]
+        message = C.H(c["message"])
+        kl = seal_key_layer(*state["policy"], 1, message, c["leaf_index"], C.H(c["key"]),
+                            C.H(c["final_nonce"]), C.H(c["fanout_key_signature"]))
+        env, pending = s.seal(message, state["group_id"], fanout_key=C.H(c["fanout_key"]),
+                              membership_f=state["f"], key_layer=kl)
+        got = s.open_response(pending, client.post(env))
+        status = status_name(*got[:2])
+        rep["statuses"]["commit"] = status
+        # A second run against the same hub: the commit is a handshake
+        # message already accepted (HUB-7), which confirms the first copy.
+        if status not in ("accepted", "replayed_envelope"):
+            raise C.Fail("commit: status %s" % status)
+        state["commit_copies"] = 1 if status == "accepted" else 0
+        return "%s, policy key %d" % (status, state["policy"][0]["key_id"])
+
     def queues_after():
-        held = [(state["f"], None)]
+        held = [(state["f"], None), (C.H(state["commit"]["fanout_key"]), None)]
+        commit_message = C.H(state["commit"]["message"])
         out = []
         for q, before in zip(args.queue, state["before"]):
             base, name = url_split(q)
             deadline = time.time() + args.settle
             items = fetch_queue(base, name)
-            while len(items) <= before and time.time() < deadline:
+            want = 1 + state["commit_copies"]
+            while len(items) < before + want and time.time() < deadline:
                 time.sleep(0.05)
                 items = fetch_queue(base, name)
             time.sleep(0.3)  # a duplicate would come right behind
             items = fetch_queue(base, name)[before:]
-            ours = 0
+            ours = commits = 0
             for item in items:
                 try:
-                    if C.receive_fanout(item, held) == state["message"]:
-                        ours += 1
+                    got = C.receive_fanout(item, held)
                 except C.Reject:
-                    pass
-            out.append({"queue": q, "new_items": len(items), "exactly_once": ours == 1, "copies": ours})
-            if ours != 1:
-                raise C.Fail("%s: the accepted message %d times among %d new items" % (q, ours, len(items)))
+                    continue
+                ours += got == state["message"]
+                commits += got == commit_message
+            out.append({"queue": q, "new_items": len(items), "copies": ours, "commit_copies": commits})
+            if ours != 1 or commits != state["commit_copies"]:
+                raise C.Fail("%s: the application message %d times, the commit %d times, among %d new items"
+                             % (q, ours, commits, len(items)))
         rep["queues"] = out
-        return ", ".join("%s: once" % o["queue"] for o in out)
+        return ", ".join("%s: the message once, the commit %d" % (o["queue"], o["commit_copies"]) for o in out)
 
     steps = [("vectors", vectors), ("configuration (CFG-1 to CFG-5)", configuration),
              ("KeyPackages (lobby, TOK-5)", key_packages), ("queues before", queues_before),
              ("application messages (HUB-11, TOK-6, RSP-2)", application),
+             ("commit (key layer, HUB-8, HUB-10)", commit),
              ("fan-out (FAN-5, MEM-1, MEM-2)", queues_after)]
     skipped = 0
     for name, fn in steps:

@@ -54,11 +54,13 @@ fn python() -> Option<String> {
 }
 
 /// CFG-1 to CFG-5, HUB-6 with ADM-1 to ADM-3 (the operator's exception),
-/// TOK-5, TOK-6, HUB-11, RSP-1, RSP-2, RSP-5, FAN-2, FAN-4 and FAN-5
-/// across two implementations: the Python client's KeyPackages are
-/// accepted, its application message of the demo room is refused under a
-/// wrong membership proof and a reused token and accepted once, and every
-/// recipient queue holds it exactly once, as a Rust member reads it.
+/// TOK-5, TOK-6, HUB-8, HUB-10, HUB-11, RSP-1, RSP-2, RSP-5, FAN-2, FAN-4
+/// and FAN-5 across two implementations: the Python client's KeyPackages
+/// are accepted, its application message of the demo room is refused
+/// under a wrong membership proof and a reused token and accepted once,
+/// its commit (with a key layer it sealed to the policy key) is accepted,
+/// and every recipient queue holds both exactly once, as a Rust member
+/// reads them (the commit moving it to epoch 1).
 #[test]
 fn python_client_against_the_service() {
     let Some(python) = python() else { return };
@@ -66,6 +68,10 @@ fn python_client_against_the_service() {
     let room_vector = vector("fanout.json")
         .into_iter()
         .find(|v| v["mls_suite"] == 1)
+        .unwrap();
+    let commit_vector = vector("key-layer.json")
+        .into_iter()
+        .find(|v| v["mls_suite"] == 1 && v["content_type"] == "commit")
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +145,7 @@ fn python_client_against_the_service() {
     );
     assert!(out.status.success(), "python client failed");
     assert!(
-        stdout.contains("\n6 passed, 0 failed, 0 skipped\n"),
+        stdout.contains("\n7 passed, 0 failed, 0 skipped\n"),
         "{stdout}"
     );
     let report: Value =
@@ -153,6 +159,7 @@ fn python_client_against_the_service() {
             "application": "accepted",
             "reused_token": "token_reused",
             "damaged": "unopenable",
+            "commit": "accepted",
         })
     );
     assert_eq!(report["group_id"], to_hex(&group_id));
@@ -160,7 +167,8 @@ fn python_client_against_the_service() {
     assert_eq!(report["suite"], json!([32, 1, 1]));
     for q in report["queues"].as_array().unwrap() {
         assert_eq!(q["copies"], 1, "{q}");
-        assert_eq!(q["new_items"], 1, "{q}");
+        assert_eq!(q["commit_copies"], 1, "{q}");
+        assert_eq!(q["new_items"], 2, "{q}");
     }
 
     // CFG-1: a trust anchor other than the hub's key refuses the
@@ -180,27 +188,26 @@ fn python_client_against_the_service() {
         "{refused}"
     );
     assert!(
-        refused.contains("\n1 passed, 1 failed, 4 skipped\n"),
+        refused.contains("\n1 passed, 1 failed, 5 skipped\n"),
         "{refused}"
     );
 
-    // A Rust member of the room reads each queue: the vectors' message,
-    // exactly once, and nothing else.
-    let message = hex_field(&room_vector, "message");
+    // A Rust member of the room reads each queue: the vectors' message
+    // and commit, each exactly once, and nothing else.
+    let accepted = [
+        hex_field(&room_vector, "message"),
+        hex_field(&commit_vector, "message"),
+    ];
     for (url, q) in &queues {
         let items = fetch_queue(url, q).unwrap();
         let check = verify_queue(&[&room.room], &items).unwrap();
         assert!(check.failures.is_empty(), "{q}: {:?}", check.failures);
-        assert_eq!(
-            tally(std::slice::from_ref(&message), &check.delivered),
-            (1, 0, 0, 0),
-            "{q}"
-        );
-        assert_eq!(items.len(), 1, "{q}");
+        assert_eq!(tally(&accepted, &check.delivered), (2, 0, 0, 0), "{q}");
+        assert_eq!(items.len(), 2, "{q}");
     }
 
     // What the hubs counted: two registrations (one refused), two
-    // KeyPackages and one application message accepted, one refusal of
+    // KeyPackages, one application message and the commit accepted, one refusal of
     // each kind, one unopenable envelope; nothing from the refused run.
     let mut statuses = std::collections::BTreeMap::<String, u64>::new();
     for hub in &cluster.hubs {
@@ -210,7 +217,7 @@ fn python_client_against_the_service() {
         }
     }
     let want: std::collections::BTreeMap<String, u64> = [
-        ("accepted", 4),
+        ("accepted", 5),
         ("registration_refused", 1),
         ("membership_proof_failed", 1),
         ("token_reused", 1),
