@@ -100,6 +100,9 @@ pub struct HubOptions {
     /// The admission ledger that all shards share (default: in the data
     /// directory).
     pub ledger: Option<PathBuf>,
+    /// Rooms without a namespace admitted for one provider each
+    /// ([`QuotaAdmission::adopted`]): (provider, group_id).
+    pub adopted: Vec<(String, Vec<u8>)>,
     /// Deadline for a request body.
     pub read_timeout: Duration,
     /// TLS certificate chain and key (PEM).
@@ -210,6 +213,7 @@ pub async fn run(opts: HubOptions) -> Result<()> {
     front.set_admission(Box::new(QuotaAdmission {
         quota: opts.quota,
         ledger: ledger.clone(),
+        adopted: opts.adopted.clone(),
     }));
     let directory = match &opts.directory {
         Some(p) => read_directory(p, &opts.followers)?,
