@@ -1,0 +1,1 @@
+//! mimi-onion for applications built on openmls.
