@@ -594,28 +594,21 @@ impl OnionMember {
 /// (after the reuse guard) in `input`, the message's content type, and its
 /// `authenticated_data`.
 ///
-/// A proposal or commit must carry exactly one well-formed `c` item
-/// (SafeAAD component 0x8A02) that matches; an application message may
-/// carry none, and one it carries is parsed strictly and must match.
-/// Every failure is [`ReceiveError::Commitment`].
+/// KCM-1: a proposal or commit must carry exactly one well-formed `c`
+/// item (SafeAAD component 0x8A02) that matches; an application message
+/// may carry none, and one it carries must match. KCM-2: a malformed
+/// SafeAAD, or one with bytes after it, is refused either way. Every
+/// failure is [`ReceiveError::Commitment`].
 pub fn check_key_commitment(
     input: &CommitmentInput<'_>,
     content_type: ContentType,
     authenticated_data: &[u8],
 ) -> Result<(), ReceiveError> {
-    let present = crate::commitment::parse_safe_aad(authenticated_data)
-        .map(|(items, _)| {
-            items
-                .iter()
-                .any(|i| i.component_id == crate::commitment::KEY_COMMITMENT_COMPONENT)
-        })
-        .unwrap_or(true);
-    if content_type == ContentType::Application && !present {
-        return Ok(());
+    match content_type {
+        ContentType::Application => input.verify_optional(authenticated_data),
+        ContentType::Proposal | ContentType::Commit => input.verify(authenticated_data),
     }
-    input
-        .verify(authenticated_data)
-        .map_err(|_| ReceiveError::Commitment)
+    .map_err(|_| ReceiveError::Commitment)
 }
 
 // ---------------------------------------------------------------------------
