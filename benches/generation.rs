@@ -142,7 +142,7 @@ impl Chain {
                 confirmation_tag: None,
                 padding_len: 0,
                 other_safe_aad: &[],
-                aad_rest: &[],
+                omit_commitment: false,
             },
             None,
         )

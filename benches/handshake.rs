@@ -56,6 +56,7 @@ fn handshake(c: &mut Criterion) {
                     key_layer: Some(&key_layer),
                     fanout_key: Some(f_next.clone()),
                     membership: Some(&keys),
+                    fanout_key_signature: None,
                 };
                 client.seal(message, opts).expect("seal")
             });

@@ -159,6 +159,7 @@ fn main() -> Res<()> {
                 key_layer: key_layer.as_deref(),
                 fanout_key,
                 membership: Some(&membership),
+                fanout_key_signature: None,
             },
         )?;
 

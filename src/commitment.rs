@@ -13,17 +13,21 @@
 //! c = Hash(KeyCommitmentInput)     /* the MLS suite's hash, Nh bytes */
 //! ```
 //!
-//! `c` travels as the SafeAAD item [`KEY_COMMITMENT_COMPONENT`] at the start
-//! of the `authenticated_data` of every PrivateMessage of a group that uses
-//! this protocol (draft-ietf-mls-extensions):
+//! `c` travels as the SafeAAD item [`KEY_COMMITMENT_COMPONENT`] in the
+//! `authenticated_data` of every PrivateMessage proposal and commit of a
+//! room with private handshakes (draft-ietf-mls-extensions); an
+//! application PrivateMessage may carry it and need not (KCM-1):
 //!
 //! ```text
 //! struct { ComponentID component_id; opaque aad_item_data<V>; } SafeAADItem;
 //! struct { SafeAADItem aad_items<V>; } SafeAAD;
 //! ```
 //!
-//! The hub's policy engine and the members parse it with the one strict
-//! parser here, [`commitment_item`].
+//! When `authenticated_data` is not empty it is exactly one SafeAAD
+//! structure: no byte may follow it (KCM-2). The hub's policy engine and
+//! the members parse it with the one strict parser here,
+//! [`commitment_item`] (an item is required) or [`optional_commitment_item`]
+//! (application messages).
 
 use crate::codec::{put_vec, Reader};
 use crate::error::{Error, Res};
@@ -79,6 +83,23 @@ impl CommitmentInput<'_> {
     pub fn verify(&self, authenticated_data: &[u8]) -> Res<()> {
         let item =
             commitment_item(authenticated_data, self.suite.nh()).map_err(|_| Error::Crypto)?;
+        self.compare(item)
+    }
+
+    /// KCM-1, for an application PrivateMessage: with no commitment item
+    /// (empty `authenticated_data`, or a SafeAAD without one) there is
+    /// nothing to check; an item that is present is checked as by
+    /// [`Self::verify`]. A malformed SafeAAD, or one with bytes after it, is
+    /// refused either way. Any failure is [`Error::Crypto`].
+    pub fn verify_optional(&self, authenticated_data: &[u8]) -> Res<()> {
+        match optional_commitment_item(authenticated_data, self.suite.nh()) {
+            Ok(None) => Ok(()),
+            Ok(Some(item)) => self.compare(item),
+            Err(_) => Err(Error::Crypto),
+        }
+    }
+
+    fn compare(&self, item: &[u8]) -> Res<()> {
         if ct_eq(item, &self.commitment()?) {
             Ok(())
         } else {
@@ -98,7 +119,9 @@ pub struct SafeAadItem<'a> {
 
 /// Parses the SafeAAD structure at the start of `authenticated_data`:
 /// items with strictly increasing component ids. Returns the items and the
-/// bytes after the structure.
+/// bytes after the structure, which this protocol's rules refuse (KCM-2):
+/// [`commitment_item`] and [`optional_commitment_item`] require them
+/// empty.
 pub fn parse_safe_aad(authenticated_data: &[u8]) -> Res<(Vec<SafeAadItem<'_>>, &[u8])> {
     let mut outer = Reader::new(authenticated_data);
     let items_bytes = outer.vec("safe aad: items")?;
@@ -115,45 +138,67 @@ pub fn parse_safe_aad(authenticated_data: &[u8]) -> Res<(Vec<SafeAadItem<'_>>, &
     Ok((items, outer.rest()))
 }
 
-/// The strict parser shared by hub and members: the SafeAAD decodes, ids
+/// The strict parser shared by hub and members (KCM-2), for the messages
+/// that must carry `c`: the SafeAAD decodes, nothing follows it, ids
 /// strictly increase, exactly one item has [`KEY_COMMITMENT_COMPONENT`],
 /// and it is exactly `nh` bytes. Returns that item's data.
 pub fn commitment_item(authenticated_data: &[u8], nh: usize) -> Res<&[u8]> {
-    let (items, _) = parse_safe_aad(authenticated_data)?;
+    optional_commitment_item(authenticated_data, nh)?
+        .ok_or(Error::Malformed("safe aad: no key commitment"))
+}
+
+/// The same strict parser for a message that may go without `c` (an
+/// application PrivateMessage, KCM-1): empty `authenticated_data` carries
+/// no item; otherwise the SafeAAD decodes with nothing after it, ids
+/// strictly increase, at most one item has [`KEY_COMMITMENT_COMPONENT`],
+/// and that one is exactly `nh` bytes. Returns the item's data, if any.
+pub fn optional_commitment_item(authenticated_data: &[u8], nh: usize) -> Res<Option<&[u8]>> {
+    if authenticated_data.is_empty() {
+        return Ok(None);
+    }
+    let (items, rest) = parse_safe_aad(authenticated_data)?;
+    if !rest.is_empty() {
+        return Err(Error::Malformed("safe aad: bytes after the structure"));
+    }
     let mut ours = items
         .iter()
         .filter(|i| i.component_id == KEY_COMMITMENT_COMPONENT);
-    let item = ours
-        .next()
-        .ok_or(Error::Malformed("safe aad: no key commitment"))?;
+    let Some(item) = ours.next() else {
+        return Ok(None);
+    };
     if ours.next().is_some() {
         return Err(Error::Malformed("safe aad: two key commitments"));
     }
     if item.data.len() != nh {
         return Err(Error::Malformed("safe aad: key commitment length"));
     }
-    Ok(item.data)
+    Ok(Some(item.data))
 }
 
 /// Builds `authenticated_data`: the SafeAAD structure with `c` and the
 /// caller's other items (sorted by id; the commitment is placed in order),
-/// followed by `rest`.
-pub fn build_authenticated_data(
-    c: &[u8],
-    other_items: &[SafeAadItem<'_>],
-    rest: &[u8],
-) -> Res<Vec<u8>> {
-    let mut items: Vec<SafeAadItem<'_>> = other_items.to_vec();
-    if items
+/// and nothing after it (KCM-2).
+pub fn build_authenticated_data(c: &[u8], other_items: &[SafeAadItem<'_>]) -> Res<Vec<u8>> {
+    if other_items
         .iter()
         .any(|i| i.component_id == KEY_COMMITMENT_COMPONENT)
     {
         return Err(Error::Usage("the key commitment item is added here"));
     }
+    let mut items: Vec<SafeAadItem<'_>> = other_items.to_vec();
     items.push(SafeAadItem {
         component_id: KEY_COMMITMENT_COMPONENT,
         data: c,
     });
+    encode_safe_aad(&items)
+}
+
+/// Encodes a SafeAAD structure of `items`, sorted by component id; two
+/// items with one id are refused. With an application message that goes
+/// without `c` (KCM-1), this is its `authenticated_data` when it has other
+/// items.
+pub fn encode_safe_aad(items: &[SafeAadItem<'_>]) -> Res<Vec<u8>> {
+    let mut items: Vec<SafeAadItem<'_>> = items.to_vec();
     items.sort_by_key(|i| i.component_id);
     if items
         .windows(2)
@@ -166,35 +211,9 @@ pub fn build_authenticated_data(
         inner.extend_from_slice(&i.component_id.to_be_bytes());
         put_vec(&mut inner, i.data)?;
     }
-    let mut out = Vec::with_capacity(inner.len() + 4 + rest.len());
+    let mut out = Vec::with_capacity(inner.len() + 4);
     put_vec(&mut out, &inner)?;
-    out.extend_from_slice(rest);
     Ok(out)
-}
-
-/// True if the `app_data_dictionary` extension data of a GroupContext
-/// lists [`KEY_COMMITMENT_COMPONENT`] among the required SafeAAD items
-/// (component [`SAFE_AAD_COMPONENT`], data `ComponentID component_ids<V>`).
-pub fn group_requires_commitment(app_data_dictionary: &[u8]) -> bool {
-    let Ok(dict) = crate::config::AppDataDictionary::from_bytes(app_data_dictionary) else {
-        return false;
-    };
-    let Some(entry) = dict
-        .component_data
-        .iter()
-        .find(|c| c.component_id == SAFE_AAD_COMPONENT)
-    else {
-        return false;
-    };
-    let mut r = Reader::new(&entry.data.0);
-    let Ok(ids) = r.vec("components list") else {
-        return false;
-    };
-    if r.finish("components list").is_err() || ids.len() % 2 != 0 {
-        return false;
-    }
-    ids.chunks_exact(2)
-        .any(|c| u16::from_be_bytes([c[0], c[1]]) == KEY_COMMITMENT_COMPONENT)
 }
 
 /// The `data` of a SafeAAD component requiring the key commitment (and the
@@ -263,11 +282,12 @@ mod tests {
             component_id: 0x0005,
             data: b"x",
         }];
-        let ad = build_authenticated_data(&c, &other, b"app bytes").unwrap();
+        let ad = build_authenticated_data(&c, &other).unwrap();
         input(suite).verify(&ad).unwrap();
+        input(suite).verify_optional(&ad).unwrap();
         let (items, rest) = parse_safe_aad(&ad).unwrap();
         assert_eq!(items.len(), 2);
-        assert_eq!(rest, b"app bytes");
+        assert!(rest.is_empty());
         let mut wrong = input(suite);
         wrong.key = &[9; 16];
         assert_eq!(wrong.verify(&ad), Err(Error::Crypto));
@@ -280,7 +300,9 @@ mod tests {
         let c = [5u8; 32];
         let ours = KEY_COMMITMENT_COMPONENT;
         assert!(commitment_item(&raw_safe_aad(&[(ours, &c)], b""), 32).is_ok());
-        assert!(commitment_item(&raw_safe_aad(&[(ours, &c)], b"rest"), 32).is_ok());
+        // KCM-2: nothing may follow the SafeAAD structure.
+        assert!(commitment_item(&raw_safe_aad(&[(ours, &c)], b"rest"), 32).is_err());
+        assert!(commitment_item(&raw_safe_aad(&[(ours, &c)], &[0]), 32).is_err());
         assert!(commitment_item(&raw_safe_aad(&[], b""), 32).is_err());
         assert!(commitment_item(&raw_safe_aad(&[(ours, &c), (ours, &c)], b""), 32).is_err());
         assert!(commitment_item(&raw_safe_aad(&[(0x9000, b"z"), (ours, &c)], b""), 32).is_err());
@@ -293,19 +315,36 @@ mod tests {
         }
     }
 
+    /// KCM-1: an application message may go without `c` (empty
+    /// `authenticated_data`, or a SafeAAD without the item), but what is
+    /// there is parsed as strictly as for a handshake (KCM-2).
     #[test]
-    fn group_requirement() {
-        let data = safe_aad_component_data(&[0x0005]).unwrap();
-        let dict = crate::config::AppDataDictionary {
-            component_data: vec![crate::config::ComponentData {
-                component_id: SAFE_AAD_COMPONENT,
-                data: crate::codec::Opaque(data),
-            }],
-        };
-        assert!(group_requires_commitment(&dict.to_bytes().unwrap()));
-        let empty = crate::config::AppDataDictionary {
-            component_data: vec![],
-        };
-        assert!(!group_requires_commitment(&empty.to_bytes().unwrap()));
+    fn kcm1_optional_item_is_parsed_strictly() {
+        let suite = MlsSuite::from_code(1).unwrap();
+        let c = input(suite).commitment().unwrap();
+        let ours = KEY_COMMITMENT_COMPONENT;
+        assert_eq!(optional_commitment_item(&[], 32).unwrap(), None);
+        assert_eq!(
+            optional_commitment_item(&raw_safe_aad(&[], b""), 32).unwrap(),
+            None
+        );
+        assert_eq!(
+            optional_commitment_item(&raw_safe_aad(&[(1, b"a")], b""), 32).unwrap(),
+            None
+        );
+        input(suite).verify_optional(&[]).unwrap();
+        input(suite)
+            .verify_optional(&raw_safe_aad(&[(ours, &c)], b""))
+            .unwrap();
+        for bad in [
+            raw_safe_aad(&[(ours, &[7; 32])], b""),
+            raw_safe_aad(&[(ours, &c)], b"x"),
+            raw_safe_aad(&[], b"x"),
+            raw_safe_aad(&[(ours, &c[..31])], b""),
+            raw_safe_aad(&[(ours, &c), (ours, &c)], b""),
+            b"not a safe aad".to_vec(),
+        ] {
+            assert_eq!(input(suite).verify_optional(&bad), Err(Error::Crypto));
+        }
     }
 }

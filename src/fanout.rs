@@ -73,9 +73,30 @@ pub fn fanout_key_tbs(
     Ok(out)
 }
 
+/// The bytes a signer signs for the signature over F: RFC 9420's
+/// `SignContent` with the label "mimi-onion v1 signed fanout key" and
+/// [`fanout_key_tbs`] as content, that is what `SignWithLabel` signs
+/// (RFC 9420, section 5.1.2). For a stack that keeps the leaf's signature
+/// key in a signer of its own (openmls's `Signer`, a hardware token): it
+/// signs these bytes with the suite's signature scheme, and the result is
+/// the signature [`verify_fanout_key`] checks.
+pub fn fanout_key_sign_content(
+    suite: MlsSuite,
+    group_id: &[u8],
+    new_epoch: u64,
+    f: &Secret,
+) -> Res<Vec<u8>> {
+    MlsSuite::sign_content(
+        crate::labels::FANOUT_KEY_SIGNATURE,
+        &fanout_key_tbs(suite, group_id, new_epoch, f)?,
+    )
+}
+
 /// Signs F for a commit with the sender leaf's signature key
 /// (`SignWithLabel(key, "mimi-onion v1 signed fanout key", FanoutKeyTBS)`,
-/// see [`fanout_key_tbs`]). The sender puts the signature in the key layer.
+/// see [`fanout_key_tbs`]). The sender puts the signature in the key layer
+/// (a PrivateMessage commit) or in the hub layer (a PublicMessage commit,
+/// PRF-4).
 pub fn sign_fanout_key(
     suite: MlsSuite,
     signature_private_key: &[u8],

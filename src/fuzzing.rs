@@ -17,7 +17,8 @@ use tls_codec::Serialize as _;
 use crate::balancer::{LoadBalancer, Route};
 use crate::codec::put_vec;
 use crate::commitment::{
-    build_authenticated_data, commitment_item, parse_safe_aad, KEY_COMMITMENT_COMPONENT,
+    build_authenticated_data, commitment_item, optional_commitment_item, parse_safe_aad,
+    KEY_COMMITMENT_COMPONENT,
 };
 use crate::config::{
     AppDataDictionary, HubSigningKey, KeyUse, SignedHubConfiguration, HUB_SIGNING_KEY_COMPONENT,
@@ -310,10 +311,11 @@ pub fn private_message(data: &[u8]) {
 /// `commitment::parse_safe_aad` and `commitment::commitment_item(data,
 /// 32)`. A SafeAAD that parses has strictly increasing ids and re-encodes
 /// (items, then the rest) to the input. When `commitment_item` succeeds,
-/// `parse_safe_aad` must too, and `build_authenticated_data` from the
-/// commitment, the other items and the rest must give back the input: it
-/// sorts the items by id (which `parse_safe_aad` already requires) and
-/// appends the rest verbatim, so this holds whatever the rest is.
+/// `parse_safe_aad` must too with nothing after the structure (KCM-2), and
+/// `build_authenticated_data` from the commitment and the other items must
+/// give back the input: it sorts the items by id (which `parse_safe_aad`
+/// already requires). `optional_commitment_item` agrees with
+/// `commitment_item` wherever an item is present.
 pub fn safe_aad(data: &[u8]) {
     let parsed = parse_safe_aad(data);
     if let Ok((items, rest)) = &parsed {
@@ -330,17 +332,20 @@ pub fn safe_aad(data: &[u8]) {
         encoded.extend_from_slice(rest);
         assert_eq!(encoded, data);
     }
+    let optional = optional_commitment_item(data, 32);
     let Ok(c) = commitment_item(data, 32) else {
+        assert!(!matches!(optional, Ok(Some(_))));
         return;
     };
+    assert_eq!(optional, Ok(Some(c)));
     assert_eq!(c.len(), 32);
     let (items, rest) = parsed.expect("commitment_item read a SafeAAD parse_safe_aad refuses");
+    assert!(rest.is_empty());
     let others: Vec<_> = items
         .into_iter()
         .filter(|i| i.component_id != KEY_COMMITMENT_COMPONENT)
         .collect();
-    let rebuilt =
-        build_authenticated_data(c, &others, rest).expect("a parsed SafeAAD must rebuild");
+    let rebuilt = build_authenticated_data(c, &others).expect("a parsed SafeAAD must rebuild");
     assert_eq!(rebuilt, data);
 }
 

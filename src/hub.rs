@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use sha2::{Digest, Sha256};
 
-use crate::commitment::group_requires_commitment;
 use crate::config::{find_app_data_dictionary, HubConfiguration, HubSigningKey, KeyUse};
 use crate::dispute::{Dispute, DisputeClaim, DisputeOutcome};
 use crate::error::{Error, Res};
@@ -19,6 +18,7 @@ use crate::mls::group_info::GroupInfoIn;
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::mls::suite::MlsSuite;
 use crate::policy::{judge_disclosure, Disclosure, PolicyEngine, PolicyRequest};
+use crate::profile::HandshakeProfile;
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
 use crate::state::{
@@ -764,7 +764,8 @@ impl FrontEnd {
         self.check_replay(tx, group_id, handshake_hash.as_ref())?;
         check_epoch(info, epoch, &record)?;
         self.check_membership_proof(env, info, content, group_id, epoch, &record)?;
-        let tracked = self.check_public_handshake(tx, info, content, group_id, &record)?;
+        check_profile(info, &record)?;
+        let tracked = self.check_public_handshake(tx, info, content, group_id, epoch, &record)?;
         let private_committer =
             self.ask_policy_engine(tx, info, content, group_id, &record, now)?;
         let is_commit = info.content_type == Some(ContentType::Commit);
@@ -844,8 +845,8 @@ impl FrontEnd {
     /// the hash of that tree, and the GroupContext must carry this hub's
     /// configuration-signing key (component `0x8A01`). Returns the group's
     /// state to create: the GroupInfo's epoch with the carried F pinned
-    /// (FAN-1), the members' signature keys, and whether the GroupContext
-    /// requires the key commitment. Changes nothing.
+    /// (FAN-1), the members' signature keys, and the room's handshake
+    /// profile (PRF-1), which the GroupContext must name. Changes nothing.
     ///
     /// # Errors
     ///
@@ -891,8 +892,11 @@ impl FrontEnd {
             .fanout_key
             .clone()
             .ok_or(Error::PeerMisbehaved("registration without F"))?;
+        // PRF-1: the room's handshake profile is fixed here, once.
+        let profile = HandshakeProfile::from_app_data_dictionary(dict)
+            .map_err(|_| Error::PeerMisbehaved("registration without a handshake profile"))?;
         let mut record = GroupRecord::new(self.shard_for(group_id), epoch, suite.code());
-        record.commitment_required = group_requires_commitment(dict);
+        record.profile = profile;
         record.group_context = gi.group_context_bytes.clone();
         record.pin_fanout_key(epoch, f);
         let mut registration = Registration {
@@ -903,6 +907,9 @@ impl FrontEnd {
         };
         // TRK-2: a tracker checks the whole GroupInfo and tree; the leaf
         // keys and GroupContext then come from its view of the group.
+        // TRK-5: its state is kept for rooms with public handshakes only;
+        // a room with private handshakes commits in PrivateMessages, which
+        // a tracker cannot read, and stays under the hub's own checks.
         if let Some(tracker) = &self.tracker {
             let tracked = tracker
                 .register(content.message)
@@ -913,7 +920,8 @@ impl FrontEnd {
                 ));
             }
             registration.leaves = tracked.leaves.clone();
-            registration.tracked = Some(tracked.state);
+            registration.tracked =
+                (registration.record.profile == HandshakeProfile::Public).then_some(tracked.state);
         }
         Ok(registration)
     }
@@ -969,16 +977,17 @@ impl FrontEnd {
     }
 
     /// Step 13, HUB-12: a PublicMessage proposal or commit must carry a
-    /// valid signature, else `policy_rejected`.
+    /// valid signature, and a commit a valid signature over the F it
+    /// carries (PRF-4, by the same key), else `policy_rejected`.
     ///
     /// In a group the tracker follows (the hub keeps its tracked state for
     /// the current epoch), the tracker verifies the message (TRK-3): the
     /// signature under the key RFC 9420 prescribes for its sender type, so
     /// external commits and new members' proposals are verified too, and
-    /// the proposal's or commit's validity. Its result, with the state to
-    /// keep if the message is accepted, comes back for
-    /// [`HubFrontEnd::apply`]. A PrivateMessage handshake in such a group
-    /// is refused (TRK-5): the tracker could not follow the group past it.
+    /// the proposal's or commit's validity; the F signature is verified
+    /// under the same key (the committer's leaf, or an external commit's
+    /// path leaf node). Its result, with the state to keep if the message
+    /// is accepted, comes back for [`HubFrontEnd::apply`].
     ///
     /// Otherwise the hub verifies member senders (their keys are in its
     /// state) and refuses non-member senders, whose keys sit in the
@@ -989,6 +998,7 @@ impl FrontEnd {
         info: &MessageInfo<'_>,
         content: &HubLayerContent<'_>,
         group_id: &[u8],
+        epoch: u64,
         record: &GroupRecord,
     ) -> Result<Option<VerifiedHandshake>, Refusal> {
         let handshake = info.content_type != Some(ContentType::Application);
@@ -1006,7 +1016,17 @@ impl FrontEnd {
                 return Err(Refusal::Reject(RejectReason::PolicyRejected));
             }
             return match tracker.verify_handshake(&state, content.message) {
-                Ok(verified) if verified.next_epoch.is_some() == info.carries_fanout_key() => {
+                Ok(verified)
+                    if verified.next_epoch.is_some() == info.carries_fanout_key()
+                        && (!info.carries_fanout_key_signature()
+                            || public_fanout_key_verifies(
+                                content,
+                                group_id,
+                                epoch,
+                                record,
+                                Some(&verified.signature_key),
+                            )) =>
+                {
                     Ok(Some(verified))
                 }
                 _ => Err(Refusal::Reject(RejectReason::PolicyRejected)),
@@ -1019,7 +1039,10 @@ impl FrontEnd {
             Some(leaf) => tx.leaf_signature_key(group_id, leaf)?,
             None => None,
         };
-        if public_message_verifies(content.message, record, sender_key.as_deref()) {
+        let signed = public_message_verifies(content.message, record, sender_key.as_deref());
+        let f_signed = !info.carries_fanout_key_signature()
+            || public_fanout_key_verifies(content, group_id, epoch, record, sender_key.as_deref());
+        if signed && f_signed {
             Ok(None)
         } else {
             Err(Refusal::Reject(RejectReason::PolicyRejected))
@@ -1512,19 +1535,48 @@ fn classify(message: &[u8]) -> Result<MessageInfo<'_>, RejectReason> {
 }
 
 /// Step 6, HUB-1 (presence rules): `key_layer` is present exactly for a
-/// PrivateMessage proposal or commit, and `fanout_key` exactly for a
-/// commit or a GroupInfo (a registration), as the table of forms gives;
-/// otherwise `wrong_form`.
+/// PrivateMessage proposal or commit, `fanout_key` exactly for a commit or
+/// a GroupInfo (a registration), and `fanout_key_signature` exactly for a
+/// PublicMessage commit, as the table of forms gives; otherwise
+/// `wrong_form`.
 fn check_presence(
     info: &MessageInfo<'_>,
     content: &HubLayerContent<'_>,
 ) -> Result<(), RejectReason> {
     let key_layer_ok = content.key_layer.is_empty() != info.is_private_handshake();
     let fanout_ok = content.fanout_key.is_some() == info.carries_fanout_key();
-    if key_layer_ok && fanout_ok {
+    let signature_ok =
+        content.fanout_key_signature.is_empty() != info.carries_fanout_key_signature();
+    if key_layer_ok && fanout_ok && signature_ok {
         Ok(())
     } else {
         Err(RejectReason::WrongForm)
+    }
+}
+
+/// Step 12, PRF-2: a proposal or commit must travel in the form of the
+/// room's handshake profile: in a room with public handshakes a
+/// PrivateMessage proposal or commit, and in a room with private
+/// handshakes a PublicMessage proposal or commit from a member, is refused
+/// with `wrong_form`. A sender cannot pick the profile per message. (A
+/// non-member has no keys for a PrivateMessage: its external commits and
+/// proposals are PublicMessages in either profile.)
+fn check_profile(info: &MessageInfo<'_>, record: &GroupRecord) -> Result<(), RejectReason> {
+    let handshake = matches!(
+        info.content_type,
+        Some(ContentType::Proposal | ContentType::Commit)
+    );
+    let wrong = handshake
+        && match record.profile {
+            HandshakeProfile::Public => info.wire_format == WireFormat::PrivateMessage,
+            HandshakeProfile::Private => {
+                info.is_member_sent() && info.wire_format == WireFormat::PublicMessage
+            }
+        };
+    if wrong {
+        Err(RejectReason::WrongForm)
+    } else {
+        Ok(())
     }
 }
 
@@ -1590,6 +1642,37 @@ fn public_message_sender(message: &[u8]) -> Option<u32> {
 /// FramedContentTBS verifies under the leaf's key (`sender_key`, from the
 /// hub's state) and the GroupContext the hub holds. Non-member senders are
 /// refused.
+/// PRF-4: the signature over F that a PublicMessage commit's hub layer
+/// carries verifies under the committer's key, over the group, the epoch
+/// the commit opens and the F of the hub layer.
+fn public_fanout_key_verifies(
+    content: &HubLayerContent<'_>,
+    group_id: &[u8],
+    epoch: u64,
+    record: &GroupRecord,
+    sender_key: Option<&[u8]>,
+) -> bool {
+    let (Some(suite), Some(key), Some(f)) = (
+        MlsSuite::from_code(record.mls_suite),
+        sender_key,
+        content.fanout_key.as_ref(),
+    ) else {
+        return false;
+    };
+    let Some(new_epoch) = epoch.checked_add(1) else {
+        return false;
+    };
+    crate::fanout::verify_fanout_key(
+        suite,
+        key,
+        group_id,
+        new_epoch,
+        f,
+        content.fanout_key_signature,
+    )
+    .is_ok()
+}
+
 fn public_message_verifies(
     message: &[u8],
     record: &GroupRecord,
@@ -1724,7 +1807,8 @@ mod tests {
         let group_id = b"tree hash test room";
         let registration = |th: &[u8]| {
             let mut gc = GroupContext::new(suite, group_id, 0, th, &[5; 32]);
-            gc.extensions = room_extensions(&key).unwrap();
+            gc.extensions =
+                room_extensions(&key, crate::profile::HandshakeProfile::Private).unwrap();
             GroupInfoBuilder {
                 suite,
                 group_context: &gc,
@@ -1740,6 +1824,7 @@ mod tests {
             membership_proof: [0; MEMBERSHIP_PROOF_LEN],
             key_layer: &[],
             fanout_key: Some(Secret::new(vec![7; 32])),
+            fanout_key_signature: &[],
         };
 
         let bad = registration(&wrong);

@@ -60,6 +60,7 @@ pub mod member;
 pub mod mls;
 pub mod padding;
 pub mod policy;
+pub mod profile;
 #[cfg(any(test, feature = "vectors"))]
 pub mod replay;
 pub mod response;

@@ -17,5 +17,9 @@ pub const KEY_LAYER_HEADER_LEN: usize = 7;
 /// and an AEAD tag.
 pub const KEY_LAYER_MAX_LEN: usize =
     KEY_LAYER_HEADER_LEN + MAX_N_ENC + KEY_LAYER_PLAINTEXT_LEN + 16;
+/// The largest signature over F a PublicMessage commit's hub layer may
+/// carry: a DER-encoded ECDSA P-521 signature, the longest signature of
+/// the MLS cipher suites (RFC 9420, section 17.1).
+pub const FANOUT_KEY_SIGNATURE_MAX_LEN: usize = 139;
 /// The largest MLS message an envelope may carry (16 MiB).
 pub const MAX_MESSAGE_LEN: usize = 16 << 20;

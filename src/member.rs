@@ -767,16 +767,21 @@ fn process_private(
     let (kn, update) = ratchet_key(suite, held, limits, id, sd.generation, steps)?;
     let final_nonce = apply_reuse_guard(&kn.nonce, sd.reuse_guard).map_err(ReceiveError::Mls)?;
     // MEM-4: the member's own ratchet key and nonce and the sender data's
-    // leaf: c must match before anything is decrypted.
-    CommitmentInput {
+    // leaf: c must match before anything is decrypted. KCM-1: a proposal
+    // or commit must carry c; an application message may go without it,
+    // and what it carries is parsed as strictly (KCM-2).
+    let input = CommitmentInput {
         suite,
         group_id: &msg.group_id,
         epoch: msg.epoch,
         leaf_index: sd.leaf_index,
         key: kn.key.expose(),
         final_nonce: final_nonce.expose(),
+    };
+    match msg.content_type {
+        ContentType::Application => input.verify_optional(&msg.authenticated_data),
+        ContentType::Proposal | ContentType::Commit => input.verify(&msg.authenticated_data),
     }
-    .verify(&msg.authenticated_data)
     .map_err(|_| ReceiveError::Commitment)?;
     let (content, _) =
         open_content(suite, &kn.key, &final_nonce, &msg).map_err(ReceiveError::Mls)?;

@@ -2,8 +2,8 @@
 //!
 //! The padded length of a hub-layer plaintext depends only on the length of
 //! the MLS message it carries. A fixed amount of room, [`RESERVED_ROOM`], is
-//! always added before rounding, large enough for the largest key layer and
-//! fan-out key, so that whether a message is a commit, a proposal or an
+//! always added before rounding, large enough for the largest key layer,
+//! fan-out key and (empty) F signature, so that whether a message is a commit, a proposal or an
 //! application message never changes the size. The rounding is Padmé, which
 //! leaks O(log log L) bits of the length with at most about 12 % overhead.
 
@@ -11,9 +11,12 @@ use crate::limits::{KEY_LAYER_MAX_LEN, MEMBERSHIP_PROOF_LEN};
 
 /// Room reserved in every hub layer on top of the message: the largest
 /// varint length prefix of the message (4), the membership proof (16), the
-/// key layer with its 2-byte prefix, and the fan-out key with its 1-byte
-/// prefix (1 + 32).
-pub const RESERVED_ROOM: usize = 4 + MEMBERSHIP_PROOF_LEN + 2 + KEY_LAYER_MAX_LEN + 1 + 32;
+/// key layer with its 2-byte prefix, the fan-out key with its 1-byte
+/// prefix (1 + 32), and the 1-byte prefix of an empty F signature. A
+/// PublicMessage commit, whose F signature is not empty, has an empty key
+/// layer instead and needs less (at most 1 + 33 + 2 + 139 bytes after the
+/// proof).
+pub const RESERVED_ROOM: usize = 4 + MEMBERSHIP_PROOF_LEN + 2 + KEY_LAYER_MAX_LEN + 1 + 32 + 1;
 
 /// Padmé: rounds `len` up so that only the top bits of its binary form stay
 /// free. `padme(0) = 0`, `padme(1) = 1`.
@@ -51,7 +54,7 @@ mod tests {
         assert_eq!(padme(1_048_576), 1_048_576);
         assert_eq!(padme(1_048_577), 1_081_344);
         // padded_length: Padmé over message length plus the reserved room.
-        assert_eq!(RESERVED_ROOM, 399);
+        assert_eq!(RESERVED_ROOM, 400);
         assert_eq!(padded_length(0), 400);
         assert_eq!(padded_length(100), 512);
         assert_eq!(padded_length(1000), 1408);

@@ -20,6 +20,7 @@ use crate::mls::framing::{
 };
 use crate::mls::message::{ContentType, WireFormat};
 use crate::mls::suite::MlsSuite;
+use crate::profile::HandshakeProfile;
 use crate::secret::Secret;
 use crate::state::GroupRecord;
 
@@ -174,10 +175,11 @@ impl PolicyEngine {
     fn check(&self, req: &PolicyRequest<'_>) -> Res<(PolicyAudit, Option<u64>)> {
         let record = req.record;
         let suite = MlsSuite::from_code(record.mls_suite).ok_or(Error::Unsupported("mls suite"))?;
-        // HUB-9 (second part): only groups that require the commitment.
-        if !record.commitment_required {
+        // HUB-9 (second part), PRF-2: key layers only in rooms with
+        // private handshakes (the front-end refused the others already).
+        if record.profile != HandshakeProfile::Private {
             return Err(Error::PeerMisbehaved(
-                "key layer for a group that does not require the key commitment",
+                "key layer for a room with public handshakes",
             ));
         }
         // HUB-8: the key layer.

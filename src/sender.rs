@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use rand::Rng;
 use zeroize::Zeroize;
 
-use crate::commitment::{build_authenticated_data, CommitmentInput, SafeAadItem};
+use crate::commitment::{build_authenticated_data, encode_safe_aad, CommitmentInput, SafeAadItem};
 use crate::config::{KeyConfig, KeyUse, VerifiedHubConfiguration};
 use crate::error::{Error, Res};
 use crate::fanout::{sign_fanout_key, EpochKeys};
@@ -38,6 +38,24 @@ pub struct SealOptions<'a> {
     /// for the types members send (PrivateMessage; PublicMessage from a
     /// member); the other types carry 16 random bytes instead.
     pub membership: Option<&'a EpochKeys>,
+    /// The committer's signature over F (PRF-4): required for a
+    /// PublicMessage commit, forbidden otherwise. A stack that holds the
+    /// signature key in a signer of its own signs
+    /// [`crate::fanout::fanout_key_sign_content`]; with the key at hand,
+    /// [`crate::fanout::sign_fanout_key`] does both.
+    pub fanout_key_signature: Option<&'a [u8]>,
+}
+
+/// The fields of the hub layer besides the message and the membership
+/// proof, as [`seal_envelope`] writes them (empty where absent).
+#[derive(Debug, Default)]
+pub struct HubLayerFields<'a> {
+    /// The sealed key layer.
+    pub key_layer: &'a [u8],
+    /// F.
+    pub fanout_key: Option<Secret>,
+    /// The committer's signature over F.
+    pub fanout_key_signature: &'a [u8],
 }
 
 /// What a sender keeps to open the response to an envelope.
@@ -179,6 +197,13 @@ impl Sender {
                 "F goes with exactly the commits and registrations",
             ));
         }
+        if opts.fanout_key_signature.is_some_and(|s| !s.is_empty())
+            != info.carries_fanout_key_signature()
+        {
+            return Err(Error::Usage(
+                "a signature over F goes with exactly the PublicMessage commits",
+            ));
+        }
         let (key, suite) = self.key.clone().ok_or(Error::Config(
             "no hub key offers a suite this client implements",
         ))?;
@@ -215,8 +240,11 @@ impl Sender {
             header,
             message,
             membership,
-            opts.key_layer.unwrap_or_default(),
-            opts.fanout_key,
+            HubLayerFields {
+                key_layer: opts.key_layer.unwrap_or_default(),
+                fanout_key: opts.fanout_key,
+                fanout_key_signature: opts.fanout_key_signature.unwrap_or_default(),
+            },
         )?;
         Ok(SealedEnvelope {
             bytes: parts.bytes,
@@ -275,8 +303,7 @@ pub fn seal_envelope(
     header: OuterHeader,
     message: &[u8],
     membership: Membership<'_>,
-    key_layer: &[u8],
-    fanout_key: Option<Secret>,
+    fields: HubLayerFields<'_>,
 ) -> Res<EnvelopeParts> {
     let info = header.hpke_info();
     let (enc, ctx) = hpke::setup_sender(header.suite, &key.public_key.0, &info, ikm_e)?;
@@ -288,8 +315,9 @@ pub fn seal_envelope(
     let content = HubLayerContent {
         message,
         membership_proof,
-        key_layer,
-        fanout_key,
+        key_layer: fields.key_layer,
+        fanout_key: fields.fanout_key,
+        fanout_key_signature: fields.fanout_key_signature,
     };
     let sealed_len = content.padded_len()? + hpke::TAG_LEN;
     let mut bytes = Vec::with_capacity(Envelope::encoded_len(enc.len(), sealed_len));
@@ -363,8 +391,11 @@ pub struct PrivateContent<'a> {
     pub padding_len: usize,
     /// Other SafeAAD items of the application.
     pub other_safe_aad: &'a [SafeAadItem<'a>],
-    /// Application bytes after the SafeAAD structure.
-    pub aad_rest: &'a [u8],
+    /// Leave `c` out (KCM-1): allowed for an application message only,
+    /// as an RFC 9420 stack without the hook sends it. Its
+    /// `authenticated_data` is then empty, or the SafeAAD of the other
+    /// items.
+    pub omit_commitment: bool,
 }
 
 /// A protected PrivateMessage and, for a proposal or commit, the content of
@@ -398,8 +429,29 @@ pub fn protect_private_message(
         final_nonce: final_nonce.expose(),
     }
     .commitment()?;
-    let authenticated_data =
-        build_authenticated_data(&c, content.other_safe_aad, content.aad_rest)?;
+    let authenticated_data = match (content.omit_commitment, content.content_type) {
+        (false, _) => build_authenticated_data(&c, content.other_safe_aad)?,
+        (true, ContentType::Application) if content.other_safe_aad.is_empty() => Vec::new(),
+        (true, ContentType::Application) => encode_safe_aad(content.other_safe_aad)?,
+        (true, _) => {
+            return Err(Error::Usage(
+                "a proposal or commit always carries the key commitment",
+            ))
+        }
+    };
+    protect_with_authenticated_data(state, content, fanout_key, authenticated_data)
+}
+
+/// [`protect_private_message`] with `authenticated_data` as given, whatever
+/// it holds (the tests' and vectors' malformed messages).
+pub(crate) fn protect_with_authenticated_data(
+    state: &MlsSendState<'_>,
+    content: &PrivateContent<'_>,
+    fanout_key: Option<&Secret>,
+    authenticated_data: Vec<u8>,
+) -> Res<ProtectedMessage> {
+    let gc = state.group_context;
+    let final_nonce = apply_reuse_guard(state.nonce, state.reuse_guard)?;
     let framed = FramedContent {
         group_id: gc.group_id.clone(),
         epoch: gc.epoch,

@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::profile::HandshakeProfile;
 use crate::secret::Secret;
 use crate::token::TOKEN_NONCE_LEN;
 
@@ -41,9 +42,13 @@ pub struct GroupRecord {
     pub epoch: u64,
     /// The group's MLS cipher suite.
     pub mls_suite: u16,
-    /// Whether the GroupContext requires the key-commitment SafeAAD item
-    /// (HUB-9: without it the hub refuses key layers).
-    pub commitment_required: bool,
+    /// The room's handshake profile, fixed by its GroupContext (PRF-1):
+    /// with [`HandshakeProfile::Private`] proposals and commits come with a
+    /// key layer and `c`, with [`HandshakeProfile::Public`] as
+    /// PublicMessages (PRF-2). Stores keep it in the column they call
+    /// `commitment_required` (true for private handshakes), the name it had
+    /// when the key commitment alone decided it.
+    pub profile: HandshakeProfile,
     /// The serialized GroupContext of the current epoch, against which the
     /// policy engine verifies members' signatures. The hub's MLS stack
     /// updates it after it processes an accepted commit; empty while
@@ -60,7 +65,7 @@ impl GroupRecord {
             shard,
             epoch,
             mls_suite,
-            commitment_required: false,
+            profile: HandshakeProfile::Public,
             group_context: Vec::new(),
             fanout_keys: Vec::new(),
         }
@@ -157,7 +162,7 @@ impl ClosedEpoch {
         out.extend_from_slice(&r.shard.to_be_bytes());
         out.extend_from_slice(&r.epoch.to_be_bytes());
         out.extend_from_slice(&r.mls_suite.to_be_bytes());
-        out.push(u8::from(r.commitment_required));
+        out.push(u8::from(r.profile.is_private()));
         crate::codec::put_vec(&mut out, &r.group_context)?;
         crate::codec::put_vec(&mut out, &r.encode_fanout_keys()?)?;
         out.extend_from_slice(&self.commit_hash);
@@ -186,9 +191,9 @@ impl ClosedEpoch {
         let shard = r.u32(WHAT)?;
         let epoch = r.u64(WHAT)?;
         let mls_suite = r.u16(WHAT)?;
-        let commitment_required = match r.u8(WHAT)? {
-            0 => false,
-            1 => true,
+        let profile = match r.u8(WHAT)? {
+            0 => HandshakeProfile::Public,
+            1 => HandshakeProfile::Private,
             _ => return Err(crate::Error::Malformed(WHAT)),
         };
         let group_context = r.vec(WHAT)?.to_vec();
@@ -220,7 +225,7 @@ impl ClosedEpoch {
                 shard,
                 epoch,
                 mls_suite,
-                commitment_required,
+                profile,
                 group_context,
                 fanout_keys,
             },

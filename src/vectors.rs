@@ -32,10 +32,11 @@ use crate::keylayer;
 use crate::keys::HubKeyPair;
 use crate::mls::message::ContentType;
 use crate::padding::padded_length;
+use crate::profile::HandshakeProfile;
 use crate::replay::{ReplayCrypto, ReplayRng};
 use crate::response::{self, HubResponse, RejectReason, Status, RESPONSE_TOKENS};
 use crate::secret::Secret;
-use crate::sender::{seal_envelope, Membership};
+use crate::sender::{seal_envelope, HubLayerFields, Membership};
 use crate::suite::HpkeSuite;
 use crate::test_utils::{from_hex, room::Room, to_hex};
 use crate::token::{RoutingToken, TokenKey, TokenKeys, UNROUTABLE_CODEPOINT};
@@ -255,6 +256,8 @@ struct EnvelopeCase {
     message: Vec<u8>,
     key_layer: Vec<u8>,
     fanout_key: Option<Secret>,
+    /// The committer's signature over F (a PublicMessage commit, PRF-4).
+    fanout_key_signature: Vec<u8>,
     /// F of the message's epoch, for a member-sent message's membership
     /// proof (HUB-11); `None`: 16 bytes of filler.
     membership_f: Option<Secret>,
@@ -290,8 +293,11 @@ fn envelope_entry(case: &EnvelopeCase) -> Res<(Value, Vec<u8>)> {
         header,
         &case.message,
         membership,
-        &case.key_layer,
-        case.fanout_key.clone(),
+        HubLayerFields {
+            key_layer: &case.key_layer,
+            fanout_key: case.fanout_key.clone(),
+            fanout_key_signature: &case.fanout_key_signature,
+        },
     )?;
     // The sender seals in place and keeps no plaintext: the vector's
     // padded plaintext is the same encoding made again.
@@ -300,6 +306,7 @@ fn envelope_entry(case: &EnvelopeCase) -> Res<(Value, Vec<u8>)> {
         membership_proof: parts.membership_proof,
         key_layer: &case.key_layer,
         fanout_key: case.fanout_key.clone(),
+        fanout_key_signature: &case.fanout_key_signature,
     }
     .encode_padded()?;
     let nr = response::response_nonce_len(case.suite);
@@ -352,6 +359,7 @@ fn envelope_entry(case: &EnvelopeCase) -> Res<(Value, Vec<u8>)> {
             "membership_proof": to_hex(&parts.membership_proof),
             "key_layer": to_hex(&case.key_layer),
             "fanout_key": case.fanout_key.as_ref().map(|f| to_hex(f.expose())),
+            "fanout_key_signature": to_hex(&case.fanout_key_signature),
             "header": to_hex(&parts.header.to_bytes()),
             "info": to_hex(&parts.info),
             "aad": to_hex(&parts.header.to_bytes()),
@@ -381,6 +389,20 @@ fn room(code: u16) -> Res<Room> {
     Room::new(code, &HubSigningKey::ed25519(&sk.verifying_key()))
 }
 
+/// The room of [`room`] with public handshakes, under its own group id.
+fn public_room(code: u16) -> Res<Room> {
+    let sk = signing_key("configuration signing key");
+    let private = room(code)?;
+    let mut group_id = private.group_id.clone();
+    group_id.extend_from_slice(b" public handshakes");
+    Room::with_profile(
+        code,
+        &HubSigningKey::ed25519(&sk.verifying_key()),
+        Some(group_id),
+        HandshakeProfile::Public,
+    )
+}
+
 fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
     let mut cases = Vec::new();
     for suite in HpkeSuite::ALL {
@@ -402,6 +424,7 @@ fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
             message: Vec::new(),
             key_layer: Vec::new(),
             fanout_key: None,
+            fanout_key_signature: Vec::new(),
             membership_f: None,
             status: Status::Rejected(RejectReason::MalformedMessage),
         });
@@ -411,6 +434,7 @@ fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
             message: small.message,
             key_layer: Vec::new(),
             fanout_key: None,
+            fanout_key_signature: Vec::new(),
             membership_f: Some(r.epoch(0)?.f.clone()),
             status: Status::Accepted,
         });
@@ -421,6 +445,7 @@ fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
             message: expand_seed(&large_seed, 70_000),
             key_layer: Vec::new(),
             fanout_key: None,
+            fanout_key_signature: Vec::new(),
             membership_f: None,
             status: Status::Rejected(RejectReason::MalformedMessage),
         });
@@ -434,7 +459,22 @@ fn envelope_cases() -> Res<Vec<EnvelopeCase>> {
         message: commit,
         key_layer: kl,
         fanout_key: Some(f),
-        membership_f: Some(f0),
+        fanout_key_signature: Vec::new(),
+        membership_f: Some(f0.clone()),
+        status: Status::Accepted,
+    });
+    // A PublicMessage commit of a room with public handshakes: no key
+    // layer, F, and the committer's signature over F (PRF-4).
+    let mut public = public_room(1)?;
+    let message = public.protect_public(0, ContentType::Commit, b"")?;
+    cases.push(EnvelopeCase {
+        suite: HpkeSuite::MANDATORY,
+        name: "x25519-aes128gcm public commit".into(),
+        message,
+        key_layer: Vec::new(),
+        fanout_key: Some(public.epoch(1)?.f.clone()),
+        fanout_key_signature: public.fanout_key_signature(0)?,
+        membership_f: Some(public.epoch(0)?.f.clone()),
         status: Status::Accepted,
     });
     Ok(cases)
@@ -729,6 +769,7 @@ fn negatives() -> Res<Value> {
             membership_proof: [0x11; 16],
             key_layer: &[],
             fanout_key: None,
+            fanout_key_signature: &[],
         };
         let mut pt = content.encode_padded()?;
         if tweak == 0 {
@@ -833,7 +874,16 @@ fn negatives() -> Res<Value> {
         "HUB-9",
         "safe_aad",
         "wrong commitment",
-        with(build_authenticated_data(&wrong, &[], b"")?),
+        with(build_authenticated_data(&wrong, &[])?),
+    );
+    // KCM-2: the right commitment, but a byte after the SafeAAD structure.
+    let mut trailing = build_authenticated_data(&c, &[])?;
+    trailing.push(0);
+    push(
+        "KCM-2",
+        "safe_aad",
+        "a byte after the SafeAAD structure",
+        with(trailing),
     );
     // A key layer lifted onto another message (HUB-8).
     let (pair, policy_ikm) = policy_pair()?;
@@ -1031,8 +1081,10 @@ fn check_semantics(dir: &Path) -> Res<usize> {
                     header,
                     &message,
                     Membership::Filler(proof),
-                    &hexf(&e, "key_layer")?,
-                    None,
+                    HubLayerFields {
+                        key_layer: &hexf(&e, "key_layer")?,
+                        ..HubLayerFields::default()
+                    },
                 )?;
                 check(
                     to_hex(&Sha256::digest(&parts.bytes))

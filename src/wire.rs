@@ -20,6 +20,7 @@
 //!   opaque membership_proof[16];
 //!   opaque key_layer<V>;
 //!   opaque fanout_key<V>;
+//!   opaque fanout_key_signature<V>;
 //! } HubLayerContent;             /* followed by zero padding */
 //! ```
 //!
@@ -46,8 +47,8 @@ pub const SUITE_OFFSET: usize = KEY_ID_OFFSET + 1;
 /// Length of the outer header.
 pub const HEADER_LEN: usize = SUITE_OFFSET + 6;
 pub use crate::limits::{
-    FANOUT_KEY_LEN, KEY_LAYER_HEADER_LEN, KEY_LAYER_MAX_LEN, KEY_LAYER_PLAINTEXT_LEN,
-    MAX_MESSAGE_LEN, MEMBERSHIP_PROOF_LEN,
+    FANOUT_KEY_LEN, FANOUT_KEY_SIGNATURE_MAX_LEN, KEY_LAYER_HEADER_LEN, KEY_LAYER_MAX_LEN,
+    KEY_LAYER_PLAINTEXT_LEN, MAX_MESSAGE_LEN, MEMBERSHIP_PROOF_LEN,
 };
 /// The largest sealed hub layer (OUT-5): the padded length of the largest
 /// message plus the AEAD tag.
@@ -212,6 +213,9 @@ pub struct HubLayerContent<'a> {
     /// F: for a commit, F of the epoch it opens; for a registration, F of
     /// the GroupInfo's epoch.
     pub fanout_key: Option<Secret>,
+    /// For a PublicMessage commit, the committer's signature over F
+    /// (`SignWithLabel` over `FanoutKeyTBS`, PRF-4); empty otherwise.
+    pub fanout_key_signature: &'a [u8],
 }
 
 impl<'a> HubLayerContent<'a> {
@@ -237,6 +241,14 @@ impl<'a> HubLayerContent<'a> {
                 return Err(Error::Usage("fan-out key must be 32 bytes"));
             }
         }
+        if self.fanout_key_signature.len() > FANOUT_KEY_SIGNATURE_MAX_LEN {
+            return Err(Error::TooLarge("fan-out key signature"));
+        }
+        if !self.fanout_key_signature.is_empty() && !self.key_layer.is_empty() {
+            return Err(Error::Usage(
+                "a key layer and an F signature never travel together",
+            ));
+        }
         Ok(padded_length(self.message.len()))
     }
 
@@ -252,6 +264,7 @@ impl<'a> HubLayerContent<'a> {
             Some(f) => put_vec(out, f.expose())?,
             None => out.push(0),
         }
+        put_vec(out, self.fanout_key_signature)?;
         debug_assert!(out.len() - start <= padded);
         out.resize(start + padded, 0);
         Ok(())
@@ -277,6 +290,12 @@ impl<'a> HubLayerContent<'a> {
             FANOUT_KEY_LEN => Some(Secret::from_slice(fanout)),
             _ => return Err(Error::Malformed("hub layer: fan-out key length")),
         };
+        let fanout_key_signature = r.vec("hub layer: fan-out key signature")?;
+        if fanout_key_signature.len() > FANOUT_KEY_SIGNATURE_MAX_LEN {
+            return Err(Error::Malformed(
+                "hub layer: fan-out key signature too long",
+            ));
+        }
         if plaintext.len() != padded_length(message.len()) {
             return Err(Error::Malformed("hub layer: padded length"));
         }
@@ -287,6 +306,7 @@ impl<'a> HubLayerContent<'a> {
             membership_proof,
             key_layer,
             fanout_key,
+            fanout_key_signature,
         })
     }
 }
@@ -501,6 +521,7 @@ mod tests {
             membership_proof: [7; 16],
             key_layer: &[],
             fanout_key: None,
+            fanout_key_signature: &[],
         };
         let mut pt = content.encode_padded().unwrap();
         assert_eq!(pt.len(), padded_length(5));
@@ -513,20 +534,43 @@ mod tests {
         assert!(HubLayerContent::parse_padded(&pt).is_err());
     }
 
+    /// The largest private commit (largest key layer, F, no F signature)
+    /// and the largest public commit (no key layer, F, the longest F
+    /// signature) both fit the room reserved for every message.
     #[test]
     fn largest_content_fits_the_reserved_room() {
         let big_key_layer = vec![1u8; KEY_LAYER_MAX_LEN];
+        let big_signature = vec![2u8; FANOUT_KEY_SIGNATURE_MAX_LEN];
         for len in [0usize, 63, 64, 16383, 16384, 70000] {
             let msg = vec![0u8; len];
-            let content = HubLayerContent {
-                message: &msg,
-                membership_proof: [0; 16],
-                key_layer: &big_key_layer,
-                fanout_key: Some(Secret::from_slice(&[5; 32])),
-            };
-            let pt = content.encode_padded().unwrap();
-            assert_eq!(pt.len(), padded_length(len));
-            assert_eq!(HubLayerContent::parse_padded(&pt).unwrap(), content);
+            for (key_layer, signature) in [(&big_key_layer[..], &[][..]), (&[], &big_signature)] {
+                let content = HubLayerContent {
+                    message: &msg,
+                    membership_proof: [0; 16],
+                    key_layer,
+                    fanout_key: Some(Secret::from_slice(&[5; 32])),
+                    fanout_key_signature: signature,
+                };
+                let pt = content.encode_padded().unwrap();
+                assert_eq!(pt.len(), padded_length(len));
+                assert_eq!(HubLayerContent::parse_padded(&pt).unwrap(), content);
+            }
         }
+        // Both at once is refused when sealing, and too long a signature.
+        let both = HubLayerContent {
+            message: b"m",
+            membership_proof: [0; 16],
+            key_layer: &big_key_layer,
+            fanout_key: None,
+            fanout_key_signature: &big_signature,
+        };
+        assert!(both.encode_padded().is_err());
+        let long = vec![0u8; FANOUT_KEY_SIGNATURE_MAX_LEN + 1];
+        let too_long = HubLayerContent {
+            key_layer: &[],
+            fanout_key_signature: &long,
+            ..both
+        };
+        assert!(too_long.encode_padded().is_err());
     }
 }

@@ -120,7 +120,8 @@ def H(x):
 
 # ---------------------------------------------------------------- constants
 
-R_RESERVED = 4 + 16 + 2 + 344 + 1 + 32  # = 399
+R_RESERVED = 4 + 16 + 2 + 344 + 1 + 32 + 1  # = 400
+FANOUT_KEY_SIGNATURE_MAX = 139
 KEY_LAYER_MAX = 344
 MAX_MESSAGE_LEN = 16 * 1024 * 1024
 
@@ -276,6 +277,8 @@ def parse_safe_aad(ad, nh):
     """Strict SafeAAD parse of {{key-commitment}}; returns c."""
     r = Reader(ad, "HUB-9")
     items = Reader(r.vec(), "HUB-9")
+    if r.left():
+        raise Reject("KCM-2", "bytes after the SafeAAD structure")
     last = -1
     found = []
     while items.left():
@@ -401,13 +404,15 @@ def open_hub_layer(env, hub_ikm, live_keys):
 
 
 def decode_hub_layer(pt):
-    """HUB-1 (decoding) and HUB-2.  Returns the four fields."""
+    """HUB-1 (decoding) and HUB-2.  Returns the five fields."""
     r = Reader(pt, "HUB-1")
     message = r.vec()
     proof = r.take(16)
     key_layer = r.vec()
     fanout_key = r.vec()
-    if len(message) > MAX_MESSAGE_LEN or len(key_layer) > KEY_LAYER_MAX:
+    fanout_key_signature = r.vec()
+    if (len(message) > MAX_MESSAGE_LEN or len(key_layer) > KEY_LAYER_MAX
+            or len(fanout_key_signature) > FANOUT_KEY_SIGNATURE_MAX):
         raise Reject("HUB-1", "field too long")
     if len(fanout_key) not in (0, 32):
         raise Reject("HUB-1", "fanout_key length")
@@ -416,25 +421,26 @@ def decode_hub_layer(pt):
                      % (len(pt), padded_length(len(message))))
     if any(r.rest()):
         raise Reject("HUB-2", "non-zero padding")
-    return message, proof, key_layer, fanout_key
+    return message, proof, key_layer, fanout_key, fanout_key_signature
 
 
-def presence_ok(m, key_layer, fanout_key):
+def presence_ok(m, key_layer, fanout_key, fanout_key_signature=b""):
     """HUB-1 presence rules of {{forms}} for a decoded message."""
     wf = m["wire_format"]
-    kl, fk = bool(key_layer), bool(fanout_key)
+    kl, fk, sig = bool(key_layer), bool(fanout_key), bool(fanout_key_signature)
     if wf == 2:
         ct = m["content_type"]
-        return kl == (ct in (2, 3)) and fk == (ct == 3)
+        return kl == (ct in (2, 3)) and fk == (ct == 3) and not sig
     if wf == 1:
-        return (not kl) and fk == (m["content_type"] == 3)
+        commit = m["content_type"] == 3
+        return (not kl) and fk == commit and sig == commit
     if wf == 4:
-        return (not kl) and fk
-    return not kl and not fk
+        return (not kl) and fk and not sig
+    return not kl and not fk and not sig
 
 
-def hub_layer_content(message, proof, key_layer, fanout_key, total):
-    c = vec(message) + proof + vec(key_layer) + vec(fanout_key)
+def hub_layer_content(message, proof, key_layer, fanout_key, total, fanout_key_signature=b""):
+    c = vec(message) + proof + vec(key_layer) + vec(fanout_key) + vec(fanout_key_signature)
     if len(c) > total:
         raise Fail("HubLayerContent longer than its padded length")
     return c + b"\x00" * (total - len(c))
@@ -596,8 +602,9 @@ def check_envelope(v):
     proof = H(v["membership_proof"])
     key_layer = H(v["key_layer"])
     fk = H(v["fanout_key"]) if v["fanout_key"] else b""
+    fks = H(v["fanout_key_signature"])
     eq("padded_length", padded_length(len(message)), v["padded_length"])
-    pt = hub_layer_content(message, proof, key_layer, fk, v["padded_length"])
+    pt = hub_layer_content(message, proof, key_layer, fk, v["padded_length"], fks)
     compare_blob("padded_plaintext", pt, v["padded_plaintext"])
     ct = sctx.seal(pt, aad=header)
     env = header + enc + vec(ct)
@@ -606,15 +613,16 @@ def check_envelope(v):
     live = {v["key_id"]: (kem, [(kdf, aead)])}
     _, renc, rctx, rpt = open_hub_layer(env, H(v["hub_ikm"]), live)
     eq("opened plaintext", rpt, pt)
-    m2, p2, kl2, fk2 = decode_hub_layer(rpt)
+    m2, p2, kl2, fk2, fks2 = decode_hub_layer(rpt)
     eq("decoded message", m2, message)
     eq("decoded proof", p2, proof)
     eq("decoded key layer", kl2, key_layer)
     eq("decoded fanout_key", fk2, fk)
+    eq("decoded fanout_key_signature", fks2, fks)
     try:
         m = parse_mls_message(message)
         expect_malformed = False
-        if not presence_ok(m, key_layer, fk):
+        if not presence_ok(m, key_layer, fk, fks):
             raise Fail("presence rules (HUB-1) violated by a positive vector")
     except Reject:
         expect_malformed = True
@@ -656,10 +664,12 @@ def check_envelope(v):
         eq_seed("message seed", H(v["message"]["seed"]), seed("envelope " + N))
     eq_seed("ikm_e from seed", H(v["ikm_e"]), seed("ikm_e " + N))
     mfk = v.get("membership_fanout_key")
+    public_commit = not expect_malformed and m["wire_format"] == 1 and m["content_type"] == 3
     if mfk:
         # member-sent: the HUB-11 MAC under F of epoch 0 of the suite-1 room
+        # (the public-handshake room's own F for its PublicMessage commit)
         fos = [f for f in OTHER.get("fanout.json", []) if f.get("mls_suite") == 1]
-        if len(fos) != 1 or H(fos[0]["fanout_key"]) != H(mfk):
+        if not public_commit and (len(fos) != 1 or H(fos[0]["fanout_key"]) != H(mfk)):
             raise Fail("membership_fanout_key is not fanout.json's suite-1 F")
         eq("membership_proof (HUB-11 MAC)", membership_proof(H(mfk), header, enc), proof)
     else:
@@ -676,6 +686,17 @@ def check_envelope(v):
         eq("commit message = key-layer.json's", message, H(kls[0]["message"]))
         eq("commit key_layer = key-layer.json's", key_layer, H(kls[0]["key_layer"]))
         eq("commit fanout_key = key-layer.json's", fk, H(kls[0]["fanout_key"]))
+    if public_commit:
+        # PRF-4: the committer (leaf 1 of the suite-1 room, the key of
+        # key-layer.json's commit) signs F of the epoch the commit opens.
+        kls = [k for k in OTHER.get("key-layer.json", []) if k.get("mls_suite") == 1 and k.get("content_type") == "commit"]
+        if len(kls) != 1:
+            raise Fail("no unique key-layer.json entry (suite 1, commit) for the signature key")
+        hashf, sig_scheme = MLS_SUITES[1][2], MLS_SUITES[1][4]
+        sc = sign_content(b"mimi-onion v1 signed fanout key",
+                          fanout_key_tbs(m["group_id"], m["epoch"] + 1, fk, hashf))
+        if not verify_sig(sig_scheme, H(kls[0]["signature_public_key"]), fks, sc):
+            raise Fail("PRF-4: the public commit's F signature does not verify")
 
 
 def check_key_layer(v):
@@ -911,9 +932,9 @@ def check_negative(v):
             eq("envelope resealed from padded_plaintext",
                header + enc + vec(sctx.seal(H(v["padded_plaintext"]), aad=header)), env)
             eq("opened padded_plaintext", pt, H(v["padded_plaintext"]))
-            message, _, kl, fk = decode_hub_layer(pt)
+            message, _, kl, fk, fks = decode_hub_layer(pt)
             m = parse_mls_message(message)
-            if not presence_ok(m, kl, fk):
+            if not presence_ok(m, kl, fk, fks):
                 raise Reject("HUB-1", "presence")
         elif kind == "safe_aad":
             nk_m, nn_m, hashf, nh, _ = MLS_SUITES[v["mls_suite"]]

@@ -7,12 +7,13 @@
 
 mod common;
 
-use common::{room_public, room_world, seal_room};
+use common::{room_public, room_world, room_world_with, seal_room};
 use mimi_onion::dispute::{Dispute, DisputeClaim, DisputeOutcome};
 use mimi_onion::member::{Delivery, Member, ReceiveError};
 use mimi_onion::mls::framing::{apply_reuse_guard, decrypt_sender_data, PrivateMessage};
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::mls::secret_tree::{leaf_key_nonce, RatchetKind};
+use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::secret::Secret;
 use mimi_onion::sender::{
@@ -86,7 +87,7 @@ fn foreign_key_commit(room: &Room) -> ProtectedMessage {
             confirmation_tag: Some(tag),
             padding_len: 0,
             other_safe_aad: &[],
-            aad_rest: &[],
+            omit_commitment: false,
         },
         Some(&next.f),
     )
@@ -132,23 +133,40 @@ fn bobs_disclosure(room: &Room, commit: &[u8]) -> DisputeClaim {
 
 /// After the group is back in epoch 0: the honest leaf's proposal and
 /// commit are accepted and delivered, and Bob enters epoch 1 with the hub.
+/// A proposal or commit of the honest leaf in the form of the room's
+/// handshake profile (PRF-2).
+fn honest_handshake(
+    room: &mut Room,
+    epoch: u64,
+    content_type: ContentType,
+    reuse_guard: [u8; 4],
+) -> ProtectedMessage {
+    match room.profile {
+        HandshakeProfile::Public => ProtectedMessage {
+            message: room
+                .protect_public_as(HONEST, epoch, content_type, b"")
+                .unwrap(),
+            key_layer: None,
+        },
+        _ => room
+            .protect_as(HONEST, epoch, content_type, b"", reuse_guard)
+            .unwrap(),
+    }
+}
+
 fn group_works_again(
     world: &mut DemoWorld,
     client: &mut Sender,
     room: &mut Room,
     bob: &mut Member,
 ) {
-    let p = room
-        .protect_as(HONEST, 0, ContentType::Proposal, b"", [9; 4])
-        .unwrap();
+    let p = honest_handshake(room, 0, ContentType::Proposal, [9; 4]);
     assert_eq!(send(world, client, room, 0, &p, None), Status::Accepted);
     let Ok(Delivery::Delivered(r)) = bob.receive(&fan(world, room, 0, &p.message)) else {
         panic!("proposal not delivered");
     };
     assert_eq!(r.sender_leaf, HONEST);
-    let c = room
-        .protect_as(HONEST, 0, ContentType::Commit, b"", [8; 4])
-        .unwrap();
+    let c = honest_handshake(room, 0, ContentType::Commit, [8; 4]);
     assert_eq!(send(world, client, room, 0, &c, None), Status::Accepted);
     let Ok(Delivery::Delivered(r)) = bob.receive(&fan(world, room, 0, &c.message)) else {
         panic!("commit not delivered");
@@ -271,7 +289,7 @@ fn dsp_private_commit_under_a_foreign_key_wedges_then_recovers() {
 /// `stale_epoch`. The group must work again afterwards.
 #[test]
 fn dsp_public_commit_with_a_flipped_tag_byte_wedges_then_recovers() {
-    let (mut world, mut client, mut room, mut bob) = room_world(1);
+    let (mut world, mut client, mut room, mut bob) = room_world_with(1, HandshakeProfile::Public);
     let mut bad = room_public(&mut room, 0, ContentType::Commit, b"");
     let last = bad.message.len() - 1;
     bad.message[last] ^= 0x01;
@@ -283,9 +301,7 @@ fn dsp_public_commit_with_a_flipped_tag_byte_wedges_then_recovers() {
         bob.receive(&fan(&world, &room, 0, &bad.message)),
         Err(ReceiveError::Signature)
     );
-    let p = room
-        .protect_as(HONEST, 0, ContentType::Proposal, b"", [3; 4])
-        .unwrap();
+    let p = honest_handshake(&mut room, 0, ContentType::Proposal, [3; 4]);
     assert_eq!(
         send(&mut world, &mut client, &room, 0, &p, None),
         Status::Rejected(RejectReason::StaleEpoch)
@@ -337,7 +353,7 @@ fn dsp_public_commit_with_a_flipped_tag_byte_wedges_then_recovers() {
 /// epoch 1 fails the membership proof. The group must work again.
 #[test]
 fn dsp_public_commit_with_a_wrong_f_wedges_then_recovers() {
-    let (mut world, mut client, mut room, mut bob) = room_world(1);
+    let (mut world, mut client, mut room, mut bob) = room_world_with(1, HandshakeProfile::Public);
     let commit = room_public(&mut room, 0, ContentType::Commit, b"");
     let wrong_f = Secret::new(vec![0x77; 32]);
     assert_eq!(
@@ -349,9 +365,7 @@ fn dsp_public_commit_with_a_wrong_f_wedges_then_recovers() {
     };
     install_epoch(&mut world, &room, 1).unwrap();
     bob.enter_epoch(room.suite, room.member_state(1).unwrap());
-    let p = room
-        .protect_as(HONEST, 1, ContentType::Proposal, b"", [3; 4])
-        .unwrap();
+    let p = honest_handshake(&mut room, 1, ContentType::Proposal, [3; 4]);
     assert_eq!(
         send(&mut world, &mut client, &room, 1, &p, None),
         Status::Rejected(RejectReason::MembershipProofFailed)
@@ -391,9 +405,7 @@ fn dsp_public_commit_with_a_wrong_f_wedges_then_recovers() {
     assert_eq!((record.epoch, record.fanout_key(1)), (1, Some(&right_f)));
     // The group must work in epoch 1 again: the proposal (a new one, the
     // refused one was never accepted) is accepted and delivered.
-    let p = room
-        .protect_as(HONEST, 1, ContentType::Proposal, b"", [4; 4])
-        .unwrap();
+    let p = honest_handshake(&mut room, 1, ContentType::Proposal, [4; 4]);
     assert_eq!(
         send(&mut world, &mut client, &room, 1, &p, None),
         Status::Accepted
@@ -487,7 +499,7 @@ fn dsp4_a_second_signed_opening_is_a_proof() {
     }
     .commitment()
     .unwrap();
-    let ad = build_authenticated_data(&c, &[], &[]).unwrap();
+    let ad = build_authenticated_data(&c, &[]).unwrap();
     let framed = FramedContent {
         group_id: room.group_id.clone(),
         epoch: 0,

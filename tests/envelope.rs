@@ -7,6 +7,7 @@ mod common;
 use common::{private_message, seal, world};
 use mimi_onion::balancer::Route;
 use mimi_onion::mls::message::ContentType;
+use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::response::{response_len, RejectReason, Status};
 use mimi_onion::sender::SealOptions;
 use mimi_onion::suite::HpkeSuite;
@@ -602,7 +603,7 @@ fn presence_rules() {
 /// PublicMessages of a demo room (HUB-12 checks their signatures).
 #[test]
 fn epoch_rules() {
-    let (mut world, mut client, mut room, _) = common::room_world(1);
+    let (mut world, mut client, mut room, _) = common::room_world_with(1, HandshakeProfile::Public);
     let stale = Status::Rejected(RejectReason::StaleEpoch);
     let mut send = |world: &mut DemoWorld,
                     room: &mut mimi_onion::test_utils::room::Room,
@@ -674,7 +675,7 @@ fn epoch_rules() {
 /// application messages are not subject to it.
 #[test]
 fn resealed_handshake_is_replayed() {
-    let (mut world, mut client, mut room, _) = common::room_world(1);
+    let (mut world, mut client, mut room, _) = common::room_world_with(1, HandshakeProfile::Public);
     let replayed = Status::Rejected(RejectReason::ReplayedEnvelope);
     let mut send = |world: &mut DemoWorld,
                     room: &mimi_onion::test_utils::room::Room,
@@ -709,7 +710,7 @@ fn resealed_handshake_is_replayed() {
 /// whose sender is not a member, is refused.
 #[test]
 fn public_handshakes_need_a_valid_member_signature() {
-    let (mut world, mut client, mut room, _) = common::room_world(1);
+    let (mut world, mut client, mut room, _) = common::room_world_with(1, HandshakeProfile::Public);
     let good = common::room_public(&mut room, 0, ContentType::Proposal, b"");
     let mut forged = good.message.clone();
     // Inside the signature (the last 33 bytes are the membership tag,

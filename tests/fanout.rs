@@ -367,7 +367,10 @@ fn registration_rules() {
     assert_eq!(send(&mut world, &mut client, &gi, &f), Status::Accepted);
     let record = world.hub.group(&room.group_id).unwrap().unwrap();
     assert_eq!(record.fanout_key(0), Some(&f));
-    assert!(record.commitment_required);
+    assert_eq!(
+        record.profile,
+        mimi_onion::profile::HandshakeProfile::Private
+    );
     assert_eq!(
         world.hub.leaf_signature_key(&room.group_id, 1).unwrap(),
         Some(room.leaves[1].signature_public.clone())
@@ -445,7 +448,7 @@ fn room_messages_at(
                 confirmation_tag: None,
                 padding_len: 0,
                 other_safe_aad: &[],
-                aad_rest: &[],
+                omit_commitment: false,
             },
             None,
         )

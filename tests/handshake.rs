@@ -117,7 +117,7 @@ fn salamander_is_stopped_by_the_commitment() {
         }
         .commitment()
         .unwrap();
-        let ad = build_authenticated_data(&c, &[], b"").unwrap();
+        let ad = build_authenticated_data(&c, &[]).unwrap();
         let aad = content_aad(&gid, 0, ContentType::Proposal, &ad).unwrap();
         let mut pt1 = room.proposal.clone();
         pt1.resize(64, 0);
@@ -467,13 +467,13 @@ fn commit_with_bad_f_signature_is_rejected_and_f_not_pinned() {
     assert_eq!(status(&mut world, &env.bytes), Status::Accepted);
 }
 
-/// HUB-9: the hub refuses key layers for a group whose GroupContext does
-/// not require the commitment component.
+/// HUB-9, PRF-2: the hub refuses key layers in a room with public
+/// handshakes, before the policy engine sees them.
 #[test]
 fn group_without_the_component_gets_no_policy_decision() {
     let (mut world, mut client, mut room, _) = room_world(1);
     let mut record = world.hub.group(&room.group_id).unwrap().unwrap();
-    record.commitment_required = false;
+    record.profile = mimi_onion::profile::HandshakeProfile::Public;
     world.hub.put_group(&room.group_id, &record).unwrap();
     let p = room.protect(0, ContentType::Proposal, b"").unwrap();
     let env = seal_room(
@@ -486,7 +486,12 @@ fn group_without_the_component_gets_no_policy_decision() {
         None,
         None,
     );
-    assert_eq!(status(&mut world, &env.bytes), REJECTED);
+    let audits = world.hub.policy().audit().len();
+    assert_eq!(
+        status(&mut world, &env.bytes),
+        Status::Rejected(RejectReason::WrongForm)
+    );
+    assert_eq!(world.hub.policy().audit().len(), audits);
 }
 
 /// The member recomputes `c` from its own ratchet: a message it receives

@@ -2,6 +2,7 @@
 //! altered encodings (spec requirements named per property).
 
 use ed25519_dalek::SigningKey;
+use mimi_onion::codec::put_vec;
 use mimi_onion::codec::Opaque;
 use mimi_onion::config::{
     HubConfiguration, HubSigningKey, KeyConfig, SignedHubConfiguration, SymmetricAlgorithm,
@@ -11,7 +12,9 @@ use mimi_onion::response::{HubResponse, RejectReason, Status, RESPONSE_CONTENT_L
 use mimi_onion::secret::Secret;
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::token::{RoutingToken, TokenKey, TokenKeys};
-use mimi_onion::wire::{Envelope, HubLayerContent, OuterHeader, KEY_LAYER_MAX_LEN};
+use mimi_onion::wire::{
+    Envelope, HubLayerContent, OuterHeader, FANOUT_KEY_SIGNATURE_MAX_LEN, KEY_LAYER_MAX_LEN,
+};
 use proptest::prelude::*;
 
 fn suite() -> impl Strategy<Value = HpkeSuite> {
@@ -30,8 +33,11 @@ prop_compose! {
         proof in any::<[u8; 16]>(),
         key_layer in prop::collection::vec(any::<u8>(), 0..=KEY_LAYER_MAX_LEN),
         fanout in prop::option::of(any::<[u8; 32]>()),
-    ) -> (Vec<u8>, [u8; 16], Vec<u8>, Option<[u8; 32]>) {
-        (message, proof, key_layer, fanout)
+        signature in prop::collection::vec(any::<u8>(), 0..=FANOUT_KEY_SIGNATURE_MAX_LEN),
+    ) -> (Vec<u8>, [u8; 16], Vec<u8>, Option<[u8; 32]>, Vec<u8>) {
+        // A key layer and an F signature never travel together (PRF-4).
+        let signature = if key_layer.is_empty() { signature } else { Vec::new() };
+        (message, proof, key_layer, fanout, signature)
     }
 }
 
@@ -57,17 +63,27 @@ proptest! {
     /// HUB-1, HUB-2, PAD-1: the hub layer round trips at exactly the padded
     /// length; a non-zero padding byte or a length change is rejected.
     #[test]
-    fn hub_layer_round_trip((message, proof, key_layer, fanout) in hub_layer_parts(), pos in any::<prop::sample::Index>()) {
+    fn hub_layer_round_trip((message, proof, key_layer, fanout, signature) in hub_layer_parts(), pos in any::<prop::sample::Index>()) {
         let content = HubLayerContent {
             message: &message,
             membership_proof: proof,
             key_layer: &key_layer,
             fanout_key: fanout.map(|f| Secret::from_slice(&f)),
+            fanout_key_signature: &signature,
         };
         let pt = content.encode_padded().unwrap();
         prop_assert_eq!(pt.len(), padded_length(message.len()));
         prop_assert_eq!(&HubLayerContent::parse_padded(&pt).unwrap(), &content);
-        let used = pt.len() - pt.iter().rev().take_while(|b| **b == 0).count();
+        // The encoded content's own length: every byte after it is padding.
+        let used = {
+            let mut v = Vec::new();
+            put_vec(&mut v, &message).unwrap();
+            v.extend_from_slice(&proof);
+            put_vec(&mut v, &key_layer).unwrap();
+            put_vec(&mut v, fanout.as_ref().map_or(&[][..], |f| &f[..])).unwrap();
+            put_vec(&mut v, &signature).unwrap();
+            v.len()
+        };
         if used < pt.len() {
             let i = used + pos.index(pt.len() - used);
             let mut bad = pt.clone();

@@ -10,7 +10,7 @@ use mimi_onion::member::{Delivery, ReceiveError};
 use mimi_onion::mls::framing::PublicMessage;
 use mimi_onion::mls::message::ContentType;
 use mimi_onion::response::{RejectReason, Status};
-use mimi_onion::sender::{seal_envelope, Membership};
+use mimi_onion::sender::{seal_envelope, HubLayerFields, Membership};
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::NOW;
 use mimi_onion::token::RoutingToken;
@@ -85,8 +85,10 @@ fn tok7_token_spent_only_after_the_form_check() {
             header,
             m,
             Membership::Keys(&keys),
-            &[],
-            f,
+            HubLayerFields {
+                fanout_key: f,
+                ..HubLayerFields::default()
+            },
         )
         .unwrap()
         .bytes

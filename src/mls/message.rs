@@ -332,6 +332,14 @@ impl<'a> MessageInfo<'a> {
         self.content_type == Some(ContentType::Commit) || self.wire_format == WireFormat::GroupInfo
     }
 
+    /// True for a `PublicMessage` commit, whose hub layer carries the
+    /// committer's signature over F (PRF-4); every other message's hub
+    /// layer carries none.
+    pub fn carries_fanout_key_signature(&self) -> bool {
+        self.wire_format == WireFormat::PublicMessage
+            && self.content_type == Some(ContentType::Commit)
+    }
+
     /// True for the types a member of the group sends, which carry a
     /// membership proof: every PrivateMessage, and a PublicMessage whose
     /// sender is a member.

@@ -650,6 +650,7 @@ pub fn send_in_room<S: HubStore>(
             key_layer: key_layer.as_deref(),
             fanout_key,
             membership: Some(&membership),
+            fanout_key_signature: None,
         },
     )?;
     let route = world.balancer.route(&sealed.bytes);

@@ -31,12 +31,16 @@ use crate::config::{
 use crate::error::{Error, Res};
 use crate::fanout::{fanout_key, EpochKeys};
 use crate::member::EpochState;
-use crate::mls::framing::GroupContext;
+use crate::mls::framing::{
+    framed_content_tbs, FramedContent, FramedContentAuthData, GroupContext, PublicMessage,
+    Sender as MlsSender,
+};
 use crate::mls::group_info::{build_ratchet_tree, tree_hash, GroupInfoBuilder};
 use crate::mls::key_schedule::EpochSecrets;
-use crate::mls::message::ContentType;
+use crate::mls::message::{ContentType, WireFormat};
 use crate::mls::secret_tree::{leaf_key_nonce, RatchetKind};
 use crate::mls::suite::MlsSuite;
+use crate::profile::{HandshakeProfile, HANDSHAKE_PROFILE_COMPONENT};
 use crate::secret::Secret;
 use crate::sender::{protect_private_message, MlsSendState, PrivateContent, ProtectedMessage};
 use crate::state::GroupRecord;
@@ -72,6 +76,18 @@ pub struct RoomEpoch {
     pub f: Secret,
 }
 
+/// What a test message's `authenticated_data` holds.
+enum Aad {
+    /// The SafeAAD with `c` (the protocol's own sender).
+    Commitment,
+    /// Nothing: no `c` (KCM-1, application messages only).
+    Omit,
+    /// These bytes.
+    Raw(Vec<u8>),
+    /// The SafeAAD with `c`, then one byte (KCM-2).
+    Trailing,
+}
+
 /// The demo room.
 #[derive(Debug)]
 pub struct Room {
@@ -87,6 +103,8 @@ pub struct Room {
     pub proposal: Vec<u8>,
     /// A commit's content (the vectors' `commit`).
     pub commit: Vec<u8>,
+    /// The room's handshake profile (in its GroupContext).
+    pub profile: HandshakeProfile,
     generations: Vec<(u64, RatchetKind, u32, u32)>,
 }
 
@@ -99,22 +117,27 @@ fn hex(v: &Value, key: &str) -> Res<Vec<u8>> {
 }
 
 /// The GroupContext extensions of a room on the demo hub: one
-/// `app_data_dictionary` holding the SafeAAD requirement of the key
-/// commitment and the hub's configuration-signing key.
-pub fn room_extensions(hub_signing_key: &HubSigningKey) -> Res<Vec<u8>> {
-    let dict = AppDataDictionary {
-        component_data: vec![
-            ComponentData {
-                component_id: SAFE_AAD_COMPONENT,
-                data: Opaque(safe_aad_component_data(&[])?),
-            },
-            ComponentData {
-                component_id: HUB_SIGNING_KEY_COMPONENT,
-                data: Opaque(hub_signing_key.tls_serialize_detached()?),
-            },
-        ],
-    };
-    app_data_dictionary_extension(&dict)
+/// `app_data_dictionary` holding the hub's configuration-signing key, the
+/// room's handshake profile and, with private handshakes (whose sender
+/// puts `c` in every PrivateMessage), the SafeAAD requirement of the key
+/// commitment.
+pub fn room_extensions(hub_signing_key: &HubSigningKey, profile: HandshakeProfile) -> Res<Vec<u8>> {
+    let mut component_data = Vec::new();
+    if profile == HandshakeProfile::Private {
+        component_data.push(ComponentData {
+            component_id: SAFE_AAD_COMPONENT,
+            data: Opaque(safe_aad_component_data(&[])?),
+        });
+    }
+    component_data.push(ComponentData {
+        component_id: HUB_SIGNING_KEY_COMPONENT,
+        data: Opaque(hub_signing_key.tls_serialize_detached()?),
+    });
+    component_data.push(ComponentData {
+        component_id: HANDSHAKE_PROFILE_COMPONENT,
+        data: Opaque(profile.component_data()),
+    });
+    app_data_dictionary_extension(&AppDataDictionary { component_data })
 }
 
 /// The `(signature private key, identity)` of each leaf, as
@@ -145,6 +168,17 @@ impl Room {
         hub_signing_key: &HubSigningKey,
         group_id: Option<Vec<u8>>,
     ) -> Res<Self> {
+        Self::with_profile(code, hub_signing_key, group_id, HandshakeProfile::Private)
+    }
+
+    /// [`Room::with_group_id`] with the given handshake profile (the rooms
+    /// above have private handshakes).
+    pub fn with_profile(
+        code: u16,
+        hub_signing_key: &HubSigningKey,
+        group_id: Option<Vec<u8>>,
+        profile: HandshakeProfile,
+    ) -> Res<Self> {
         let suite = MlsSuite::from_code(code).ok_or(Error::Unsupported("mls suite"))?;
         let ks: Vec<Value> =
             serde_json::from_str(KEY_SCHEDULE).map_err(|_| Error::Malformed("embedded vectors"))?;
@@ -169,7 +203,7 @@ impl Room {
                 g
             }
         };
-        let extensions = room_extensions(hub_signing_key)?;
+        let extensions = room_extensions(hub_signing_key, profile)?;
         let vector_epochs = ks
             .get("epochs")
             .and_then(Value::as_array)
@@ -222,6 +256,7 @@ impl Room {
             epochs,
             proposal: hex(mp, "proposal")?,
             commit: hex(mp, "commit")?,
+            profile,
             generations: Vec::new(),
         })
     }
@@ -238,8 +273,7 @@ impl Room {
     pub fn record(&self, epoch: u64) -> Res<GroupRecord> {
         let e = self.epoch(epoch)?;
         let mut record = GroupRecord::new(0, epoch, self.suite.code());
-        record.commitment_required = crate::config::find_app_data_dictionary(&e.context.extensions)
-            .is_some_and(crate::commitment::group_requires_commitment);
+        record.profile = self.profile;
         record.group_context = e.context.encode()?;
         record.pin_fanout_key(epoch, e.f.clone());
         Ok(record)
@@ -305,6 +339,96 @@ impl Room {
         }
     }
 
+    /// The sender (leaf 1) frames a PublicMessage proposal (the vectors'
+    /// proposal) or commit (the vectors' commit, with the confirmation tag
+    /// of the epoch it opens) of `epoch`, signed and with its membership
+    /// tag, with `aad` as `authenticated_data`.
+    pub fn protect_public(
+        &mut self,
+        epoch: u64,
+        content_type: ContentType,
+        aad: &[u8],
+    ) -> Res<Vec<u8>> {
+        self.protect_public_as(SENDER_LEAF, epoch, content_type, aad)
+    }
+
+    /// [`Room::protect_public`] sent by leaf `leaf` (0 or 1).
+    pub fn protect_public_as(
+        &mut self,
+        leaf: u32,
+        epoch: u64,
+        content_type: ContentType,
+        aad: &[u8],
+    ) -> Res<Vec<u8>> {
+        if leaf >= N_LEAVES {
+            return Err(Error::Usage("the demo room has leaves 0 and 1"));
+        }
+        let e = self.epoch(epoch)?;
+        let suite = self.suite;
+        let (body, confirmation_tag) = match content_type {
+            ContentType::Commit => {
+                let next = self.epoch(epoch + 1)?;
+                let tag = suite.mac(
+                    &next.secrets.confirmation_key,
+                    &next.context.confirmed_transcript_hash,
+                )?;
+                (self.commit.clone(), Some(tag))
+            }
+            ContentType::Proposal => (self.proposal.clone(), None),
+            ContentType::Application => {
+                return Err(Error::Usage(
+                    "a PublicMessage is never an application message",
+                ))
+            }
+        };
+        let content = FramedContent {
+            group_id: self.group_id.clone(),
+            epoch,
+            sender: MlsSender::Member(leaf),
+            authenticated_data: aad.to_vec(),
+            content_type,
+            content: body,
+        };
+        let tbs = framed_content_tbs(WireFormat::PublicMessage, &content, Some(&e.context))?;
+        let signer = &self.leaves[leaf as usize];
+        let signature =
+            suite.sign_with_label(signer.signature_private.expose(), "FramedContentTBS", &tbs)?;
+        let mut pm = PublicMessage {
+            content,
+            auth: FramedContentAuthData {
+                signature,
+                confirmation_tag,
+            },
+            membership_tag: None,
+        };
+        pm.membership_tag = Some(suite.mac(
+            &e.secrets.membership_key,
+            &pm.membership_tag_input(&e.context)?,
+        )?);
+        pm.encode()
+    }
+
+    /// The sending leaf's signature over F of epoch `epoch + 1` (PRF-4), as
+    /// a PublicMessage commit of `epoch` carries it in its hub layer.
+    pub fn fanout_key_signature(&self, epoch: u64) -> Res<Vec<u8>> {
+        self.sign_fanout_key(SENDER_LEAF, epoch + 1, &self.epoch(epoch + 1)?.f)
+    }
+
+    /// Leaf `leaf`'s signature over `f` as the F of `new_epoch` (PRF-4).
+    pub fn sign_fanout_key(&self, leaf: u32, new_epoch: u64, f: &Secret) -> Res<Vec<u8>> {
+        let signer = self
+            .leaves
+            .get(leaf as usize)
+            .ok_or(Error::Usage("the demo room has leaves 0 and 1"))?;
+        crate::fanout::sign_fanout_key(
+            self.suite,
+            signer.signature_private.expose(),
+            &self.group_id,
+            new_epoch,
+            f,
+        )
+    }
+
     /// The sender (leaf 1) protects a message of `epoch`: application data,
     /// the vectors' proposal, or the vectors' commit (which opens the next
     /// epoch, with its confirmation tag and F signature).
@@ -330,6 +454,50 @@ impl Room {
         self.protect_as(SENDER_LEAF, epoch, content_type, app_data, reuse_guard)
     }
 
+    /// An application message of `epoch` without `c` (KCM-1), as an RFC
+    /// 9420 stack without the hook sends it: empty `authenticated_data`.
+    pub fn protect_unmodified(&mut self, epoch: u64, app_data: &[u8]) -> Res<ProtectedMessage> {
+        self.protect_inner(
+            SENDER_LEAF,
+            epoch,
+            ContentType::Application,
+            app_data,
+            [5; 4],
+            Aad::Omit,
+        )
+    }
+
+    /// A message of `epoch` whose `authenticated_data` is `aad`, whatever
+    /// it holds (malformed SafeAAD, no `c`, bytes after the structure).
+    pub fn protect_raw_aad(
+        &mut self,
+        epoch: u64,
+        content_type: ContentType,
+        aad: &[u8],
+    ) -> Res<ProtectedMessage> {
+        self.protect_inner(
+            SENDER_LEAF,
+            epoch,
+            content_type,
+            b"raw",
+            [6; 4],
+            Aad::Raw(aad.to_vec()),
+        )
+    }
+
+    /// An application message of `epoch` whose `authenticated_data` is the
+    /// right `c` followed by one byte (refused by KCM-2).
+    pub fn protect_trailing_byte(&mut self, epoch: u64) -> Res<ProtectedMessage> {
+        self.protect_inner(
+            SENDER_LEAF,
+            epoch,
+            ContentType::Application,
+            b"trailing",
+            [7; 4],
+            Aad::Trailing,
+        )
+    }
+
     /// [`Room::protect_with`] sent by leaf `leaf` (0 or 1) instead of the
     /// sending leaf, from that leaf's own ratchet.
     pub fn protect_as(
@@ -339,6 +507,25 @@ impl Room {
         content_type: ContentType,
         app_data: &[u8],
         reuse_guard: [u8; 4],
+    ) -> Res<ProtectedMessage> {
+        self.protect_inner(
+            leaf,
+            epoch,
+            content_type,
+            app_data,
+            reuse_guard,
+            Aad::Commitment,
+        )
+    }
+
+    fn protect_inner(
+        &mut self,
+        leaf: u32,
+        epoch: u64,
+        content_type: ContentType,
+        app_data: &[u8],
+        reuse_guard: [u8; 4],
+        aad: Aad,
     ) -> Res<ProtectedMessage> {
         if leaf >= N_LEAVES {
             return Err(Error::Usage("the demo room has leaves 0 and 1"));
@@ -368,28 +555,47 @@ impl Room {
             }
         };
         let signer = &self.leaves[leaf as usize];
-        protect_private_message(
-            &MlsSendState {
-                suite: self.suite,
-                group_context: &e.context,
-                sender_data_secret: &e.secrets.sender_data_secret,
-                leaf_index: leaf,
-                generation,
-                key: &kn.key,
-                nonce: &kn.nonce,
-                reuse_guard,
-                signature_private_key: &signer.signature_private,
-            },
-            &PrivateContent {
-                content_type,
-                content: &content,
-                confirmation_tag,
-                padding_len: 0,
-                other_safe_aad: &[],
-                aad_rest: &[],
-            },
-            next_f.as_ref(),
-        )
+        let state = MlsSendState {
+            suite: self.suite,
+            group_context: &e.context,
+            sender_data_secret: &e.secrets.sender_data_secret,
+            leaf_index: leaf,
+            generation,
+            key: &kn.key,
+            nonce: &kn.nonce,
+            reuse_guard,
+            signature_private_key: &signer.signature_private,
+        };
+        let content = PrivateContent {
+            content_type,
+            content: &content,
+            confirmation_tag,
+            padding_len: 0,
+            other_safe_aad: &[],
+            omit_commitment: matches!(aad, Aad::Omit),
+        };
+        let raw = match aad {
+            Aad::Commitment | Aad::Omit => {
+                return protect_private_message(&state, &content, next_f.as_ref())
+            }
+            Aad::Raw(raw) => raw,
+            Aad::Trailing => {
+                let final_nonce = crate::mls::framing::apply_reuse_guard(&kn.nonce, reuse_guard)?;
+                let c = crate::commitment::CommitmentInput {
+                    suite: self.suite,
+                    group_id: &self.group_id,
+                    epoch,
+                    leaf_index: leaf,
+                    key: kn.key.expose(),
+                    final_nonce: final_nonce.expose(),
+                }
+                .commitment()?;
+                let mut ad = crate::commitment::build_authenticated_data(&c, &[])?;
+                ad.push(0);
+                ad
+            }
+        };
+        crate::sender::protect_with_authenticated_data(&state, &content, next_f.as_ref(), raw)
     }
 }
 

@@ -88,7 +88,7 @@ pub fn primitives<B: Backend>(b: &B) {
     let mut r0 = GroupRecord::new(3, 5, 1);
     r0.pin_fanout_key(5, Secret::new(vec![9; 32]));
     r0.group_context = vec![1, 2, 3];
-    r0.commitment_required = true;
+    r0.profile = crate::profile::HandshakeProfile::Private;
     assert!(
         tx(&s, |t| t.insert_group(g, &r0)),
         "STO-2: first registration"
@@ -408,6 +408,7 @@ pub fn commit<S: HubStore>(
                 key_layer: Some(&key_layer),
                 fanout_key: Some(room.epoch(1).expect("epoch 1").f.clone()),
                 membership: Some(&membership),
+                fanout_key_signature: None,
             },
         )
         .expect("seal")

@@ -6,6 +6,7 @@ use mimi_onion::config::KeyUse;
 use mimi_onion::fanout::EpochKeys;
 use mimi_onion::keylayer::{self, KeyLayerContent};
 use mimi_onion::mls::message::ContentType;
+use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::secret::Secret;
 use mimi_onion::sender::{SealOptions, Sender};
 use mimi_onion::state::GroupRecord;
@@ -23,10 +24,12 @@ pub fn keys_of(group_id: &[u8], epoch: u64) -> EpochKeys {
     EpochKeys::derive(&f_of(group_id, epoch), epoch).unwrap()
 }
 
-/// Provisions `group` at `epoch` (MLS suite 1, F pinned) on the world's hub
-/// and gives the client tokens for it.
+/// Provisions `group` at `epoch` (MLS suite 1, private handshakes as the
+/// demo's rooms, F pinned) on the world's hub and gives the client tokens
+/// for it.
 pub fn provision(world: &mut DemoWorld, client: &mut Sender, group: &[u8], epoch: u64) {
     let mut record = GroupRecord::new(0, epoch, 1);
+    record.profile = HandshakeProfile::Private;
     record.pin_fanout_key(epoch, f_of(group, epoch));
     world.hub.provision(group, record).unwrap();
     client.add_tokens(Some(group), &world.hub.issue_tokens(Some(group)));
@@ -119,6 +122,7 @@ pub fn seal(
         key_layer: key_layer.as_deref(),
         fanout_key: (content_type == ContentType::Commit).then(|| f_of(g, e + 1)),
         membership: Some(&keys),
+        fanout_key_signature: None,
     };
     let mut other;
     let sender = match other_suite(world, client, g, suite) {
@@ -158,10 +162,17 @@ use mimi_onion::test_utils::room::Room;
 /// A demo hub hosting the demo room of MLS suite `code` at epoch 0, a
 /// client of it, the room, and Bob's member side holding epoch 0.
 pub fn room_world(code: u16) -> (DemoWorld, Sender, Room, Member) {
+    room_world_with(code, HandshakeProfile::Private)
+}
+
+/// [`room_world`] with a room of the given handshake profile (PRF-1).
+pub fn room_world_with(code: u16, profile: HandshakeProfile) -> (DemoWorld, Sender, Room, Member) {
     let mut world = DemoWorld::new().unwrap();
     let mut client = world.client().unwrap();
-    let rooms = test_utils::rooms(&world).unwrap();
-    let room = rooms.into_iter().find(|r| r.suite.code() == code).unwrap();
+    let component =
+        mimi_onion::config::HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+            .unwrap();
+    let room = Room::with_profile(code, &component, None, profile).unwrap();
     test_utils::provision_room(&mut world, &mut client, &room, 0).unwrap();
     let mut bob = Member::default();
     bob.enter_epoch(room.suite, room.member_state(0).unwrap());
@@ -204,6 +215,19 @@ pub fn seal_room(
         (info.content_type == Some(ContentType::Commit))
             .then(|| room.epoch(epoch + 1).unwrap().f.clone())
     });
+    // PRF-4: a PublicMessage commit carries the sender's signature over
+    // the F it carries (a wrong F too: the signature makes it accountable).
+    let signature = match (info.carries_fanout_key_signature(), &fanout_key) {
+        (true, Some(f)) => {
+            let pm = mimi_onion::mls::framing::PublicMessage::parse(&protected.message).unwrap();
+            let leaf = match pm.content.sender {
+                mimi_onion::mls::framing::Sender::Member(leaf) => leaf,
+                _ => 1,
+            };
+            Some(room.sign_fanout_key(leaf, epoch + 1, f).unwrap())
+        }
+        _ => None,
+    };
     let keys = room.membership_keys(epoch).unwrap();
     let mut other;
     let client = match other_suite(world, client, &room.group_id, hpke) {
@@ -220,77 +244,22 @@ pub fn seal_room(
                 key_layer: key_layer.as_deref(),
                 fanout_key,
                 membership: Some(&keys),
+                fanout_key_signature: signature.as_deref(),
             },
         )
         .unwrap()
 }
 
-/// A PublicMessage proposal or commit of the room, from the sending leaf,
-/// signed and with its membership tag (a commit also carries the
-/// confirmation tag of the epoch it opens).
+/// A PublicMessage proposal or commit of the room, from the sending leaf
+/// ([`Room::protect_public`]).
 pub fn room_public(
     room: &mut Room,
     epoch: u64,
     content_type: ContentType,
     aad: &[u8],
 ) -> ProtectedMessage {
-    use mimi_onion::mls::framing::{
-        framed_content_tbs, FramedContent, FramedContentAuthData, PublicMessage,
-        Sender as MlsSender,
-    };
-    let e = room.epoch(epoch).unwrap();
-    let suite = room.suite;
-    let (body, confirmation_tag) = match content_type {
-        ContentType::Commit => {
-            let next = room.epoch(epoch + 1).unwrap();
-            let tag = suite
-                .mac(
-                    &next.secrets.confirmation_key,
-                    &next.context.confirmed_transcript_hash,
-                )
-                .unwrap();
-            (room.commit.clone(), Some(tag))
-        }
-        _ => (room.proposal.clone(), None),
-    };
-    let content = FramedContent {
-        group_id: room.group_id.clone(),
-        epoch,
-        sender: MlsSender::Member(1),
-        authenticated_data: aad.to_vec(),
-        content_type,
-        content: body,
-    };
-    let tbs = framed_content_tbs(
-        mimi_onion::mls::message::WireFormat::PublicMessage,
-        &content,
-        Some(&e.context),
-    )
-    .unwrap();
-    let signature = suite
-        .sign_with_label(
-            room.leaves[1].signature_private.expose(),
-            "FramedContentTBS",
-            &tbs,
-        )
-        .unwrap();
-    let mut pm = PublicMessage {
-        content,
-        auth: FramedContentAuthData {
-            signature,
-            confirmation_tag,
-        },
-        membership_tag: None,
-    };
-    let tag = suite
-        .mac(
-            &e.secrets.membership_key,
-            &pm.membership_tag_input(&e.context).unwrap(),
-        )
-        .unwrap();
-    pm.membership_tag = Some(tag);
     ProtectedMessage {
-        message: pm.encode().unwrap(),
+        message: room.protect_public(epoch, content_type, aad).unwrap(),
         key_layer: None,
     }
 }

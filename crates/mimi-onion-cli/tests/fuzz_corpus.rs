@@ -207,6 +207,7 @@ fn generate_plaintext_seeds() {
             membership_proof: [0; 16],
             key_layer,
             fanout_key: f,
+            fanout_key_signature: &[],
         }
         .encode_padded()
         .expect("encodes")
@@ -310,6 +311,7 @@ fn generate_seed_corpus() {
             key_layer: key_layer.then_some(dummy_key_layer.as_slice()),
             fanout_key: with_f.then(|| test_utils::demo_fanout_key(&group_id, epoch + 1)),
             membership: Some(&keys),
+            fanout_key_signature: None,
         };
         let sealed = client.seal(&msg, opts).expect("seal");
         hub_handle.put(name, &sealed.bytes);
@@ -340,6 +342,7 @@ fn generate_seed_corpus() {
                 membership_proof: keys.membership_proof(h, enc),
                 key_layer,
                 fanout_key,
+                fanout_key_signature: &[],
             }
             .encode_padded()
             .expect("encode")
@@ -353,6 +356,7 @@ fn generate_seed_corpus() {
             membership_proof: keys.membership_proof(h, enc),
             key_layer: &[],
             fanout_key: None,
+            fanout_key_signature: &[],
         }
         .encode_padded()
         .expect("encode");
@@ -367,6 +371,7 @@ fn generate_seed_corpus() {
             membership_proof: [0x33; 16],
             key_layer: &[],
             fanout_key: None,
+            fanout_key_signature: &[],
         }
         .encode_padded()
         .expect("encode")
@@ -409,6 +414,7 @@ fn generate_seed_corpus() {
             membership_proof: [0x11; 16],
             key_layer: &[],
             fanout_key: opts.fanout_key,
+            fanout_key_signature: &[],
         };
         let pt = content.encode_padded().expect("encode");
         hub_layer.put(&format!("demo-{}", m.name), &pt);
@@ -419,6 +425,7 @@ fn generate_seed_corpus() {
         membership_proof: [0x22; 16],
         key_layer: &dummy_key_layer,
         fanout_key: Some(test_utils::demo_fanout_key(&group_id, epoch + 1)),
+        fanout_key_signature: &[],
     };
     let pt = content.encode_padded().expect("encode");
     hub_layer.put_with_edges("commit_priv-with-key-layer", &pt);
@@ -427,6 +434,7 @@ fn generate_seed_corpus() {
         membership_proof: [0; 16],
         key_layer: &[],
         fanout_key: None,
+        fanout_key_signature: &[],
     };
     let pt = empty_msg.encode_padded().expect("encode");
     hub_layer.put("empty-message", &pt);
@@ -628,6 +636,7 @@ fn room_seeds(
                     key_layer: Some(&kl),
                     fanout_key: (ct == ContentType::Commit).then_some(f),
                     membership: Some(&membership),
+                    fanout_key_signature: None,
                 },
             )
             .expect("seal");
@@ -728,8 +737,11 @@ fn room_seeds(
         component_id: id,
         data,
     };
+    // `rest`: bytes after the structure, which KCM-2 refuses.
     let built = |others: &[SafeAadItem<'_>], rest: &[u8]| {
-        build_authenticated_data(&c, others, rest).expect("build")
+        let mut ad = build_authenticated_data(&c, others).expect("build");
+        ad.extend_from_slice(rest);
+        ad
     };
     sa.put_with_edges("commitment-only", &built(&[], &[]));
     sa.put("commitment-and-rest", &built(&[], b"application aad"));

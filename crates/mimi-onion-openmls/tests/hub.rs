@@ -4,14 +4,19 @@
 //! core's `Sender` and judged by the core's `HubFrontEnd` with the
 //! `PublicGroupTracker` installed.
 
-use mimi_onion::fanout::EpochKeys;
+use std::rc::Rc;
+
+use mimi_onion::config::HubSigningKey;
+use mimi_onion::fanout::{fanout_key_sign_content, EpochKeys};
 use mimi_onion::hub::HubFrontEnd;
 use mimi_onion::mls::group_info::{decode_ratchet_tree, tree_hash, GroupInfoIn, TreeNode};
 use mimi_onion::mls::suite::MlsSuite;
+use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::secret::Secret;
 use mimi_onion::sender::{SealOptions, Sender};
 use mimi_onion::state::{HubStore, InMemoryHubStore};
+use mimi_onion::test_utils::room::room_extensions;
 use mimi_onion::test_utils::{DemoWorld, NOW};
 use mimi_onion_openmls::hub::PublicGroupTracker;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
@@ -70,15 +75,15 @@ fn key_package(p: &Party) -> KeyPackage {
         .clone()
 }
 
-/// The `app_data_dictionary` extension with the hub's component, decoded
-/// by openmls from its wire form (whichever variant openmls's features
-/// give it).
+/// The `app_data_dictionary` extension with the hub's configuration-
+/// signing key and the public handshake profile (PRF-1), decoded by
+/// openmls from its wire form (whichever variant openmls's features give
+/// it).
 fn hub_extension<S: HubStore>(world: &DemoWorld<S>) -> Extension {
-    let mut bytes = APP_DATA_DICTIONARY.to_be_bytes().to_vec();
-    tls_codec::VLBytes::new(world.app_data_dictionary.clone())
-        .tls_serialize(&mut bytes)
-        .expect("extension data");
-    Extension::tls_deserialize_exact(&bytes).expect("app_data_dictionary extension")
+    let key = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+        .expect("the hub's component");
+    let bytes = room_extensions(&key, HandshakeProfile::Public).expect("room extensions");
+    Extension::tls_deserialize_exact(bytes).expect("app_data_dictionary extension")
 }
 
 fn create_config<S: HubStore>(world: &DemoWorld<S>) -> MlsGroupCreateConfig {
@@ -111,7 +116,7 @@ fn bytes(m: &MlsMessageOut) -> Vec<u8> {
 struct Scene {
     world: DemoWorld<InMemoryHubStore>,
     client: Sender,
-    alice: Party,
+    alice: Rc<Party>,
     group: MlsGroup,
 }
 
@@ -123,7 +128,7 @@ fn scene(tracked: bool) -> Scene {
         world.hub.set_tracker(Box::new(PublicGroupTracker::new()));
     }
     let client = world.client().expect("client");
-    let alice = party("alice");
+    let alice = Rc::new(party("alice"));
     let group = MlsGroup::new_with_group_id(
         &alice.provider,
         &alice.signer,
@@ -149,6 +154,18 @@ impl Scene {
         fanout_key: Option<Secret>,
         membership: Option<&EpochKeys>,
     ) -> Status {
+        self.send_signed(message, fanout_key, membership, None)
+    }
+
+    /// [`Self::send`] with the committer's signature over F (PRF-4) for a
+    /// PublicMessage commit.
+    fn send_signed(
+        &mut self,
+        message: &[u8],
+        fanout_key: Option<Secret>,
+        membership: Option<&EpochKeys>,
+        fanout_key_signature: Option<&[u8]>,
+    ) -> Status {
         let sealed = self
             .client
             .seal(
@@ -156,6 +173,7 @@ impl Scene {
                 SealOptions {
                     fanout_key,
                     membership,
+                    fanout_key_signature,
                     ..SealOptions::default()
                 },
             )
@@ -279,6 +297,14 @@ fn a_leaf_with_a_bad_signature_is_refused() {
     assert_eq!(untracked.send(&gi, Some(f), None), Status::Accepted);
 }
 
+/// PRF-4: the committer's signature over F of the epoch its commit opens,
+/// made by openmls's signer over the bytes the core defines.
+fn sign_fanout_key(committer: &SignatureKeyPair, new_epoch: u64, f: &Secret) -> Vec<u8> {
+    let suite = MlsSuite::from_code(1).expect("suite 1");
+    let content = fanout_key_sign_content(suite, GROUP_ID, new_epoch, f).expect("sign content");
+    committer.sign(&content).expect("sign F")
+}
+
 /// Whether the hub layer of `message` carries a membership proof (the
 /// types members send, HUB-11).
 fn member_sent(message: &[u8]) -> bool {
@@ -290,22 +316,33 @@ fn member_sent(message: &[u8]) -> bool {
 impl Scene {
     /// Sends a handshake message of the group's current epoch (as the
     /// hub holds it): the membership proof under that epoch's F when the
-    /// type is member-sent, F of the next epoch (`next_f`) for a commit.
+    /// type is member-sent; for a commit, F of the next epoch with the
+    /// committer's signature over it (`next`: F and the committer's key).
     fn send_handshake(
         &mut self,
         message: &[u8],
         epoch_f: &Secret,
-        next_f: Option<Secret>,
+        next: Option<(Secret, &SignatureKeyPair)>,
     ) -> Status {
-        let epoch = self
-            .hub()
+        let epoch = self.epoch();
+        let keys = EpochKeys::derive(epoch_f, epoch).expect("epoch keys");
+        let membership = member_sent(message).then_some(&keys);
+        match next {
+            Some((f, committer)) => {
+                let signature = sign_fanout_key(committer, epoch + 1, &f);
+                self.send_signed(message, Some(f), membership, Some(&signature))
+            }
+            None => self.send(message, None, membership),
+        }
+    }
+
+    /// The group's epoch as the hub holds it.
+    fn epoch(&self) -> u64 {
+        self.hub()
             .group(GROUP_ID)
             .expect("store")
             .expect("group")
-            .epoch;
-        let keys = EpochKeys::derive(epoch_f, epoch).expect("epoch keys");
-        let membership = member_sent(message).then_some(&keys);
-        self.send(message, next_f, membership)
+            .epoch
     }
 
     /// Alice proposes to add `who` (a PublicMessage proposal).
@@ -374,6 +411,7 @@ fn with_bad_signature(message: &[u8]) -> Vec<u8> {
 #[test]
 fn member_proposal_and_commit_move_the_tracked_epoch() {
     let mut s = scene(true);
+    let alice = s.alice.clone();
     assert_eq!(s.register(), Status::Accepted);
     let bob = party("bob");
     let f0 = fanout_key(&s.alice, &s.group);
@@ -383,7 +421,7 @@ fn member_proposal_and_commit_move_the_tracked_epoch() {
     let (commit, welcome) = s.commit();
     let f1 = fanout_key(&s.alice, &s.group);
     assert_eq!(
-        s.send_handshake(&commit, &f0, Some(f1.clone())),
+        s.send_handshake(&commit, &f0, Some((f1.clone(), &alice.signer))),
         Status::Accepted
     );
     let record = s.hub().group(GROUP_ID).expect("store").expect("group");
@@ -427,7 +465,10 @@ fn member_proposal_and_commit_move_the_tracked_epoch() {
         .expect("queue");
     let (commit, _) = s.commit();
     let f2 = fanout_key(&s.alice, &s.group);
-    assert_eq!(s.send_handshake(&commit, &f1, Some(f2)), Status::Accepted);
+    assert_eq!(
+        s.send_handshake(&commit, &f1, Some((f2, &alice.signer))),
+        Status::Accepted
+    );
     let record = s.hub().group(GROUP_ID).expect("store").expect("group");
     assert_eq!(record.epoch, 2);
     assert_eq!(record.group_context, s.group_context());
@@ -443,6 +484,7 @@ fn member_proposal_and_commit_move_the_tracked_epoch() {
 #[test]
 fn a_member_handshake_with_a_bad_signature_is_refused() {
     let mut s = scene(true);
+    let alice = s.alice.clone();
     assert_eq!(s.register(), Status::Accepted);
     let before = s.hub().tracker_state(GROUP_ID, 0).expect("store");
     let bob = party("bob");
@@ -457,7 +499,11 @@ fn a_member_handshake_with_a_bad_signature_is_refused() {
     let (commit, _) = s.commit();
     let f1 = fanout_key(&s.alice, &s.group);
     assert_eq!(
-        s.send_handshake(&with_bad_signature(&commit), &f0, Some(f1.clone())),
+        s.send_handshake(
+            &with_bad_signature(&commit),
+            &f0,
+            Some((f1.clone(), &alice.signer))
+        ),
         Status::Rejected(RejectReason::PolicyRejected)
     );
     assert_eq!(
@@ -468,7 +514,10 @@ fn a_member_handshake_with_a_bad_signature_is_refused() {
             .epoch,
         0
     );
-    assert_eq!(s.send_handshake(&commit, &f0, Some(f1)), Status::Accepted);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
 }
 
 /// TRK-3: an external commit (`new_member_commit`, signed with the key of
@@ -513,22 +562,29 @@ fn external_commits_are_verified() {
 
     // Without a tracker, the hub refuses it (HUB-12: non-member sender).
     let mut untracked = scene(false);
-    untracked.alice = party("alice");
+    untracked.alice = Rc::new(party("alice"));
     let gi = s.group_info();
     assert_eq!(
         untracked.send(&gi, Some(f0.clone()), None),
         Status::Accepted
     );
     assert_eq!(
-        untracked.send_handshake(&commit, &f0, Some(f1.clone())),
+        untracked.send_handshake(&commit, &f0, Some((f1.clone(), &carol.signer))),
         Status::Rejected(RejectReason::PolicyRejected)
     );
 
     assert_eq!(
-        s.send_handshake(&with_bad_signature(&commit), &f0, Some(f1.clone())),
+        s.send_handshake(
+            &with_bad_signature(&commit),
+            &f0,
+            Some((f1.clone(), &carol.signer))
+        ),
         Status::Rejected(RejectReason::PolicyRejected)
     );
-    assert_eq!(s.send_handshake(&commit, &f0, Some(f1)), Status::Accepted);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &carol.signer))),
+        Status::Accepted
+    );
     let record = s.hub().group(GROUP_ID).expect("store").expect("group");
     assert_eq!(record.epoch, 1);
     assert_eq!(
@@ -545,6 +601,7 @@ fn external_commits_are_verified() {
 #[test]
 fn new_member_proposals_are_verified() {
     let mut s = scene(true);
+    let alice = s.alice.clone();
     assert_eq!(s.register(), Status::Accepted);
     let dave = party("dave");
     let proposal = JoinProposal::new::<openmls_rust_crypto::MemoryStorage>(
@@ -581,9 +638,96 @@ fn new_member_proposals_are_verified() {
         .expect("queue");
     let (commit, _) = s.commit();
     let f1 = fanout_key(&s.alice, &s.group);
-    assert_eq!(s.send_handshake(&commit, &f0, Some(f1)), Status::Accepted);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
     assert_eq!(
         s.hub().leaf_signature_key(GROUP_ID, 1).expect("store"),
         Some(dave.signer.public().to_vec())
     );
+}
+
+/// PRF-4 with TRK-3: a PublicMessage commit whose signature over F does
+/// not verify under the committer's key (the leaf's for a member, the path
+/// leaf node's for an external commit) is refused, though the commit
+/// itself verifies; with the right signature it is accepted.
+#[test]
+fn a_commit_whose_f_signature_does_not_verify_is_refused() {
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+    let (commit, _) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    let keys = EpochKeys::derive(&f0, 0).expect("epoch keys");
+    // Signed by another key (Bob's, not yet a member).
+    let by_bob = sign_fanout_key(&bob.signer, 1, &f1);
+    assert_eq!(
+        s.send_signed(&commit, Some(f1.clone()), Some(&keys), Some(&by_bob)),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    // Alice's signature over another epoch's F.
+    let other_f = sign_fanout_key(&alice.signer, 1, &f0);
+    assert_eq!(
+        s.send_signed(&commit, Some(f1.clone()), Some(&keys), Some(&other_f)),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    // Alice's signature with one bit flipped.
+    let mut flipped = sign_fanout_key(&alice.signer, 1, &f1);
+    flipped[0] ^= 0x80;
+    assert_eq!(
+        s.send_signed(&commit, Some(f1.clone()), Some(&keys), Some(&flipped)),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(s.epoch(), 0, "nothing moved");
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 1);
+
+    // An external commit: F must be signed by the joiner's new leaf key.
+    let carol = party("carol");
+    let config = create_config(&s.world);
+    let (carol_group, bundle) = ExternalCommitBuilder::new()
+        .with_config(config.join_config().clone())
+        .build_group(
+            &carol.provider,
+            s.verifiable_group_info(),
+            carol.credential.clone(),
+        )
+        .expect("external commit builder")
+        .leaf_node_parameters(
+            LeafNodeParameters::builder()
+                .with_capabilities(capabilities())
+                .build(),
+        )
+        .load_psks(carol.provider.storage())
+        .expect("psks")
+        .build(
+            carol.provider.rand(),
+            carol.provider.crypto(),
+            &carol.signer,
+            |_| true,
+        )
+        .expect("external commit")
+        .finalize(&carol.provider)
+        .expect("finalize");
+    let commit = bytes(&bundle.into_contents().0);
+    let f1 = fanout_key(&s.alice, &s.group);
+    let f2 = fanout_key(&carol, &carol_group);
+    assert_eq!(
+        s.send_handshake(&commit, &f1, Some((f2.clone(), &alice.signer))),
+        Status::Rejected(RejectReason::PolicyRejected),
+        "signed by a member, not by the committer"
+    );
+    assert_eq!(
+        s.send_handshake(&commit, &f1, Some((f2, &carol.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 2);
 }

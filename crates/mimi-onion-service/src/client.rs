@@ -212,6 +212,7 @@ impl DemoRoom {
                 key_layer: key_layer.as_deref(),
                 fanout_key,
                 membership: Some(&membership),
+                fanout_key_signature: None,
             },
         )?;
         self.note(protected.message, r.status, true);

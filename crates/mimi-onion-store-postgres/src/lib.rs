@@ -109,6 +109,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::state::{
     CachedResponse, ClosedEpoch, GroupRecord, HubState, HubStore, StoreCounts, StoreError,
     StoreResult,
@@ -866,7 +867,7 @@ impl PgTx<'_> {
                     &shard,
                     &epoch,
                     &suite,
-                    &r.commitment_required,
+                    &r.profile.is_private(),
                     &r.group_context,
                     &fanout,
                 ],
@@ -880,7 +881,7 @@ impl PgTx<'_> {
                     &shard,
                     &epoch,
                     &suite,
-                    &r.commitment_required,
+                    &r.profile.is_private(),
                     &r.group_context,
                     &fanout,
                 ],
@@ -910,7 +911,7 @@ fn group_from_row(row: &Row) -> StoreResult<GroupRecord> {
         shard: u32::try_from(shard).map_err(|_| corrupt("shard"))?,
         epoch: u64_from_sql(epoch),
         mls_suite: u16::try_from(suite).map_err(|_| corrupt("mls_suite"))?,
-        commitment_required: column(what, row, 3)?,
+        profile: HandshakeProfile::from_private(column(what, row, 3)?),
         group_context: column(what, row, 4)?,
         fanout_keys: GroupRecord::decode_fanout_keys(&fanout)
             .map_err(|_| StoreError::new("group", "corrupt row: fanout_keys does not parse"))?,

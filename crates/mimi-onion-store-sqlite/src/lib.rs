@@ -74,6 +74,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::state::{
     CachedResponse, ClosedEpoch, GroupRecord, HubState, HubStore, StoreCounts, StoreError,
     StoreResult,
@@ -487,9 +488,10 @@ fn decode_group(what: &'static str, row: GroupRow) -> StoreResult<GroupRecord> {
         epoch: from_be(what, "epoch", &epoch)?,
         mls_suite: u16::try_from(mls_suite)
             .map_err(|_| corrupt(what, format!("mls_suite {mls_suite} out of range")))?,
-        commitment_required: match commitment_required {
-            0 => false,
-            1 => true,
+        // The column keeps its first name; true means private handshakes.
+        profile: match commitment_required {
+            0 => HandshakeProfile::Public,
+            1 => HandshakeProfile::Private,
             v => return Err(corrupt(what, format!("commitment_required is {v}"))),
         },
         group_context,
@@ -527,7 +529,7 @@ impl SqliteTx<'_> {
             .map_err(|e| StoreError::new(what, e.to_string()))?;
         let fanout: &[u8] = &fanout;
         let (shard, epoch, suite) = (i64::from(r.shard), be(r.epoch), i64::from(r.mls_suite));
-        let required = i64::from(r.commitment_required);
+        let required = i64::from(r.profile.is_private());
         match extra {
             None => self.change(
                 what,
