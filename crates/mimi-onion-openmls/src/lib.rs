@@ -1,8 +1,12 @@
 //! mimi-onion for applications built on [openmls] 0.9: the client side
 //! ([`client`]: the room's GroupContext components, F from openmls's
-//! exporter, and the sealing of every openmls output into an envelope) and
+//! exporter, and the sealing of every openmls output into an envelope),
 //! the member side ([`member`]: the onion part of the core, then
-//! `MlsGroup::process_message`).
+//! `MlsGroup::process_message`), and the hub side:
+//! [`hub::PublicGroupTracker`] tracks a hub's groups with openmls's
+//! delivery-service API ([`openmls::prelude::PublicGroup`]), behind the
+//! core's [`mimi_onion::tracker::GroupTracker`] seam; its per-group storage
+//! is [`storage::GroupStorage`].
 //!
 //! # Profile: public handshakes
 //!
@@ -41,7 +45,9 @@
 //! [openmls]: https://docs.rs/openmls/0.9.2
 
 pub mod client;
+pub mod hub;
 pub mod member;
+pub mod storage;
 
 pub use client::{
     epoch_keys, fanout_key, room_capabilities, room_create_config, room_extensions,

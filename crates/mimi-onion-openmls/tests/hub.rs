@@ -1,0 +1,733 @@
+//! The openmls-tracked hub (spec section "Group Tracking", TRK-1 to
+//! TRK-5) on real openmls groups: every message is made by openmls
+//! (`MlsGroup`, RustCrypto provider, basic credentials), sealed by the
+//! core's `Sender` and judged by the core's `HubFrontEnd` with the
+//! `PublicGroupTracker` installed.
+
+use std::rc::Rc;
+
+use mimi_onion::config::HubSigningKey;
+use mimi_onion::fanout::{fanout_key_sign_content, EpochKeys};
+use mimi_onion::hub::HubFrontEnd;
+use mimi_onion::mls::group_info::{decode_ratchet_tree, tree_hash, GroupInfoIn, TreeNode};
+use mimi_onion::mls::suite::MlsSuite;
+use mimi_onion::profile::HandshakeProfile;
+use mimi_onion::response::{RejectReason, Status};
+use mimi_onion::secret::Secret;
+use mimi_onion::sender::{SealOptions, Sender};
+use mimi_onion::state::{HubStore, InMemoryHubStore};
+use mimi_onion::test_utils::room::room_extensions;
+use mimi_onion::test_utils::{DemoWorld, NOW};
+use mimi_onion_openmls::hub::PublicGroupTracker;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_traits::signatures::Signer as _;
+
+const SUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+/// The GroupContext extension that holds the hub's component (RFC 9420
+/// `app_data_dictionary`, see the core's `config` module).
+const APP_DATA_DICTIONARY: u16 = 0x0006;
+/// The exporter label of F (FAN-1).
+const FANOUT_LABEL: &str = "mimi-onion v1 fanout key";
+
+/// One openmls client: its provider, signature key pair and credential.
+struct Party {
+    provider: OpenMlsRustCrypto,
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+}
+
+fn party(name: &str) -> Party {
+    let provider = OpenMlsRustCrypto::default();
+    let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).expect("signature key");
+    signer.store(provider.storage()).expect("store the key");
+    let credential = CredentialWithKey {
+        credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+        signature_key: signer.public().into(),
+    };
+    Party {
+        provider,
+        signer,
+        credential,
+    }
+}
+
+/// Leaf capabilities that list the `app_data_dictionary` extension
+/// (RFC 9420 requires every member to support a GroupContext extension).
+fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        None,
+        Some(&[ExtensionType::Unknown(APP_DATA_DICTIONARY)]),
+        None,
+        None,
+    )
+}
+
+fn key_package(p: &Party) -> KeyPackage {
+    KeyPackage::builder()
+        .leaf_node_capabilities(capabilities())
+        .build(SUITE, &p.provider, &p.signer, p.credential.clone())
+        .expect("key package")
+        .key_package()
+        .clone()
+}
+
+/// The `app_data_dictionary` extension with the hub's configuration-
+/// signing key and the public handshake profile (PRF-1), decoded by
+/// openmls from its wire form (whichever variant openmls's features give
+/// it).
+fn hub_extension<S: HubStore>(world: &DemoWorld<S>) -> Extension {
+    let key = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+        .expect("the hub's component");
+    let bytes = room_extensions(&key, HandshakeProfile::Public).expect("room extensions");
+    Extension::tls_deserialize_exact(bytes).expect("app_data_dictionary extension")
+}
+
+fn create_config<S: HubStore>(world: &DemoWorld<S>) -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(SUITE)
+        // Public handshakes: the hub reads proposals and commits.
+        .wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .use_ratchet_tree_extension(true)
+        .capabilities(capabilities())
+        .with_group_context_extensions(
+            Extensions::single(hub_extension(world)).expect("group context extensions"),
+        )
+        .build()
+}
+
+/// F of the group's current epoch, from openmls's exporter (FAN-1).
+fn fanout_key(p: &Party, group: &MlsGroup) -> Secret {
+    Secret::new(
+        group
+            .export_secret(p.provider.crypto(), FANOUT_LABEL, b"", 32)
+            .expect("exporter"),
+    )
+}
+
+fn bytes(m: &MlsMessageOut) -> Vec<u8> {
+    m.tls_serialize_detached().expect("serialize")
+}
+
+/// A hub with the openmls tracker, a client of it, and Alice's group.
+struct Scene {
+    world: DemoWorld<InMemoryHubStore>,
+    client: Sender,
+    alice: Rc<Party>,
+    group: MlsGroup,
+}
+
+const GROUP_ID: &[u8] = b"openmls room tracked by the hub";
+
+fn scene(tracked: bool) -> Scene {
+    let mut world = DemoWorld::new().expect("demo hub");
+    if tracked {
+        world.hub.set_tracker(Box::new(PublicGroupTracker::new()));
+    }
+    let client = world.client().expect("client");
+    let alice = Rc::new(party("alice"));
+    let group = MlsGroup::new_with_group_id(
+        &alice.provider,
+        &alice.signer,
+        &create_config(&world),
+        GroupId::from_slice(GROUP_ID),
+        alice.credential.clone(),
+    )
+    .expect("alice's group");
+    Scene {
+        world,
+        client,
+        alice,
+        group,
+    }
+}
+
+impl Scene {
+    /// Seals `message` with the hub layer's items and hands it to the hub;
+    /// returns the status the client reads from the response.
+    fn send(
+        &mut self,
+        message: &[u8],
+        fanout_key: Option<Secret>,
+        membership: Option<&EpochKeys>,
+    ) -> Status {
+        self.send_signed(message, fanout_key, membership, None)
+    }
+
+    /// [`Self::send`] with the committer's signature over F (PRF-4) for a
+    /// PublicMessage commit.
+    fn send_signed(
+        &mut self,
+        message: &[u8],
+        fanout_key: Option<Secret>,
+        membership: Option<&EpochKeys>,
+        fanout_key_signature: Option<&[u8]>,
+    ) -> Status {
+        let sealed = self
+            .client
+            .seal(
+                message,
+                SealOptions {
+                    fanout_key,
+                    membership,
+                    fanout_key_signature,
+                    ..SealOptions::default()
+                },
+            )
+            .expect("seal");
+        let outcome = self.world.hub.handle(&sealed.bytes, NOW);
+        self.client
+            .open_response(&sealed.pending, &outcome.response)
+            .expect("response")
+            .status
+    }
+
+    /// Alice's GroupInfo, with its ratchet tree.
+    fn group_info(&self) -> Vec<u8> {
+        bytes(
+            &self
+                .group
+                .export_group_info(self.alice.provider.crypto(), &self.alice.signer, true)
+                .expect("group info"),
+        )
+    }
+
+    /// openmls's GroupContext of Alice's current epoch, serialized (as
+    /// her GroupInfo carries it).
+    fn group_context(&self) -> Vec<u8> {
+        let message = MlsMessageIn::tls_deserialize_exact(self.group_info()).expect("group info");
+        let MlsMessageBodyIn::GroupInfo(info) = message.extract() else {
+            panic!("a group info");
+        };
+        info.group_context()
+            .tls_serialize_detached()
+            .expect("group context")
+    }
+
+    fn register(&mut self) -> Status {
+        let gi = self.group_info();
+        let f = fanout_key(&self.alice, &self.group);
+        self.send(&gi, Some(f), None)
+    }
+
+    fn hub(&self) -> &HubFrontEnd<InMemoryHubStore> {
+        &self.world.hub
+    }
+}
+
+/// TRK-2 (HUB-6 with a tracker): a valid openmls GroupInfo registers the
+/// group, and the hub keeps the tracker's state and openmls's
+/// GroupContext.
+#[test]
+fn a_valid_openmls_group_info_registers() {
+    let mut s = scene(true);
+    assert_eq!(s.register(), Status::Accepted);
+    let record = s.hub().group(GROUP_ID).expect("store").expect("group held");
+    assert_eq!(record.epoch, 0);
+    assert_eq!(record.group_context, s.group_context());
+    assert!(s.hub().tracker_state(GROUP_ID, 0).expect("store").is_some());
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 0).expect("store"),
+        Some(s.alice.signer.public().to_vec())
+    );
+}
+
+/// Alice's GroupInfo with one flipped bit in her leaf's signature, the
+/// GroupContext's `tree_hash` recomputed over the changed tree and the
+/// GroupInfo signed again with Alice's key: everything the hub's own
+/// HUB-6 checks look at holds; only the leaf signature is bad.
+fn group_info_with_bad_leaf_signature(s: &Scene) -> Vec<u8> {
+    let mut gi = s.group_info();
+    let parsed = GroupInfoIn::parse(&gi).expect("parse");
+    let suite = MlsSuite::from_code(parsed.group_context.cipher_suite).expect("suite");
+    let tree = decode_ratchet_tree(parsed.extension(0x0002).expect("ratchet tree")).expect("tree");
+    let Some(Some(TreeNode::Leaf(leaf))) = tree.first() else {
+        panic!("leaf 0 is alice's");
+    };
+    // The leaf's signature is its last field: flip a bit of its last byte
+    // where the leaf lies in the message.
+    let at = find(&gi, &leaf.raw) + leaf.raw.len() - 1;
+    gi[at] ^= 0x01;
+    let parsed = GroupInfoIn::parse(&gi).expect("parse the changed GroupInfo");
+    let tree = decode_ratchet_tree(parsed.extension(0x0002).expect("ratchet tree")).expect("tree");
+    let new_hash = tree_hash(suite, &tree).expect("tree hash");
+    let old_hash = parsed.group_context.tree_hash.clone();
+    let at = find(&gi, &old_hash);
+    gi[at..at + old_hash.len()].copy_from_slice(&new_hash);
+    // Sign again: the signature is the last field, after the TBS.
+    let parsed = GroupInfoIn::parse(&gi).expect("parse the rehashed GroupInfo");
+    let content = MlsSuite::sign_content("GroupInfoTBS", &parsed.tbs).expect("sign content");
+    let signature = s.alice.signer.sign(&content).expect("sign");
+    assert_eq!(signature.len(), parsed.signature.len());
+    let end = gi.len();
+    gi[end - signature.len()..].copy_from_slice(&signature);
+    gi
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("found")
+}
+
+/// TRK-2: a GroupInfo whose tree holds a leaf with a bad signature is
+/// refused by the tracked hub, though the hub's own checks (GroupInfo
+/// signature, tree hash, component, F) pass, as the untracked hub shows.
+#[test]
+fn a_leaf_with_a_bad_signature_is_refused() {
+    let mut s = scene(true);
+    let gi = group_info_with_bad_leaf_signature(&s);
+    let f = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send(&gi, Some(f.clone()), None),
+        Status::Rejected(RejectReason::RegistrationRefused)
+    );
+    assert_eq!(s.hub().group(GROUP_ID).expect("store"), None);
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 0).expect("store"), None);
+
+    // The same bytes pass the hub's own checks when no tracker is
+    // installed: the refusal above is the tracker's.
+    let mut untracked = scene(false);
+    untracked.alice = s.alice;
+    untracked.group = s.group;
+    assert_eq!(untracked.send(&gi, Some(f), None), Status::Accepted);
+}
+
+/// PRF-4: the committer's signature over F of the epoch its commit opens,
+/// made by openmls's signer over the bytes the core defines.
+fn sign_fanout_key(committer: &SignatureKeyPair, new_epoch: u64, f: &Secret) -> Vec<u8> {
+    let suite = MlsSuite::from_code(1).expect("suite 1");
+    let content = fanout_key_sign_content(suite, GROUP_ID, new_epoch, f).expect("sign content");
+    committer.sign(&content).expect("sign F")
+}
+
+/// Whether the hub layer of `message` carries a membership proof (the
+/// types members send, HUB-11).
+fn member_sent(message: &[u8]) -> bool {
+    mimi_onion::mls::message::MessageInfo::parse(message)
+        .expect("classify")
+        .is_member_sent()
+}
+
+impl Scene {
+    /// Sends a handshake message of the group's current epoch (as the
+    /// hub holds it): the membership proof under that epoch's F when the
+    /// type is member-sent; for a commit, F of the next epoch with the
+    /// committer's signature over it (`next`: F and the committer's key).
+    fn send_handshake(
+        &mut self,
+        message: &[u8],
+        epoch_f: &Secret,
+        next: Option<(Secret, &SignatureKeyPair)>,
+    ) -> Status {
+        let epoch = self.epoch();
+        let keys = EpochKeys::derive(epoch_f, epoch).expect("epoch keys");
+        let membership = member_sent(message).then_some(&keys);
+        match next {
+            Some((f, committer)) => {
+                let signature = sign_fanout_key(committer, epoch + 1, &f);
+                self.send_signed(message, Some(f), membership, Some(&signature))
+            }
+            None => self.send(message, None, membership),
+        }
+    }
+
+    /// The group's epoch as the hub holds it.
+    fn epoch(&self) -> u64 {
+        self.hub()
+            .group(GROUP_ID)
+            .expect("store")
+            .expect("group")
+            .epoch
+    }
+
+    /// Alice proposes to add `who` (a PublicMessage proposal).
+    fn propose_add(&mut self, who: &Party) -> Vec<u8> {
+        let (proposal, _) = self
+            .group
+            .propose_add_member(&self.alice.provider, &self.alice.signer, &key_package(who))
+            .expect("add proposal");
+        bytes(&proposal)
+    }
+
+    /// Alice commits to her pending proposals; returns the commit and the
+    /// Welcome, with her group moved to the new epoch.
+    fn commit(&mut self) -> (Vec<u8>, Option<MlsMessageOut>) {
+        let (commit, welcome, _) = self
+            .group
+            .commit_to_pending_proposals(&self.alice.provider, &self.alice.signer)
+            .expect("commit");
+        self.group
+            .merge_pending_commit(&self.alice.provider)
+            .expect("merge");
+        (bytes(&commit), welcome)
+    }
+
+    /// The GroupInfo, parsed as openmls reads it (for joiners).
+    fn verifiable_group_info(&self) -> openmls::messages::group_info::VerifiableGroupInfo {
+        match MlsMessageIn::tls_deserialize_exact(self.group_info())
+            .expect("group info")
+            .extract()
+        {
+            MlsMessageBodyIn::GroupInfo(info) => info,
+            _ => panic!("a group info"),
+        }
+    }
+}
+
+/// `who` joins from a Welcome.
+fn join(who: &Party, welcome: &MlsMessageOut, config: &MlsGroupCreateConfig) -> MlsGroup {
+    let MlsMessageBodyIn::Welcome(welcome) = MlsMessageIn::tls_deserialize_exact(bytes(welcome))
+        .expect("welcome")
+        .extract()
+    else {
+        panic!("a welcome");
+    };
+    StagedWelcome::new_from_welcome(&who.provider, config.join_config(), welcome, None)
+        .expect("staged welcome")
+        .into_group(&who.provider)
+        .expect("bob's group")
+}
+
+/// Flips one bit of the signature of a PublicMessage (its
+/// `FramedContentAuthData.signature`, found where it lies in the bytes).
+fn with_bad_signature(message: &[u8]) -> Vec<u8> {
+    let pm = mimi_onion::mls::framing::PublicMessage::parse(message).expect("public message");
+    let signature = pm.auth.signature.clone();
+    let mut out = message.to_vec();
+    let at = find(&out, &signature);
+    out[at] ^= 0x01;
+    out
+}
+
+/// TRK-3, TRK-4: a member's PublicMessage proposal and commit are
+/// accepted through the tracker; the hub's GroupContext and leaf keys move
+/// to the new epoch by themselves, so the next epoch's messages (from the
+/// member the commit added) are accepted with nothing installed by hand.
+#[test]
+fn member_proposal_and_commit_move_the_tracked_epoch() {
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+    let queued = s.hub().tracker_state(GROUP_ID, 0).expect("store");
+    let (commit, welcome) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1.clone(), &alice.signer))),
+        Status::Accepted
+    );
+    let record = s.hub().group(GROUP_ID).expect("store").expect("group");
+    assert_eq!(record.epoch, 1);
+    assert_eq!(record.group_context, s.group_context(), "openmls's epoch 1");
+    assert!(s.hub().tracker_state(GROUP_ID, 1).expect("store").is_some());
+    assert!(
+        queued.is_some(),
+        "the proposal was queued in epoch 0's state"
+    );
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 1).expect("store"),
+        Some(bob.signer.public().to_vec()),
+        "bob's key came from the tracked tree"
+    );
+
+    // Epoch 1: Bob, who joined by the Welcome, proposes an update and
+    // Alice commits it; both accepted on the tracked state alone.
+    let config = create_config(&s.world);
+    let mut bob_group = join(&bob, &welcome.expect("welcome"), &config);
+    let (update, _) = bob_group
+        .propose_self_update(&bob.provider, &bob.signer, LeafNodeParameters::default())
+        .expect("update proposal");
+    let update = bytes(&update);
+    assert_eq!(s.send_handshake(&update, &f1, None), Status::Accepted);
+    let processed = s
+        .group
+        .process_message(
+            &s.alice.provider,
+            MlsMessageIn::tls_deserialize_exact(&update)
+                .expect("update")
+                .try_into_protocol_message()
+                .expect("protocol message"),
+        )
+        .expect("alice reads bob's proposal");
+    let ProcessedMessageContent::ProposalMessage(p) = processed.into_content() else {
+        panic!("a proposal");
+    };
+    s.group
+        .store_pending_proposal(s.alice.provider.storage(), *p)
+        .expect("queue");
+    let (commit, _) = s.commit();
+    let f2 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&commit, &f1, Some((f2, &alice.signer))),
+        Status::Accepted
+    );
+    let record = s.hub().group(GROUP_ID).expect("store").expect("group");
+    assert_eq!(record.epoch, 2);
+    assert_eq!(record.group_context, s.group_context());
+    assert_eq!(
+        s.hub().tracker_state(GROUP_ID, 0).expect("store"),
+        None,
+        "epoch 0's state is dropped once epoch 2 opens"
+    );
+}
+
+/// TRK-3: a proposal or commit whose signature does not verify under the
+/// sender's leaf key is refused, and the tracked state does not move.
+#[test]
+fn a_member_handshake_with_a_bad_signature_is_refused() {
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let before = s.hub().tracker_state(GROUP_ID, 0).expect("store");
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(
+        s.send_handshake(&with_bad_signature(&proposal), &f0, None),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 0).expect("store"), before);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+    let (commit, _) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(
+            &with_bad_signature(&commit),
+            &f0,
+            Some((f1.clone(), &alice.signer))
+        ),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(
+        s.hub()
+            .group(GROUP_ID)
+            .expect("store")
+            .expect("group")
+            .epoch,
+        0
+    );
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+}
+
+/// TRK-3: an external commit (`new_member_commit`, signed with the key of
+/// its path leaf node) is verified and accepted, and moves the epoch; the
+/// same commit with a bad signature is refused. The hub's own checks
+/// refuse every external commit (their key is not in its state).
+#[test]
+fn external_commits_are_verified() {
+    let mut s = scene(true);
+    assert_eq!(s.register(), Status::Accepted);
+    let carol = party("carol");
+    let config = create_config(&s.world);
+    let (carol_group, bundle) = ExternalCommitBuilder::new()
+        .with_config(config.join_config().clone())
+        .build_group(
+            &carol.provider,
+            s.verifiable_group_info(),
+            carol.credential.clone(),
+        )
+        .expect("external commit builder")
+        .leaf_node_parameters(
+            LeafNodeParameters::builder()
+                .with_capabilities(capabilities())
+                .build(),
+        )
+        .load_psks(carol.provider.storage())
+        .expect("psks")
+        .build(
+            carol.provider.rand(),
+            carol.provider.crypto(),
+            &carol.signer,
+            |_| true,
+        )
+        .expect("external commit")
+        .finalize(&carol.provider)
+        .expect("finalize");
+    let (commit, _, _) = bundle.into_contents();
+    let commit = bytes(&commit);
+    let f0 = fanout_key(&s.alice, &s.group);
+    let f1 = fanout_key(&carol, &carol_group);
+    assert!(!member_sent(&commit), "new_member_commit");
+
+    // Without a tracker, the hub refuses it (HUB-12: non-member sender).
+    let mut untracked = scene(false);
+    untracked.alice = Rc::new(party("alice"));
+    let gi = s.group_info();
+    assert_eq!(
+        untracked.send(&gi, Some(f0.clone()), None),
+        Status::Accepted
+    );
+    assert_eq!(
+        untracked.send_handshake(&commit, &f0, Some((f1.clone(), &carol.signer))),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+
+    assert_eq!(
+        s.send_handshake(
+            &with_bad_signature(&commit),
+            &f0,
+            Some((f1.clone(), &carol.signer))
+        ),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &carol.signer))),
+        Status::Accepted
+    );
+    let record = s.hub().group(GROUP_ID).expect("store").expect("group");
+    assert_eq!(record.epoch, 1);
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 1).expect("store"),
+        Some(carol.signer.public().to_vec()),
+        "carol's key from her commit's path"
+    );
+}
+
+/// TRK-3: a new member's Add proposal (`new_member_proposal`, signed with
+/// the KeyPackage leaf's key) is verified: accepted when valid, refused
+/// with a bad signature; queued in the tracked state, so Alice's commit
+/// that references it is accepted too.
+#[test]
+fn new_member_proposals_are_verified() {
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let dave = party("dave");
+    let proposal = JoinProposal::new::<openmls_rust_crypto::MemoryStorage>(
+        key_package(&dave),
+        GroupId::from_slice(GROUP_ID),
+        s.group.epoch(),
+        &dave.signer,
+    )
+    .expect("join proposal");
+    let proposal = bytes(&proposal);
+    assert!(!member_sent(&proposal), "new_member_proposal");
+    let f0 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&with_bad_signature(&proposal), &f0, None),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+
+    let processed = s
+        .group
+        .process_message(
+            &s.alice.provider,
+            MlsMessageIn::tls_deserialize_exact(&proposal)
+                .expect("proposal")
+                .try_into_protocol_message()
+                .expect("protocol message"),
+        )
+        .expect("alice reads dave's proposal");
+    let ProcessedMessageContent::ExternalJoinProposalMessage(p) = processed.into_content() else {
+        panic!("an external join proposal");
+    };
+    s.group
+        .store_pending_proposal(s.alice.provider.storage(), *p)
+        .expect("queue");
+    let (commit, _) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 1).expect("store"),
+        Some(dave.signer.public().to_vec())
+    );
+}
+
+/// PRF-4 with TRK-3: a PublicMessage commit whose signature over F does
+/// not verify under the committer's key (the leaf's for a member, the path
+/// leaf node's for an external commit) is refused, though the commit
+/// itself verifies; with the right signature it is accepted.
+#[test]
+fn a_commit_whose_f_signature_does_not_verify_is_refused() {
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+    let (commit, _) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    let keys = EpochKeys::derive(&f0, 0).expect("epoch keys");
+    // Signed by another key (Bob's, not yet a member).
+    let by_bob = sign_fanout_key(&bob.signer, 1, &f1);
+    assert_eq!(
+        s.send_signed(&commit, Some(f1.clone()), Some(&keys), Some(&by_bob)),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    // Alice's signature over another epoch's F.
+    let other_f = sign_fanout_key(&alice.signer, 1, &f0);
+    assert_eq!(
+        s.send_signed(&commit, Some(f1.clone()), Some(&keys), Some(&other_f)),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    // Alice's signature with one bit flipped.
+    let mut flipped = sign_fanout_key(&alice.signer, 1, &f1);
+    flipped[0] ^= 0x80;
+    assert_eq!(
+        s.send_signed(&commit, Some(f1.clone()), Some(&keys), Some(&flipped)),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(s.epoch(), 0, "nothing moved");
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 1);
+
+    // An external commit: F must be signed by the joiner's new leaf key.
+    let carol = party("carol");
+    let config = create_config(&s.world);
+    let (carol_group, bundle) = ExternalCommitBuilder::new()
+        .with_config(config.join_config().clone())
+        .build_group(
+            &carol.provider,
+            s.verifiable_group_info(),
+            carol.credential.clone(),
+        )
+        .expect("external commit builder")
+        .leaf_node_parameters(
+            LeafNodeParameters::builder()
+                .with_capabilities(capabilities())
+                .build(),
+        )
+        .load_psks(carol.provider.storage())
+        .expect("psks")
+        .build(
+            carol.provider.rand(),
+            carol.provider.crypto(),
+            &carol.signer,
+            |_| true,
+        )
+        .expect("external commit")
+        .finalize(&carol.provider)
+        .expect("finalize");
+    let commit = bytes(&bundle.into_contents().0);
+    let f1 = fanout_key(&s.alice, &s.group);
+    let f2 = fanout_key(&carol, &carol_group);
+    assert_eq!(
+        s.send_handshake(&commit, &f1, Some((f2.clone(), &alice.signer))),
+        Status::Rejected(RejectReason::PolicyRejected),
+        "signed by a member, not by the committer"
+    );
+    assert_eq!(
+        s.send_handshake(&commit, &f1, Some((f2, &carol.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 2);
+}
