@@ -5,15 +5,16 @@
 //! Layer", "Hub Layer", "Fan-out Key", "The Configuration-Signing Key in
 //! the GroupContext").
 
+use mimi_onion::codec::Opaque;
 use mimi_onion::config::{
     find_app_data_dictionary, AppDataDictionary, ComponentData, HubSigningKey,
     VerifiedHubConfiguration, APP_DATA_DICTIONARY_EXTENSION, HUB_SIGNING_KEY_COMPONENT,
 };
-use mimi_onion::fanout::EpochKeys;
+use mimi_onion::fanout::{fanout_key_sign_content, EpochKeys};
 use mimi_onion::mls::message::{ContentType, MessageInfo, WireFormat};
+use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::secret::Secret;
 use mimi_onion::sender::{SealOptions, SealedEnvelope, Sender};
-use mimi_onion::codec::Opaque;
 use openmls::prelude::{
     Capabilities, Ciphersuite, Extension, ExtensionType, Extensions, GroupContext, MlsGroup,
     MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageOut, UnknownExtension,
@@ -32,13 +33,12 @@ pub const FANOUT_KEY_LABEL: &str = "mimi-onion v1 fanout key";
 /// Length of F.
 const FANOUT_KEY_LEN: usize = 32;
 
-/// The `app_data_dictionary` component that names the room's handshake
-/// profile.
-pub const HANDSHAKE_PROFILE_COMPONENT: u16 = 0x8A03;
+pub use mimi_onion::profile::HANDSHAKE_PROFILE_COMPONENT;
 
 /// The handshake profile of openmls rooms: proposals and commits as
-/// PublicMessage (see the crate documentation for why not `0x02`).
-pub const PUBLIC_HANDSHAKES: u8 = 0x01;
+/// PublicMessage (see the crate documentation for why not
+/// [`HandshakeProfile::Private`]).
+pub const PROFILE: HandshakeProfile = HandshakeProfile::Public;
 
 /// The GroupContext extensions of a mimi-onion room at the hub whose
 /// configuration-signing key is `hub`: one `app_data_dictionary`
@@ -57,7 +57,7 @@ pub fn room_extensions(hub: &HubSigningKey) -> Result<Extensions<GroupContext>> 
             },
             ComponentData {
                 component_id: HANDSHAKE_PROFILE_COMPONENT,
-                data: Opaque(vec![PUBLIC_HANDSHAKES]),
+                data: Opaque(PROFILE.component_data()),
             },
         ],
     };
@@ -128,14 +128,10 @@ pub fn room_signing_key(group: &MlsGroup) -> Result<HubSigningKey> {
         .map_err(openmls)?;
     let data = find_app_data_dictionary(&encoded)
         .ok_or(Error::Profile("room's app_data_dictionary does not decode"))?;
-    let dict = AppDataDictionary::from_bytes(data)?;
-    let profile = dict
-        .component_data
-        .iter()
-        .find(|c| c.component_id == HANDSHAKE_PROFILE_COMPONENT)
-        .map(|c| c.data.0.as_slice());
-    if profile != Some(&[PUBLIC_HANDSHAKES][..]) {
-        return Err(Error::Profile("room is not of the public-handshake profile"));
+    if HandshakeProfile::from_app_data_dictionary(data)? != PROFILE {
+        return Err(Error::Profile(
+            "room is not of the public-handshake profile",
+        ));
     }
     Ok(HubSigningKey::from_app_data_dictionary(data)?)
 }
@@ -181,6 +177,15 @@ fn bytes_of(message: &MlsMessageOut) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A sealed openmls output: the envelope and the MLS message in it.
+#[derive(Debug)]
+pub struct Sealed {
+    /// The envelope and the state to open the hub's response.
+    pub envelope: SealedEnvelope,
+    /// The MLS message the envelope carries, byte for byte.
+    pub message: Vec<u8>,
+}
+
 /// A client on openmls: a [`Sender`] for one hub (one verified
 /// configuration, token pools) and the sealing of each kind of openmls
 /// output. Every seal checks that the message is of the form the room's
@@ -217,17 +222,21 @@ impl OpenMlsClient {
         group: &MlsGroup,
         crypto: &impl OpenMlsCrypto,
         message: &MlsMessageOut,
-    ) -> Result<SealedEnvelope> {
+    ) -> Result<Sealed> {
         let bytes = bytes_of(message)?;
         expect_form(&bytes, WireFormat::PrivateMessage, ContentType::Application)?;
         let keys = epoch_keys(group, crypto)?;
-        Ok(self.sender.seal(
+        let envelope = self.sender.seal(
             &bytes,
             SealOptions {
                 membership: Some(&keys),
                 ..SealOptions::default()
             },
-        )?)
+        )?;
+        Ok(Sealed {
+            envelope,
+            message: bytes,
+        })
     }
 
     /// Seals a proposal (`MlsGroup::propose_*`): a PublicMessage, with the
@@ -237,59 +246,83 @@ impl OpenMlsClient {
         group: &MlsGroup,
         crypto: &impl OpenMlsCrypto,
         message: &MlsMessageOut,
-    ) -> Result<SealedEnvelope> {
+    ) -> Result<Sealed> {
         let bytes = bytes_of(message)?;
         expect_form(&bytes, WireFormat::PublicMessage, ContentType::Proposal)?;
         let keys = epoch_keys(group, crypto)?;
-        Ok(self.sender.seal(
+        let envelope = self.sender.seal(
             &bytes,
             SealOptions {
                 membership: Some(&keys),
                 ..SealOptions::default()
             },
-        )?)
+        )?;
+        Ok(Sealed {
+            envelope,
+            message: bytes,
+        })
     }
 
     /// Seals a commit the group holds as its pending commit (from
     /// `MlsGroup::commit_to_pending_proposals`, `add_members`, the commit
     /// builder...): a PublicMessage with F of the epoch it opens (from the
-    /// staged commit's exporter) and the membership proof under F of its
-    /// own epoch. Merge the pending commit once the hub accepted it.
+    /// staged commit's exporter), the committer's signature over F (PRF-4:
+    /// `signer`, the leaf's openmls signer, signs
+    /// [`fanout_key_sign_content`]) and the membership proof under F of its
+    /// own epoch. The pending commit is merged when it comes back by
+    /// fan-out ([`crate::member::OpenMlsMember::receive`]).
     pub fn seal_commit(
         &mut self,
         group: &MlsGroup,
         crypto: &impl OpenMlsCrypto,
         signer: &impl Signer,
         message: &MlsMessageOut,
-    ) -> Result<SealedEnvelope> {
+    ) -> Result<Sealed> {
         let bytes = bytes_of(message)?;
         expect_form(&bytes, WireFormat::PublicMessage, ContentType::Commit)?;
         let keys = epoch_keys(group, crypto)?;
-        let (_new_epoch, f) = pending_fanout_key(group, crypto)?;
-        let _ = signer;
-        Ok(self.sender.seal(
+        let (new_epoch, f) = pending_fanout_key(group, crypto)?;
+        // PRF-4: the committer's signature over F, made by openmls's signer
+        // over the exact SignContent bytes the core defines.
+        let content =
+            fanout_key_sign_content(suite_of(group)?, group.group_id().as_slice(), new_epoch, &f)?;
+        let signature = signer.sign(&content).map_err(openmls)?;
+        let envelope = self.sender.seal(
             &bytes,
             SealOptions {
                 fanout_key: Some(f),
                 membership: Some(&keys),
+                fanout_key_signature: Some(&signature),
                 ..SealOptions::default()
             },
-        )?)
+        )?;
+        Ok(Sealed {
+            envelope,
+            message: bytes,
+        })
     }
 
     /// Seals a Welcome (from a commit that adds members).
-    pub fn seal_welcome(&mut self, message: &MlsMessageOut) -> Result<SealedEnvelope> {
+    pub fn seal_welcome(&mut self, message: &MlsMessageOut) -> Result<Sealed> {
         let bytes = bytes_of(message)?;
         expect_wire_format(&bytes, WireFormat::Welcome)?;
-        Ok(self.sender.seal(&bytes, SealOptions::default())?)
+        let envelope = self.sender.seal(&bytes, SealOptions::default())?;
+        Ok(Sealed {
+            envelope,
+            message: bytes,
+        })
     }
 
     /// Seals a KeyPackage (`KeyPackageBundle::key_package`, as an
     /// `MlsMessageOut`).
-    pub fn seal_key_package(&mut self, message: &MlsMessageOut) -> Result<SealedEnvelope> {
+    pub fn seal_key_package(&mut self, message: &MlsMessageOut) -> Result<Sealed> {
         let bytes = bytes_of(message)?;
         expect_wire_format(&bytes, WireFormat::KeyPackage)?;
-        Ok(self.sender.seal(&bytes, SealOptions::default())?)
+        let envelope = self.sender.seal(&bytes, SealOptions::default())?;
+        Ok(Sealed {
+            envelope,
+            message: bytes,
+        })
     }
 
     /// Seals the registration of a room (HUB-6): the group's GroupInfo with
@@ -301,20 +334,24 @@ impl OpenMlsClient {
         group: &MlsGroup,
         crypto: &impl OpenMlsCrypto,
         signer: &impl Signer,
-    ) -> Result<SealedEnvelope> {
+    ) -> Result<Sealed> {
         room_signing_key(group)?;
         let group_info = group
             .export_group_info(crypto, signer, true)
             .map_err(openmls)?;
         let bytes = bytes_of(&group_info)?;
         expect_wire_format(&bytes, WireFormat::GroupInfo)?;
-        Ok(self.sender.seal(
+        let envelope = self.sender.seal(
             &bytes,
             SealOptions {
                 fanout_key: Some(fanout_key(group, crypto)?),
                 ..SealOptions::default()
             },
-        )?)
+        )?;
+        Ok(Sealed {
+            envelope,
+            message: bytes,
+        })
     }
 }
 

@@ -51,8 +51,7 @@ pub mod storage;
 
 pub use client::{
     epoch_keys, fanout_key, room_capabilities, room_create_config, room_extensions,
-    room_join_config, room_signing_key, OpenMlsClient, FANOUT_KEY_LABEL,
-    HANDSHAKE_PROFILE_COMPONENT, PUBLIC_HANDSHAKES,
+    room_join_config, room_signing_key, OpenMlsClient, Sealed, FANOUT_KEY_LABEL, PROFILE,
 };
 pub use member::{Event, OpenMlsMember};
 

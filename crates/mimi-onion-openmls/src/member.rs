@@ -12,7 +12,8 @@ use mimi_onion::member::{OnionMember, Opened, Opening};
 use mimi_onion::mls::framing::{PublicMessage, Sender as CoreSender};
 use mimi_onion::mls::message::{ContentType, WireFormat};
 use openmls::prelude::{
-    MlsGroup, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, Sender, StagedWelcome,
+    MlsGroup, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, Sender,
+    StagedWelcome,
 };
 use openmls_traits::OpenMlsProvider;
 use tls_codec::DeserializeBytes as _;
@@ -240,9 +241,7 @@ impl OpenMlsMember {
         }
         let msg = MlsMessageIn::tls_deserialize_exact_bytes(&opened.message).map_err(openmls)?;
         let protocol: ProtocolMessage = msg.try_into_protocol_message().map_err(openmls)?;
-        let processed = group
-            .process_message(provider, protocol)
-            .map_err(openmls)?;
+        let processed = group.process_message(provider, protocol).map_err(openmls)?;
         let sender_leaf = match processed.sender() {
             Sender::Member(leaf) => Some(leaf.u32()),
             _ => None,
