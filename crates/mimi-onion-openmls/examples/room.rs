@@ -332,7 +332,7 @@ impl Party {
             Event::Own { epoch, message, .. } => {
                 (format!("epoch {epoch}: own message back"), Some(message))
             }
-            Event::Removed { .. } => ("removed from the room".to_string(), None),
+            Event::Removed { message, .. } => ("removed from the room".to_string(), Some(message)),
         };
         self.view.push(line);
         if let Some(m) = message {

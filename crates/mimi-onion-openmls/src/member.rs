@@ -73,10 +73,13 @@ pub enum Event {
         /// The MLS message, byte for byte.
         message: Vec<u8>,
     },
-    /// A commit removed this client: the group's keys are forgotten.
+    /// A commit removed this client, verified by openmls: the group's
+    /// keys are forgotten.
     Removed {
         /// The group.
         group_id: Vec<u8>,
+        /// The commit, byte for byte.
+        message: Vec<u8>,
     },
 }
 
@@ -305,7 +308,7 @@ impl OpenMlsMember {
             // FAN-1: a removed member forgets the group's keys.
             self.onion.leave(&group_id);
             self.groups.remove(&group_id);
-            return Ok(Event::Removed { group_id });
+            return Ok(Event::Removed { group_id, message });
         }
         self.enter_current(provider, &group_id)?;
         let new_epoch = self.groups[&group_id].epoch().as_u64();
