@@ -471,10 +471,8 @@ impl OnionMember {
             Some(opened) => Ok(Opening::Opened(opened)),
             None => {
                 let overflow = self.buffer.len() + self.rescan.len() >= self.buffer_cap;
-                if overflow {
-                    if self.rescan.pop_front().is_none() {
-                        self.buffer.pop_front();
-                    }
+                if overflow && self.rescan.pop_front().is_none() {
+                    self.buffer.pop_front();
                 }
                 if self.buffer_cap > 0 {
                     self.buffer.push_back(bytes.to_vec());
