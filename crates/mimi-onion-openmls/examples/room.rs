@@ -53,10 +53,14 @@ pub struct Party {
     pub name: &'static str,
     /// Index of its provider in [`PROVIDERS`].
     pub provider_index: usize,
-    provider: OpenMlsRustCrypto,
-    signer: SignatureKeyPair,
-    credential: CredentialWithKey,
-    client: OpenMlsClient,
+    /// Its openmls provider (crypto and storage).
+    pub provider: OpenMlsRustCrypto,
+    /// Its signature key pair.
+    pub signer: SignatureKeyPair,
+    /// Its credential.
+    pub credential: CredentialWithKey,
+    /// Its mimi-onion client.
+    pub client: OpenMlsClient,
     /// Its member side.
     pub member: OpenMlsMember,
     /// The MLS messages delivered to it, byte for byte, in order.
@@ -209,7 +213,7 @@ impl World {
 
     /// The sender's provider forwards the envelope; the load balancer
     /// routes it; the front-end judges it; the sender opens the response.
-    fn send(&mut self, party: &mut Party, sealed: Sealed) -> Result<HubView, Failure> {
+    pub fn send(&mut self, party: &mut Party, sealed: Sealed) -> Result<HubView, Failure> {
         let Sealed {
             envelope: sealed,
             message,
@@ -255,7 +259,7 @@ impl World {
 
     /// Fans an accepted room message out to every follower's queue and
     /// records who must get it.
-    fn fan_out(
+    pub fn fan_out(
         &mut self,
         what: &str,
         message: &[u8],
@@ -281,7 +285,7 @@ impl World {
 
     /// Each provider hands every fan-out message in its queue to each of
     /// its clients, which open and process it.
-    fn deliver(&mut self, parties: &mut [&mut Party]) -> Result<(), Failure> {
+    pub fn deliver(&mut self, parties: &mut [&mut Party]) -> Result<(), Failure> {
         for (p, queue) in self.queues.iter_mut().enumerate() {
             while let Some(fan) = queue.pop_front() {
                 for party in parties.iter_mut().filter(|x| x.provider_index == p) {

@@ -203,3 +203,102 @@ fn fanout_view_equality_on_openmls_traffic() {
         assert_ne!(pair[0].1, pair[1].1);
     }
 }
+
+/// PRF-1 to PRF-3 on openmls: the room's GroupContext fixes the profile,
+/// not the sender. A client whose openmls is set to send handshakes as
+/// PrivateMessage, in a room of public handshakes, gets its application
+/// messages through, but cannot seal its PrivateMessage proposal with this
+/// crate (each seal checks the form), and the hub refuses the proposal
+/// sealed with the core's sender directly.
+#[test]
+fn a_sender_cannot_pick_the_profile_per_message() {
+    use mimi_onion::sender::SealOptions;
+    use mimi_onion_openmls::{epoch_keys, room_capabilities, room_extensions, Error};
+    use openmls::prelude::tls_codec::Serialize as _;
+    use openmls::prelude::{
+        GroupId, LeafNodeParameters, MlsGroup, MlsGroupCreateConfig,
+        PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    };
+    use openmls_traits::OpenMlsProvider as _;
+
+    let mut world = room::World::new().unwrap();
+    let key = world.signing_key.clone();
+    let mut alice = world.party("alice", 0, &key).unwrap();
+    let config = MlsGroupCreateConfig::builder()
+        .ciphersuite(room::SUITE)
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .capabilities(room_capabilities())
+        .with_group_context_extensions(room_extensions(&key).unwrap())
+        .use_ratchet_tree_extension(true)
+        .build();
+    let mut group = MlsGroup::new_with_group_id(
+        &alice.provider,
+        &alice.signer,
+        &config,
+        GroupId::from_slice(b"a sender that would pick private handshakes"),
+        alice.credential.clone(),
+    )
+    .unwrap();
+    let gid = group.group_id().as_slice().to_vec();
+    let crypto = alice.provider.crypto();
+    let registration = alice
+        .client
+        .seal_registration(&group, crypto, &alice.signer)
+        .unwrap();
+    world.send(&mut alice, registration).unwrap();
+    let tokens = world.hub.issue_tokens(Some(&gid));
+    alice.client.sender_mut().add_tokens(Some(&gid), &tokens);
+    // Application messages are PrivateMessages in either profile.
+    let app = group
+        .create_message(&alice.provider, &alice.signer, b"still fine")
+        .unwrap();
+    let crypto = alice.provider.crypto();
+    let sealed = alice.client.seal_application(&group, crypto, &app).unwrap();
+    world.send(&mut alice, sealed).unwrap();
+    // A proposal as PrivateMessage: refused by the client ...
+    let (proposal, _) = group
+        .propose_self_update(
+            &alice.provider,
+            &alice.signer,
+            LeafNodeParameters::default(),
+        )
+        .unwrap();
+    let crypto = alice.provider.crypto();
+    assert!(matches!(
+        alice.client.seal_proposal(&group, crypto, &proposal),
+        Err(Error::Profile(_))
+    ));
+    // ... and, sealed as the private profile would (with a key layer), by
+    // the hub.
+    let bytes = proposal.tls_serialize_detached().unwrap();
+    let keys = epoch_keys(&group, crypto).unwrap();
+    let sealed = alice
+        .client
+        .sender_mut()
+        .seal(
+            &bytes,
+            SealOptions {
+                key_layer: Some(&[0x5A; 96]),
+                membership: Some(&keys),
+                ..SealOptions::default()
+            },
+        )
+        .unwrap();
+    let outcome = world.hub.handle(&sealed.bytes, now());
+    let response = alice
+        .client
+        .sender_mut()
+        .open_response(&sealed.pending, &outcome.response)
+        .unwrap();
+    assert_eq!(
+        response.status,
+        Status::Rejected(mimi_onion::response::RejectReason::WrongForm)
+    );
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
