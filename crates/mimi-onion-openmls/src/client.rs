@@ -80,10 +80,15 @@ pub fn room_capabilities() -> Capabilities {
     )
 }
 
+/// Past epochs whose message secrets openmls keeps: one, as the member's
+/// onion part holds the previous epoch (FAN-1) and the hub accepts
+/// application messages of the previous epoch (HUB-4).
+const PAST_EPOCHS: usize = 1;
+
 /// The configuration to create a room with openmls: the room's
 /// components ([`room_extensions`]), the capabilities
-/// ([`room_capabilities`]), public handshakes in and out, and the ratchet
-/// tree in the Welcome.
+/// ([`room_capabilities`]), public handshakes in and out, the ratchet
+/// tree in the Welcome, and the previous epoch kept.
 pub fn room_create_config(
     ciphersuite: Ciphersuite,
     hub: &HubSigningKey,
@@ -94,15 +99,17 @@ pub fn room_create_config(
         .capabilities(room_capabilities())
         .with_group_context_extensions(room_extensions(hub)?)
         .use_ratchet_tree_extension(true)
+        .max_past_epochs(PAST_EPOCHS)
         .build())
 }
 
 /// The configuration to join a room from a Welcome: public handshakes in
-/// and out.
+/// and out, the previous epoch kept.
 pub fn room_join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
         .wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
         .use_ratchet_tree_extension(true)
+        .max_past_epochs(PAST_EPOCHS)
         .build()
 }
 
