@@ -208,8 +208,9 @@ fn fanout_view_equality_on_openmls_traffic() {
 /// not the sender. A client whose openmls is set to send handshakes as
 /// PrivateMessage, in a room of public handshakes, gets its application
 /// messages through, but cannot seal its PrivateMessage proposal with this
-/// crate (each seal checks the form), and the hub refuses the proposal
-/// sealed with the core's sender directly.
+/// crate (each seal checks the form), the hub refuses the proposal sealed
+/// with the core's sender directly, and a member refuses it in a fan-out
+/// message.
 #[test]
 fn a_sender_cannot_pick_the_profile_per_message() {
     use mimi_onion::sender::SealOptions;
@@ -231,7 +232,7 @@ fn a_sender_cannot_pick_the_profile_per_message() {
         .with_group_context_extensions(room_extensions(&key).unwrap())
         .use_ratchet_tree_extension(true)
         .build();
-    let mut group = MlsGroup::new_with_group_id(
+    let group = MlsGroup::new_with_group_id(
         &alice.provider,
         &alice.signer,
         &config,
@@ -248,14 +249,20 @@ fn a_sender_cannot_pick_the_profile_per_message() {
     world.send(&mut alice, registration).unwrap();
     let tokens = world.hub.issue_tokens(Some(&gid));
     alice.client.sender_mut().add_tokens(Some(&gid), &tokens);
+    for r in alice.member.add_group(&alice.provider, group).unwrap() {
+        r.unwrap();
+    }
     // Application messages are PrivateMessages in either profile.
+    let group = alice.member.group_mut(&gid).unwrap();
     let app = group
         .create_message(&alice.provider, &alice.signer, b"still fine")
         .unwrap();
+    let group = alice.member.group(&gid).unwrap();
     let crypto = alice.provider.crypto();
-    let sealed = alice.client.seal_application(&group, crypto, &app).unwrap();
+    let sealed = alice.client.seal_application(group, crypto, &app).unwrap();
     world.send(&mut alice, sealed).unwrap();
     // A proposal as PrivateMessage: refused by the client ...
+    let group = alice.member.group_mut(&gid).unwrap();
     let (proposal, _) = group
         .propose_self_update(
             &alice.provider,
@@ -263,15 +270,16 @@ fn a_sender_cannot_pick_the_profile_per_message() {
             LeafNodeParameters::default(),
         )
         .unwrap();
+    let group = alice.member.group(&gid).unwrap();
     let crypto = alice.provider.crypto();
     assert!(matches!(
-        alice.client.seal_proposal(&group, crypto, &proposal),
+        alice.client.seal_proposal(group, crypto, &proposal),
         Err(Error::Profile(_))
     ));
     // ... and, sealed as the private profile would (with a key layer), by
     // the hub.
     let bytes = proposal.tls_serialize_detached().unwrap();
-    let keys = epoch_keys(&group, crypto).unwrap();
+    let keys = epoch_keys(group, crypto).unwrap();
     let sealed = alice
         .client
         .sender_mut()
@@ -293,6 +301,14 @@ fn a_sender_cannot_pick_the_profile_per_message() {
     assert_eq!(
         response.status,
         Status::Rejected(mimi_onion::response::RejectReason::WrongForm)
+    );
+    // A member refuses it too, before openmls sees it, should a party
+    // holding F wrap it in a fan-out message anyway.
+    let fan = world.hub.fan_out(&gid, 0, &bytes, 1).unwrap();
+    let results = alice.member.receive(&alice.provider, &fan[0]);
+    assert!(
+        matches!(results.as_slice(), [Err(Error::Profile(_))]),
+        "{results:?}"
     );
 }
 
