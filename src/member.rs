@@ -1137,6 +1137,54 @@ fn process_private(
 mod tests {
     use super::*;
 
+    /// KCM-1, KCM-2, MEM-4 step 4 through the public check a stack with
+    /// the hook calls: `c` from the key, final nonce and leaf is required
+    /// on proposals and commits, optional on application messages, and
+    /// checked whenever present.
+    #[test]
+    fn check_key_commitment_takes_what_the_hook_gives() {
+        use crate::commitment::build_authenticated_data;
+        let suite = MlsSuite::from_code(1).unwrap();
+        let input = CommitmentInput {
+            suite,
+            group_id: b"group",
+            epoch: 7,
+            leaf_index: 3,
+            key: &[0x11; 16],
+            final_nonce: &[0x22; 12],
+        };
+        let aad = build_authenticated_data(&input.commitment().unwrap(), &[]).unwrap();
+        let other = CommitmentInput {
+            final_nonce: &[0x23; 12],
+            ..input
+        };
+        for ct in [
+            ContentType::Application,
+            ContentType::Proposal,
+            ContentType::Commit,
+        ] {
+            assert_eq!(check_key_commitment(&input, ct, &aad), Ok(()));
+            assert_eq!(
+                check_key_commitment(&other, ct, &aad),
+                Err(ReceiveError::Commitment)
+            );
+            assert_eq!(
+                check_key_commitment(&input, ct, &[0xFF]),
+                Err(ReceiveError::Commitment)
+            );
+        }
+        assert_eq!(
+            check_key_commitment(&input, ContentType::Application, b""),
+            Ok(())
+        );
+        for ct in [ContentType::Proposal, ContentType::Commit] {
+            assert_eq!(
+                check_key_commitment(&input, ct, b""),
+                Err(ReceiveError::Commitment)
+            );
+        }
+    }
+
     /// MEM-8: the sender ratchets' Debug shows generations, never a
     /// secret byte.
     #[test]
