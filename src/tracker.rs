@@ -120,6 +120,11 @@ pub struct VerifiedHandshake {
     pub state: Option<TrackedState>,
     /// For a commit: the epoch it opens.
     pub next_epoch: Option<TrackedEpoch>,
+    /// For a GroupContextExtensions proposal: the extensions it proposes
+    /// (the contents of `Extension extensions<V>`, without the length
+    /// prefix), so that the hub can refuse a change of its components
+    /// (PRF-3). `None` for any other message.
+    pub proposed_extensions: Option<Vec<u8>>,
     /// For a commit: the leaves that held a member before it and are
     /// blank in the epoch it opens (removed members), whose keys the hub
     /// drops.

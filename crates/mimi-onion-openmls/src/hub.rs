@@ -189,12 +189,23 @@ impl GroupTracker for PublicGroupTracker {
             ProcessedMessageContent::ProposalMessage(p)
             | ProcessedMessageContent::ExternalJoinProposalMessage(p) => {
                 let (sender, signature_key) = proposal_signer(&group, &p)?;
+                let proposed_extensions = match p.proposal() {
+                    Proposal::GroupContextExtensions(gce) => {
+                        let list = gce.extensions().tls_serialize_detached().map_err(invalid)?;
+                        // Without the vector's length prefix.
+                        let contents =
+                            tls_codec::VLBytes::tls_deserialize_exact(&list).map_err(invalid)?;
+                        Some(contents.as_slice().to_vec())
+                    }
+                    _ => None,
+                };
                 group.add_proposal(&storage, *p).map_err(invalid)?;
                 Ok(VerifiedHandshake {
                     sender,
                     signature_key,
                     state: Some(storage.encode()),
                     next_epoch: None,
+                    proposed_extensions,
                     blanked_leaves: Vec::new(),
                 })
             }
@@ -234,6 +245,7 @@ impl GroupTracker for PublicGroupTracker {
                     signature_key,
                     state: None,
                     next_epoch: Some(next),
+                    proposed_extensions: None,
                     blanked_leaves,
                 })
             }

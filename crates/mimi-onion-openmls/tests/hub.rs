@@ -731,3 +731,97 @@ fn a_commit_whose_f_signature_does_not_verify_is_refused() {
     );
     assert_eq!(s.epoch(), 2);
 }
+
+/// The room's extensions with `profile` (and the required capabilities
+/// openmls asks for), as openmls takes them.
+fn extensions_with<S: HubStore>(
+    world: &DemoWorld<S>,
+    profile: HandshakeProfile,
+) -> Extensions<GroupContext> {
+    let key = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+        .expect("the hub's component");
+    let bytes = room_extensions(&key, profile).expect("room extensions");
+    Extensions::from_vec(vec![
+        Extension::tls_deserialize_exact(bytes).expect("extension"),
+        // openmls requires a proposed GroupContext extension to be listed
+        // in the required capabilities.
+        Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+            &[ExtensionType::Unknown(APP_DATA_DICTIONARY)],
+            &[],
+            &[],
+        )),
+    ])
+    .expect("extensions")
+}
+
+/// PRF-3 with TRK-3: a GroupContextExtensions proposal that would switch
+/// the room to private handshakes is refused, and so is a commit whose
+/// next GroupContext (as the tracker computes it) carries another
+/// profile; one that keeps the components is accepted.
+#[test]
+fn a_change_of_the_profile_is_refused() {
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let f0 = fanout_key(&s.alice, &s.group);
+    let private = extensions_with(&s.world, HandshakeProfile::Private);
+    let (proposal, _) = s
+        .group
+        .propose_group_context_extensions(&alice.provider, private.clone(), &alice.signer)
+        .expect("proposal");
+    assert_eq!(
+        s.send_handshake(&bytes(&proposal), &f0, None),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    // The commit that applies it (by value, in the commit itself).
+    s.group
+        .clear_pending_proposals(alice.provider.storage())
+        .expect("clear");
+    let (commit, f1) = extensions_commit(&mut s, private);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(s.epoch(), 0);
+
+    // The same commit keeping the profile (it only adds the required
+    // capabilities) is accepted: the refusals above are PRF-3's.
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let f0 = fanout_key(&s.alice, &s.group);
+    let public = extensions_with(&s.world, HandshakeProfile::Public);
+    let (commit, f1) = extensions_commit(&mut s, public);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 1);
+}
+
+/// Alice commits a GroupContextExtensions proposal (by value) and merges
+/// it; returns the commit and F of the epoch it opens.
+fn extensions_commit(s: &mut Scene, extensions: Extensions<GroupContext>) -> (Vec<u8>, Secret) {
+    let alice = s.alice.clone();
+    let bundle = s
+        .group
+        .commit_builder()
+        .propose_group_context_extensions(extensions)
+        .expect("propose")
+        .load_psks(alice.provider.storage())
+        .expect("psks")
+        .build(
+            alice.provider.rand(),
+            alice.provider.crypto(),
+            &alice.signer,
+            |_| true,
+        )
+        .expect("commit")
+        .stage_commit(&alice.provider)
+        .expect("stage");
+    let commit = bytes(bundle.commit());
+    s.group
+        .merge_pending_commit(&alice.provider)
+        .expect("merge");
+    (commit, fanout_key(&alice, &s.group))
+}
