@@ -113,8 +113,8 @@ fn bytes(m: &MlsMessageOut) -> Vec<u8> {
 }
 
 /// A hub with the openmls tracker, a client of it, and Alice's group.
-struct Scene {
-    world: DemoWorld<InMemoryHubStore>,
+struct Scene<S: HubStore = InMemoryHubStore> {
+    world: DemoWorld<S>,
     client: Sender,
     alice: Rc<Party>,
     group: MlsGroup,
@@ -123,7 +123,12 @@ struct Scene {
 const GROUP_ID: &[u8] = b"openmls room tracked by the hub";
 
 fn scene(tracked: bool) -> Scene {
-    let mut world = DemoWorld::new().expect("demo hub");
+    scene_on(InMemoryHubStore::new(), tracked)
+}
+
+/// [`scene`] on a hub over `store`.
+fn scene_on<S: HubStore>(store: S, tracked: bool) -> Scene<S> {
+    let mut world = DemoWorld::with_store(store).expect("demo hub");
     if tracked {
         world.hub.set_tracker(Box::new(PublicGroupTracker::new()));
     }
@@ -145,7 +150,7 @@ fn scene(tracked: bool) -> Scene {
     }
 }
 
-impl Scene {
+impl<S: HubStore> Scene<S> {
     /// Seals `message` with the hub layer's items and hands it to the hub;
     /// returns the status the client reads from the response.
     fn send(
@@ -213,7 +218,7 @@ impl Scene {
         self.send(&gi, Some(f), None)
     }
 
-    fn hub(&self) -> &HubFrontEnd<InMemoryHubStore> {
+    fn hub(&self) -> &HubFrontEnd<S> {
         &self.world.hub
     }
 }
@@ -239,7 +244,7 @@ fn a_valid_openmls_group_info_registers() {
 /// GroupContext's `tree_hash` recomputed over the changed tree and the
 /// GroupInfo signed again with Alice's key: everything the hub's own
 /// HUB-6 checks look at holds; only the leaf signature is bad.
-fn group_info_with_bad_leaf_signature(s: &Scene) -> Vec<u8> {
+fn group_info_with_bad_leaf_signature<S: HubStore>(s: &Scene<S>) -> Vec<u8> {
     let mut gi = s.group_info();
     let parsed = GroupInfoIn::parse(&gi).expect("parse");
     let suite = MlsSuite::from_code(parsed.group_context.cipher_suite).expect("suite");
@@ -313,7 +318,7 @@ fn member_sent(message: &[u8]) -> bool {
         .is_member_sent()
 }
 
-impl Scene {
+impl<S: HubStore> Scene<S> {
     /// Sends a handshake message of the group's current epoch (as the
     /// hub holds it): the membership proof under that epoch's F when the
     /// type is member-sent; for a commit, F of the next epoch with the
@@ -325,6 +330,18 @@ impl Scene {
         next: Option<(Secret, &SignatureKeyPair)>,
     ) -> Status {
         let epoch = self.epoch();
+        self.send_handshake_at(message, epoch_f, epoch, next)
+    }
+
+    /// [`Self::send_handshake`] for a group at `epoch` (when the hub
+    /// cannot be asked).
+    fn send_handshake_at(
+        &mut self,
+        message: &[u8],
+        epoch_f: &Secret,
+        epoch: u64,
+        next: Option<(Secret, &SignatureKeyPair)>,
+    ) -> Status {
         let keys = EpochKeys::derive(epoch_f, epoch).expect("epoch keys");
         let membership = member_sent(message).then_some(&keys);
         match next {
@@ -801,7 +818,10 @@ fn a_change_of_the_profile_is_refused() {
 
 /// Alice commits a GroupContextExtensions proposal (by value) and merges
 /// it; returns the commit and F of the epoch it opens.
-fn extensions_commit(s: &mut Scene, extensions: Extensions<GroupContext>) -> (Vec<u8>, Secret) {
+fn extensions_commit<S: HubStore>(
+    s: &mut Scene<S>,
+    extensions: Extensions<GroupContext>,
+) -> (Vec<u8>, Secret) {
     let alice = s.alice.clone();
     let bundle = s
         .group
@@ -824,4 +844,88 @@ fn extensions_commit(s: &mut Scene, extensions: Extensions<GroupContext>) -> (Ve
         .merge_pending_commit(&alice.provider)
         .expect("merge");
     (commit, fanout_key(&alice, &s.group))
+}
+
+/// TRK-4 over a real store: the tracked state lives in the SQLite file,
+/// not in the front-end. A front-end registers the group and accepts a
+/// proposal, and is then gone (as after a restart); a second front-end,
+/// with a tracker of its own, on another connection to the same file,
+/// accepts the commit that references the proposal the first one queued,
+/// and the next epoch's messages.
+#[test]
+fn the_tracked_state_survives_a_restart_in_sqlite() {
+    let dir =
+        std::env::temp_dir().join(format!("mimi-onion-openmls-{}-{}", std::process::id(), NOW));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    let path = dir.join("hub.sqlite");
+    let mut s = scene_on(
+        mimi_onion_store_sqlite::SqliteHubStore::open(&path).expect("sqlite"),
+        true,
+    );
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+
+    // The first front-end goes; the second opens the file anew.
+    let mut world = DemoWorld::with_store(
+        mimi_onion_store_sqlite::SqliteHubStore::open(&path).expect("sqlite again"),
+    )
+    .expect("second front-end");
+    world.hub.set_tracker(Box::new(PublicGroupTracker::new()));
+    drop(std::mem::replace(&mut s.world, world));
+
+    let (commit, welcome) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1.clone(), &alice.signer))),
+        Status::Accepted,
+        "the queued proposal was in the store"
+    );
+    assert_eq!(s.epoch(), 1);
+    let config = create_config(&s.world);
+    let mut bob_group = join(&bob, &welcome.expect("welcome"), &config);
+    let (update, _) = bob_group
+        .propose_self_update(&bob.provider, &bob.signer, LeafNodeParameters::default())
+        .expect("update proposal");
+    assert_eq!(
+        s.send_handshake(&bytes(&update), &f1, None),
+        Status::Accepted
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// TRK-4 with STO-1: when the store fails during a commit, the sender
+/// learns `unavailable` and nothing moved, the tracked state included;
+/// once the store is back, the commit is accepted.
+#[test]
+fn a_failed_transaction_leaves_the_tracked_state() {
+    let store = std::sync::Arc::new(InMemoryHubStore::new());
+    let mut s = scene_on(store.clone(), true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+    let before = s.hub().tracker_state(GROUP_ID, 0).expect("store");
+    let (commit, _) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    store.set_available(false);
+    assert_eq!(
+        s.send_handshake_at(&commit, &f0, 0, Some((f1.clone(), &alice.signer))),
+        Status::Rejected(RejectReason::Unavailable)
+    );
+    store.set_available(true);
+    assert_eq!(s.epoch(), 0);
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 0).expect("store"), before);
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 1).expect("store"), None);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 1);
 }
