@@ -1,7 +1,8 @@
-//! The group-tracker seam (spec section "Group Tracking"): what the hub
-//! front-end asks of an MLS delivery-service stack that follows each
-//! group's public state (its ratchet tree and GroupContext) from the
-//! registration on, through every PublicMessage proposal and commit.
+//! The group-tracker seam (spec section "Group Tracking", TRK-1 to TRK-5):
+//! what the hub front-end asks of an MLS delivery-service stack that
+//! follows each group's public state (its ratchet tree and GroupContext)
+//! from the registration on, through every PublicMessage proposal and
+//! commit.
 //!
 //! The core has no MLS stack of its own beyond what HUB-6 and HUB-12 need
 //! (it checks the GroupInfo's signature, its tree hash and member senders'

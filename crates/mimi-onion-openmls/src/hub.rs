@@ -145,6 +145,7 @@ fn proposal_signer(
 }
 
 impl GroupTracker for PublicGroupTracker {
+    /// TRK-2 through [`PublicGroup::from_external`].
     fn register(&self, group_info: &[u8]) -> Result<TrackedEpoch, TrackerError> {
         let message = MlsMessageIn::tls_deserialize_exact(group_info).map_err(invalid)?;
         let MlsMessageBodyIn::GroupInfo(info) = message.extract() else {
@@ -165,6 +166,9 @@ impl GroupTracker for PublicGroupTracker {
         epoch_view(&group, &storage)
     }
 
+    /// TRK-3 through [`PublicGroup::process_message`], then (on a copy
+    /// of the state) [`PublicGroup::add_proposal`] or
+    /// [`PublicGroup::merge_commit`].
     fn verify_handshake(
         &self,
         state: &[u8],
@@ -253,6 +257,7 @@ impl GroupTracker for PublicGroupTracker {
         }
     }
 
+    /// TRK-4: the epoch view of a stored state.
     fn epoch_of(&self, state: &[u8]) -> Result<TrackedEpoch, TrackerError> {
         let (group, storage) = load(state)?;
         epoch_view(&group, &storage)

@@ -87,6 +87,13 @@ fn hub_extension<S: HubStore>(world: &DemoWorld<S>) -> Extension {
 }
 
 fn create_config<S: HubStore>(world: &DemoWorld<S>) -> MlsGroupCreateConfig {
+    create_config_with(world, hub_extension(world))
+}
+
+fn create_config_with<S: HubStore>(
+    _world: &DemoWorld<S>,
+    extension: Extension,
+) -> MlsGroupCreateConfig {
     MlsGroupCreateConfig::builder()
         .ciphersuite(SUITE)
         // Public handshakes: the hub reads proposals and commits.
@@ -94,7 +101,7 @@ fn create_config<S: HubStore>(world: &DemoWorld<S>) -> MlsGroupCreateConfig {
         .use_ratchet_tree_extension(true)
         .capabilities(capabilities())
         .with_group_context_extensions(
-            Extensions::single(hub_extension(world)).expect("group context extensions"),
+            Extensions::single(extension).expect("group context extensions"),
         )
         .build()
 }
@@ -928,4 +935,53 @@ fn a_failed_transaction_leaves_the_tracked_state() {
         Status::Accepted
     );
     assert_eq!(s.epoch(), 1);
+}
+
+/// TRK-5: a room with private handshakes is checked at registration
+/// (TRK-2) but not tracked: the hub keeps no tracked state for it, and
+/// its leaf keys come from the registration, so its PrivateMessage
+/// handshakes go to the policy engine as without a tracker.
+#[test]
+fn a_private_handshake_room_is_checked_but_not_tracked() {
+    let mut s = scene(true);
+    let key = HubSigningKey::from_app_data_dictionary(&s.world.app_data_dictionary)
+        .expect("the hub's component");
+    let private = Extension::tls_deserialize_exact(
+        room_extensions(&key, HandshakeProfile::Private).expect("room extensions"),
+    )
+    .expect("extension");
+    let config = create_config_with(&s.world, private);
+    // A new Alice: the scene's has a group of this id already.
+    s.alice = Rc::new(party("alice"));
+    s.group = MlsGroup::new_with_group_id(
+        &s.alice.provider,
+        &s.alice.signer,
+        &config,
+        GroupId::from_slice(GROUP_ID),
+        s.alice.credential.clone(),
+    )
+    .expect("a private-handshake room");
+    assert_eq!(s.register(), Status::Accepted);
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 0).expect("store"), None);
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 0).expect("store"),
+        Some(s.alice.signer.public().to_vec())
+    );
+    // Its bad-leaf twin is refused all the same (TRK-2).
+    let mut s2 = scene(true);
+    s2.alice = Rc::new(party("alice"));
+    s2.group = MlsGroup::new_with_group_id(
+        &s2.alice.provider,
+        &s2.alice.signer,
+        &config,
+        GroupId::from_slice(GROUP_ID),
+        s2.alice.credential.clone(),
+    )
+    .expect("a private-handshake room");
+    let gi = group_info_with_bad_leaf_signature(&s2);
+    let f = fanout_key(&s2.alice, &s2.group);
+    assert_eq!(
+        s2.send(&gi, Some(f), None),
+        Status::Rejected(RejectReason::RegistrationRefused)
+    );
 }
