@@ -985,3 +985,148 @@ fn a_private_handshake_room_is_checked_but_not_tracked() {
         Status::Rejected(RejectReason::RegistrationRefused)
     );
 }
+
+/// Bad input gets an error, never a panic: every prefix of a GroupInfo
+/// and of a proposal, and every prefix and single-bit change of a
+/// tracked state, is refused by the tracker with an error (a corrupt
+/// state as [`TrackerError::CorruptState`] when it does not decode).
+#[test]
+fn the_tracker_refuses_truncated_and_corrupt_input() {
+    use mimi_onion::tracker::{GroupTracker, TrackerError};
+    let s = scene(true);
+    let tracker = PublicGroupTracker::new();
+    let gi = s.group_info();
+    let tracked = tracker
+        .register(&gi)
+        .expect("the whole GroupInfo registers");
+    for n in 0..gi.len() {
+        assert!(tracker.register(&gi[..n]).is_err(), "GroupInfo prefix {n}");
+    }
+    let mut s = s;
+    let bob = party("bob");
+    let proposal = s.propose_add(&bob);
+    assert!(tracker.verify_handshake(&tracked.state, &proposal).is_ok());
+    for n in 0..proposal.len() {
+        assert!(
+            tracker
+                .verify_handshake(&tracked.state, &proposal[..n])
+                .is_err(),
+            "proposal prefix {n}"
+        );
+    }
+    let state = &tracked.state;
+    for n in 0..state.len() {
+        assert!(
+            matches!(
+                tracker.verify_handshake(&state[..n], &proposal),
+                Err(TrackerError::CorruptState(_))
+            ),
+            "state prefix {n}"
+        );
+        assert!(tracker.epoch_of(&state[..n]).is_err());
+    }
+    let mut longer = state.clone();
+    longer.push(0);
+    assert!(matches!(
+        tracker.epoch_of(&longer),
+        Err(TrackerError::CorruptState(_))
+    ));
+    // Single-bit changes: an error or a valid (other) state, never a panic.
+    for i in (0..state.len()).step_by(7) {
+        let mut flipped = state.clone();
+        flipped[i] ^= 1 << (i % 8);
+        let _ = tracker.verify_handshake(&flipped, &proposal);
+        let _ = tracker.epoch_of(&flipped);
+    }
+}
+
+/// The PostgreSQL server of the store tests (`MIMI_ONION_PG_URL`, which
+/// `.ci/run` sets); outside CI the test is skipped without it.
+fn pg_url() -> Option<String> {
+    match std::env::var("MIMI_ONION_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MIMI_ONION_PG_URL is not set, and CI is: this test must run in CI")
+        }
+        _ => {
+            eprintln!("skipped: MIMI_ONION_PG_URL not set");
+            None
+        }
+    }
+}
+
+/// TRK-4 with STO-2, on PostgreSQL (READ COMMITTED) with two front-ends
+/// on two connections: two proposals of one epoch, handled at the same
+/// time, are both queued in the tracked state (the state's row is locked
+/// from its read to the end of the transaction), so that Alice's commit
+/// covering both is accepted. Without the lock one proposal would be
+/// lost and the commit refused.
+#[test]
+fn two_proposals_at_once_on_postgres_are_both_queued() {
+    use mimi_onion_store_postgres::PostgresHubStore;
+    let Some(url) = pg_url() else { return };
+    let trials = 5;
+    for trial in 0..trials {
+        let schema = format!("t_omls_hub_{}_{trial}", std::process::id());
+        let connect = || PostgresHubStore::connect_with_schema(&url, &schema).expect("postgres");
+        let mut s = scene_on(connect(), true);
+        let alice = s.alice.clone();
+        assert_eq!(s.register(), Status::Accepted);
+        let mut other = DemoWorld::with_store(connect()).expect("second front-end");
+        other.hub.set_tracker(Box::new(PublicGroupTracker::new()));
+        let f0 = fanout_key(&s.alice, &s.group);
+        let keys = EpochKeys::derive(&f0, 0).expect("epoch keys");
+        let (bob, carol) = (party("bob"), party("carol"));
+        let p1 = s.propose_add(&bob);
+        let p2 = s.propose_add(&carol);
+        let seal = |client: &mut Sender, m: &[u8]| {
+            client
+                .seal(
+                    m,
+                    SealOptions {
+                        membership: Some(&keys),
+                        ..SealOptions::default()
+                    },
+                )
+                .expect("seal")
+        };
+        let e1 = seal(&mut s.client, &p1);
+        let e2 = seal(&mut s.client, &p2);
+        let barrier = std::sync::Barrier::new(2);
+        let (r1, r2) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| {
+                barrier.wait();
+                s.world.hub.handle(&e1.bytes, NOW)
+            });
+            let b = scope.spawn(|| {
+                barrier.wait();
+                other.hub.handle(&e2.bytes, NOW)
+            });
+            (a.join().expect("thread"), b.join().expect("thread"))
+        });
+        for (sealed, outcome) in [(&e1, r1), (&e2, r2)] {
+            let status = s
+                .client
+                .open_response(&sealed.pending, &outcome.response)
+                .expect("response")
+                .status;
+            assert_eq!(status, Status::Accepted, "trial {trial}");
+        }
+        let (commit, _) = s.commit();
+        let f1 = fanout_key(&s.alice, &s.group);
+        assert_eq!(
+            s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+            Status::Accepted,
+            "trial {trial}: both proposals were queued"
+        );
+        assert_eq!(
+            s.hub().leaf_signature_key(GROUP_ID, 2).expect("store"),
+            Some(carol.signer.public().to_vec())
+        );
+        drop(s);
+        drop(other);
+        let mut raw = postgres::Client::connect(&url, postgres::NoTls).expect("raw connection");
+        raw.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .expect("drop schema");
+    }
+}
