@@ -1018,6 +1018,7 @@ impl FrontEnd {
             return match tracker.verify_handshake(&state, content.message) {
                 Ok(verified)
                     if verified.next_epoch.is_some() == info.carries_fanout_key()
+                        && keeps_components(record, &verified)
                         && (!info.carries_fanout_key_signature()
                             || public_fanout_key_verifies(
                                 content,
@@ -1577,6 +1578,38 @@ fn check_profile(info: &MessageInfo<'_>, record: &GroupRecord) -> Result<(), Rej
         Err(RejectReason::WrongForm)
     } else {
         Ok(())
+    }
+}
+
+/// PRF-3 and HUB-12 with a tracker (TRK-3): the components `0x8A01` (the
+/// hub's configuration-signing key) and `0x8A03` (the handshake profile)
+/// of the group's current GroupContext stay as they are in the next
+/// GroupContext of a commit and in the extensions a GroupContextExtensions
+/// proposal proposes. Anything that does not decode counts as a change.
+fn keeps_components(record: &GroupRecord, verified: &VerifiedHandshake) -> bool {
+    let components = |extensions: &[u8]| -> Option<(HubSigningKey, HandshakeProfile)> {
+        let dict = find_app_data_dictionary(extensions)?;
+        Some((
+            HubSigningKey::from_app_data_dictionary(dict).ok()?,
+            HandshakeProfile::from_app_data_dictionary(dict).ok()?,
+        ))
+    };
+    let current = GroupContext::decode(&record.group_context)
+        .ok()
+        .and_then(|c| components(&c.extensions));
+    let Some(current) = current else {
+        return false;
+    };
+    let next = verified
+        .next_epoch
+        .as_ref()
+        .map(|e| GroupContext::decode(&e.group_context).map(|c| c.extensions));
+    let keeps = |extensions: &[u8]| components(extensions).as_ref() == Some(&current);
+    match (next, &verified.proposed_extensions) {
+        (Some(Ok(extensions)), _) => keeps(&extensions),
+        (Some(Err(_)), _) => false,
+        (None, Some(proposed)) => keeps(proposed),
+        (None, None) => true,
     }
 }
 

@@ -1,7 +1,8 @@
-//! The group-tracker seam (spec section "Group Tracking"): what the hub
-//! front-end asks of an MLS delivery-service stack that follows each
-//! group's public state (its ratchet tree and GroupContext) from the
-//! registration on, through every PublicMessage proposal and commit.
+//! The group-tracker seam (spec section "Group Tracking", TRK-1 to TRK-5):
+//! what the hub front-end asks of an MLS delivery-service stack that
+//! follows each group's public state (its ratchet tree and GroupContext)
+//! from the registration on, through every PublicMessage proposal and
+//! commit.
 //!
 //! The core has no MLS stack of its own beyond what HUB-6 and HUB-12 need
 //! (it checks the GroupInfo's signature, its tree hash and member senders'
@@ -120,6 +121,11 @@ pub struct VerifiedHandshake {
     pub state: Option<TrackedState>,
     /// For a commit: the epoch it opens.
     pub next_epoch: Option<TrackedEpoch>,
+    /// For a GroupContextExtensions proposal: the extensions it proposes
+    /// (the contents of `Extension extensions<V>`, without the length
+    /// prefix), so that the hub can refuse a change of its components
+    /// (PRF-3). `None` for any other message.
+    pub proposed_extensions: Option<Vec<u8>>,
     /// For a commit: the leaves that held a member before it and are
     /// blank in the epoch it opens (removed members), whose keys the hub
     /// drops.

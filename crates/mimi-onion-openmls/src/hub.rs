@@ -145,6 +145,7 @@ fn proposal_signer(
 }
 
 impl GroupTracker for PublicGroupTracker {
+    /// TRK-2 through [`PublicGroup::from_external`].
     fn register(&self, group_info: &[u8]) -> Result<TrackedEpoch, TrackerError> {
         let message = MlsMessageIn::tls_deserialize_exact(group_info).map_err(invalid)?;
         let MlsMessageBodyIn::GroupInfo(info) = message.extract() else {
@@ -165,6 +166,9 @@ impl GroupTracker for PublicGroupTracker {
         epoch_view(&group, &storage)
     }
 
+    /// TRK-3 through [`PublicGroup::process_message`], then (on a copy
+    /// of the state) [`PublicGroup::add_proposal`] or
+    /// [`PublicGroup::merge_commit`].
     fn verify_handshake(
         &self,
         state: &[u8],
@@ -189,12 +193,23 @@ impl GroupTracker for PublicGroupTracker {
             ProcessedMessageContent::ProposalMessage(p)
             | ProcessedMessageContent::ExternalJoinProposalMessage(p) => {
                 let (sender, signature_key) = proposal_signer(&group, &p)?;
+                let proposed_extensions = match p.proposal() {
+                    Proposal::GroupContextExtensions(gce) => {
+                        let list = gce.extensions().tls_serialize_detached().map_err(invalid)?;
+                        // Without the vector's length prefix.
+                        let contents =
+                            tls_codec::VLBytes::tls_deserialize_exact(&list).map_err(invalid)?;
+                        Some(contents.as_slice().to_vec())
+                    }
+                    _ => None,
+                };
                 group.add_proposal(&storage, *p).map_err(invalid)?;
                 Ok(VerifiedHandshake {
                     sender,
                     signature_key,
                     state: Some(storage.encode()),
                     next_epoch: None,
+                    proposed_extensions,
                     blanked_leaves: Vec::new(),
                 })
             }
@@ -234,6 +249,7 @@ impl GroupTracker for PublicGroupTracker {
                     signature_key,
                     state: None,
                     next_epoch: Some(next),
+                    proposed_extensions: None,
                     blanked_leaves,
                 })
             }
@@ -241,6 +257,7 @@ impl GroupTracker for PublicGroupTracker {
         }
     }
 
+    /// TRK-4: the epoch view of a stored state.
     fn epoch_of(&self, state: &[u8]) -> Result<TrackedEpoch, TrackerError> {
         let (group, storage) = load(state)?;
         epoch_view(&group, &storage)

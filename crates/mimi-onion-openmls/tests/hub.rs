@@ -87,6 +87,13 @@ fn hub_extension<S: HubStore>(world: &DemoWorld<S>) -> Extension {
 }
 
 fn create_config<S: HubStore>(world: &DemoWorld<S>) -> MlsGroupCreateConfig {
+    create_config_with(world, hub_extension(world))
+}
+
+fn create_config_with<S: HubStore>(
+    _world: &DemoWorld<S>,
+    extension: Extension,
+) -> MlsGroupCreateConfig {
     MlsGroupCreateConfig::builder()
         .ciphersuite(SUITE)
         // Public handshakes: the hub reads proposals and commits.
@@ -94,7 +101,7 @@ fn create_config<S: HubStore>(world: &DemoWorld<S>) -> MlsGroupCreateConfig {
         .use_ratchet_tree_extension(true)
         .capabilities(capabilities())
         .with_group_context_extensions(
-            Extensions::single(hub_extension(world)).expect("group context extensions"),
+            Extensions::single(extension).expect("group context extensions"),
         )
         .build()
 }
@@ -113,8 +120,8 @@ fn bytes(m: &MlsMessageOut) -> Vec<u8> {
 }
 
 /// A hub with the openmls tracker, a client of it, and Alice's group.
-struct Scene {
-    world: DemoWorld<InMemoryHubStore>,
+struct Scene<S: HubStore = InMemoryHubStore> {
+    world: DemoWorld<S>,
     client: Sender,
     alice: Rc<Party>,
     group: MlsGroup,
@@ -123,7 +130,12 @@ struct Scene {
 const GROUP_ID: &[u8] = b"openmls room tracked by the hub";
 
 fn scene(tracked: bool) -> Scene {
-    let mut world = DemoWorld::new().expect("demo hub");
+    scene_on(InMemoryHubStore::new(), tracked)
+}
+
+/// [`scene`] on a hub over `store`.
+fn scene_on<S: HubStore>(store: S, tracked: bool) -> Scene<S> {
+    let mut world = DemoWorld::with_store(store).expect("demo hub");
     if tracked {
         world.hub.set_tracker(Box::new(PublicGroupTracker::new()));
     }
@@ -145,7 +157,7 @@ fn scene(tracked: bool) -> Scene {
     }
 }
 
-impl Scene {
+impl<S: HubStore> Scene<S> {
     /// Seals `message` with the hub layer's items and hands it to the hub;
     /// returns the status the client reads from the response.
     fn send(
@@ -213,7 +225,7 @@ impl Scene {
         self.send(&gi, Some(f), None)
     }
 
-    fn hub(&self) -> &HubFrontEnd<InMemoryHubStore> {
+    fn hub(&self) -> &HubFrontEnd<S> {
         &self.world.hub
     }
 }
@@ -239,7 +251,7 @@ fn a_valid_openmls_group_info_registers() {
 /// GroupContext's `tree_hash` recomputed over the changed tree and the
 /// GroupInfo signed again with Alice's key: everything the hub's own
 /// HUB-6 checks look at holds; only the leaf signature is bad.
-fn group_info_with_bad_leaf_signature(s: &Scene) -> Vec<u8> {
+fn group_info_with_bad_leaf_signature<S: HubStore>(s: &Scene<S>) -> Vec<u8> {
     let mut gi = s.group_info();
     let parsed = GroupInfoIn::parse(&gi).expect("parse");
     let suite = MlsSuite::from_code(parsed.group_context.cipher_suite).expect("suite");
@@ -313,7 +325,7 @@ fn member_sent(message: &[u8]) -> bool {
         .is_member_sent()
 }
 
-impl Scene {
+impl<S: HubStore> Scene<S> {
     /// Sends a handshake message of the group's current epoch (as the
     /// hub holds it): the membership proof under that epoch's F when the
     /// type is member-sent; for a commit, F of the next epoch with the
@@ -325,6 +337,18 @@ impl Scene {
         next: Option<(Secret, &SignatureKeyPair)>,
     ) -> Status {
         let epoch = self.epoch();
+        self.send_handshake_at(message, epoch_f, epoch, next)
+    }
+
+    /// [`Self::send_handshake`] for a group at `epoch` (when the hub
+    /// cannot be asked).
+    fn send_handshake_at(
+        &mut self,
+        message: &[u8],
+        epoch_f: &Secret,
+        epoch: u64,
+        next: Option<(Secret, &SignatureKeyPair)>,
+    ) -> Status {
         let keys = EpochKeys::derive(epoch_f, epoch).expect("epoch keys");
         let membership = member_sent(message).then_some(&keys);
         match next {
@@ -730,4 +754,379 @@ fn a_commit_whose_f_signature_does_not_verify_is_refused() {
         Status::Accepted
     );
     assert_eq!(s.epoch(), 2);
+}
+
+/// The room's extensions with `profile` (and the required capabilities
+/// openmls asks for), as openmls takes them.
+fn extensions_with<S: HubStore>(
+    world: &DemoWorld<S>,
+    profile: HandshakeProfile,
+) -> Extensions<GroupContext> {
+    let key = HubSigningKey::from_app_data_dictionary(&world.app_data_dictionary)
+        .expect("the hub's component");
+    let bytes = room_extensions(&key, profile).expect("room extensions");
+    Extensions::from_vec(vec![
+        Extension::tls_deserialize_exact(bytes).expect("extension"),
+        // openmls requires a proposed GroupContext extension to be listed
+        // in the required capabilities.
+        Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+            &[ExtensionType::Unknown(APP_DATA_DICTIONARY)],
+            &[],
+            &[],
+        )),
+    ])
+    .expect("extensions")
+}
+
+/// PRF-3 with TRK-3: a GroupContextExtensions proposal that would switch
+/// the room to private handshakes is refused, and so is a commit whose
+/// next GroupContext (as the tracker computes it) carries another
+/// profile; one that keeps the components is accepted.
+#[test]
+fn a_change_of_the_profile_is_refused() {
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let f0 = fanout_key(&s.alice, &s.group);
+    let private = extensions_with(&s.world, HandshakeProfile::Private);
+    let (proposal, _) = s
+        .group
+        .propose_group_context_extensions(&alice.provider, private.clone(), &alice.signer)
+        .expect("proposal");
+    assert_eq!(
+        s.send_handshake(&bytes(&proposal), &f0, None),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    // The commit that applies it (by value, in the commit itself).
+    s.group
+        .clear_pending_proposals(alice.provider.storage())
+        .expect("clear");
+    let (commit, f1) = extensions_commit(&mut s, private);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Rejected(RejectReason::PolicyRejected)
+    );
+    assert_eq!(s.epoch(), 0);
+
+    // The same commit keeping the profile (it only adds the required
+    // capabilities) is accepted: the refusals above are PRF-3's.
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let f0 = fanout_key(&s.alice, &s.group);
+    let public = extensions_with(&s.world, HandshakeProfile::Public);
+    let (commit, f1) = extensions_commit(&mut s, public);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 1);
+}
+
+/// Alice commits a GroupContextExtensions proposal (by value) and merges
+/// it; returns the commit and F of the epoch it opens.
+fn extensions_commit<S: HubStore>(
+    s: &mut Scene<S>,
+    extensions: Extensions<GroupContext>,
+) -> (Vec<u8>, Secret) {
+    let alice = s.alice.clone();
+    let bundle = s
+        .group
+        .commit_builder()
+        .propose_group_context_extensions(extensions)
+        .expect("propose")
+        .load_psks(alice.provider.storage())
+        .expect("psks")
+        .build(
+            alice.provider.rand(),
+            alice.provider.crypto(),
+            &alice.signer,
+            |_| true,
+        )
+        .expect("commit")
+        .stage_commit(&alice.provider)
+        .expect("stage");
+    let commit = bytes(bundle.commit());
+    s.group
+        .merge_pending_commit(&alice.provider)
+        .expect("merge");
+    (commit, fanout_key(&alice, &s.group))
+}
+
+/// TRK-4 over a real store: the tracked state lives in the SQLite file,
+/// not in the front-end. A front-end registers the group and accepts a
+/// proposal, and is then gone (as after a restart); a second front-end,
+/// with a tracker of its own, on another connection to the same file,
+/// accepts the commit that references the proposal the first one queued,
+/// and the next epoch's messages.
+#[test]
+fn the_tracked_state_survives_a_restart_in_sqlite() {
+    let dir =
+        std::env::temp_dir().join(format!("mimi-onion-openmls-{}-{}", std::process::id(), NOW));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    let path = dir.join("hub.sqlite");
+    let mut s = scene_on(
+        mimi_onion_store_sqlite::SqliteHubStore::open(&path).expect("sqlite"),
+        true,
+    );
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+
+    // The first front-end goes; the second opens the file anew.
+    let mut world = DemoWorld::with_store(
+        mimi_onion_store_sqlite::SqliteHubStore::open(&path).expect("sqlite again"),
+    )
+    .expect("second front-end");
+    world.hub.set_tracker(Box::new(PublicGroupTracker::new()));
+    drop(std::mem::replace(&mut s.world, world));
+
+    let (commit, welcome) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1.clone(), &alice.signer))),
+        Status::Accepted,
+        "the queued proposal was in the store"
+    );
+    assert_eq!(s.epoch(), 1);
+    let config = create_config(&s.world);
+    let mut bob_group = join(&bob, &welcome.expect("welcome"), &config);
+    let (update, _) = bob_group
+        .propose_self_update(&bob.provider, &bob.signer, LeafNodeParameters::default())
+        .expect("update proposal");
+    assert_eq!(
+        s.send_handshake(&bytes(&update), &f1, None),
+        Status::Accepted
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// TRK-4 with STO-1: when the store fails during a commit, the sender
+/// learns `unavailable` and nothing moved, the tracked state included;
+/// once the store is back, the commit is accepted.
+#[test]
+fn a_failed_transaction_leaves_the_tracked_state() {
+    let store = std::sync::Arc::new(InMemoryHubStore::new());
+    let mut s = scene_on(store.clone(), true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+    let before = s.hub().tracker_state(GROUP_ID, 0).expect("store");
+    let (commit, _) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    store.set_available(false);
+    assert_eq!(
+        s.send_handshake_at(&commit, &f0, 0, Some((f1.clone(), &alice.signer))),
+        Status::Rejected(RejectReason::Unavailable)
+    );
+    store.set_available(true);
+    assert_eq!(s.epoch(), 0);
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 0).expect("store"), before);
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 1).expect("store"), None);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 1);
+}
+
+/// TRK-5: a room with private handshakes is checked at registration
+/// (TRK-2) but not tracked: the hub keeps no tracked state for it, and
+/// its leaf keys come from the registration, so its PrivateMessage
+/// handshakes go to the policy engine as without a tracker.
+#[test]
+fn a_private_handshake_room_is_checked_but_not_tracked() {
+    let mut s = scene(true);
+    let key = HubSigningKey::from_app_data_dictionary(&s.world.app_data_dictionary)
+        .expect("the hub's component");
+    let private = Extension::tls_deserialize_exact(
+        room_extensions(&key, HandshakeProfile::Private).expect("room extensions"),
+    )
+    .expect("extension");
+    let config = create_config_with(&s.world, private);
+    // A new Alice: the scene's has a group of this id already.
+    s.alice = Rc::new(party("alice"));
+    s.group = MlsGroup::new_with_group_id(
+        &s.alice.provider,
+        &s.alice.signer,
+        &config,
+        GroupId::from_slice(GROUP_ID),
+        s.alice.credential.clone(),
+    )
+    .expect("a private-handshake room");
+    assert_eq!(s.register(), Status::Accepted);
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 0).expect("store"), None);
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 0).expect("store"),
+        Some(s.alice.signer.public().to_vec())
+    );
+    // Its bad-leaf twin is refused all the same (TRK-2).
+    let mut s2 = scene(true);
+    s2.alice = Rc::new(party("alice"));
+    s2.group = MlsGroup::new_with_group_id(
+        &s2.alice.provider,
+        &s2.alice.signer,
+        &config,
+        GroupId::from_slice(GROUP_ID),
+        s2.alice.credential.clone(),
+    )
+    .expect("a private-handshake room");
+    let gi = group_info_with_bad_leaf_signature(&s2);
+    let f = fanout_key(&s2.alice, &s2.group);
+    assert_eq!(
+        s2.send(&gi, Some(f), None),
+        Status::Rejected(RejectReason::RegistrationRefused)
+    );
+}
+
+/// Bad input gets an error, never a panic: every prefix of a GroupInfo
+/// and of a proposal, and every prefix and single-bit change of a
+/// tracked state, is refused by the tracker with an error (a corrupt
+/// state as [`TrackerError::CorruptState`] when it does not decode).
+#[test]
+fn the_tracker_refuses_truncated_and_corrupt_input() {
+    use mimi_onion::tracker::{GroupTracker, TrackerError};
+    let s = scene(true);
+    let tracker = PublicGroupTracker::new();
+    let gi = s.group_info();
+    let tracked = tracker
+        .register(&gi)
+        .expect("the whole GroupInfo registers");
+    for n in 0..gi.len() {
+        assert!(tracker.register(&gi[..n]).is_err(), "GroupInfo prefix {n}");
+    }
+    let mut s = s;
+    let bob = party("bob");
+    let proposal = s.propose_add(&bob);
+    assert!(tracker.verify_handshake(&tracked.state, &proposal).is_ok());
+    for n in 0..proposal.len() {
+        assert!(
+            tracker
+                .verify_handshake(&tracked.state, &proposal[..n])
+                .is_err(),
+            "proposal prefix {n}"
+        );
+    }
+    let state = &tracked.state;
+    for n in 0..state.len() {
+        assert!(
+            matches!(
+                tracker.verify_handshake(&state[..n], &proposal),
+                Err(TrackerError::CorruptState(_))
+            ),
+            "state prefix {n}"
+        );
+        assert!(tracker.epoch_of(&state[..n]).is_err());
+    }
+    let mut longer = state.clone();
+    longer.push(0);
+    assert!(matches!(
+        tracker.epoch_of(&longer),
+        Err(TrackerError::CorruptState(_))
+    ));
+    // Single-bit changes: an error or a valid (other) state, never a panic.
+    for i in (0..state.len()).step_by(7) {
+        let mut flipped = state.clone();
+        flipped[i] ^= 1 << (i % 8);
+        let _ = tracker.verify_handshake(&flipped, &proposal);
+        let _ = tracker.epoch_of(&flipped);
+    }
+}
+
+/// The PostgreSQL server of the store tests (`MIMI_ONION_PG_URL`, which
+/// `.ci/run` sets); outside CI the test is skipped without it.
+fn pg_url() -> Option<String> {
+    match std::env::var("MIMI_ONION_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MIMI_ONION_PG_URL is not set, and CI is: this test must run in CI")
+        }
+        _ => {
+            eprintln!("skipped: MIMI_ONION_PG_URL not set");
+            None
+        }
+    }
+}
+
+/// TRK-4 with STO-2, on PostgreSQL (READ COMMITTED) with two front-ends
+/// on two connections: two proposals of one epoch, handled at the same
+/// time, are both queued in the tracked state (the state's row is locked
+/// from its read to the end of the transaction), so that Alice's commit
+/// covering both is accepted. Without the lock one proposal would be
+/// lost and the commit refused.
+#[test]
+fn two_proposals_at_once_on_postgres_are_both_queued() {
+    use mimi_onion_store_postgres::PostgresHubStore;
+    let Some(url) = pg_url() else { return };
+    let trials = 5;
+    for trial in 0..trials {
+        let schema = format!("t_omls_hub_{}_{trial}", std::process::id());
+        let connect = || PostgresHubStore::connect_with_schema(&url, &schema).expect("postgres");
+        let mut s = scene_on(connect(), true);
+        let alice = s.alice.clone();
+        assert_eq!(s.register(), Status::Accepted);
+        let mut other = DemoWorld::with_store(connect()).expect("second front-end");
+        other.hub.set_tracker(Box::new(PublicGroupTracker::new()));
+        let f0 = fanout_key(&s.alice, &s.group);
+        let keys = EpochKeys::derive(&f0, 0).expect("epoch keys");
+        let (bob, carol) = (party("bob"), party("carol"));
+        let p1 = s.propose_add(&bob);
+        let p2 = s.propose_add(&carol);
+        let seal = |client: &mut Sender, m: &[u8]| {
+            client
+                .seal(
+                    m,
+                    SealOptions {
+                        membership: Some(&keys),
+                        ..SealOptions::default()
+                    },
+                )
+                .expect("seal")
+        };
+        let e1 = seal(&mut s.client, &p1);
+        let e2 = seal(&mut s.client, &p2);
+        let barrier = std::sync::Barrier::new(2);
+        let (r1, r2) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| {
+                barrier.wait();
+                s.world.hub.handle(&e1.bytes, NOW)
+            });
+            let b = scope.spawn(|| {
+                barrier.wait();
+                other.hub.handle(&e2.bytes, NOW)
+            });
+            (a.join().expect("thread"), b.join().expect("thread"))
+        });
+        for (sealed, outcome) in [(&e1, r1), (&e2, r2)] {
+            let status = s
+                .client
+                .open_response(&sealed.pending, &outcome.response)
+                .expect("response")
+                .status;
+            assert_eq!(status, Status::Accepted, "trial {trial}");
+        }
+        let (commit, _) = s.commit();
+        let f1 = fanout_key(&s.alice, &s.group);
+        assert_eq!(
+            s.send_handshake(&commit, &f0, Some((f1, &alice.signer))),
+            Status::Accepted,
+            "trial {trial}: both proposals were queued"
+        );
+        assert_eq!(
+            s.hub().leaf_signature_key(GROUP_ID, 2).expect("store"),
+            Some(carol.signer.public().to_vec())
+        );
+        drop(s);
+        drop(other);
+        let mut raw = postgres::Client::connect(&url, postgres::NoTls).expect("raw connection");
+        raw.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .expect("drop schema");
+    }
 }
