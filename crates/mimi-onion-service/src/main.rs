@@ -22,6 +22,9 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (the hub's
+// options) costs nothing worth boxing it for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Writes fresh key material for a hub into DIR: hub-keys.json (the
@@ -89,6 +92,10 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// CA certificates (PEM) of the providers' TLS client certificates:
+        /// a client certificate's DNS name is then the sending provider.
+        #[arg(long, requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
         /// Write the bound URL here once listening.
         #[arg(long)]
         ready_file: Option<PathBuf>,
@@ -119,6 +126,12 @@ enum Command {
         /// Store but answer 503 to the first N deliveries (a lost ack).
         #[arg(long, default_value_t = 0)]
         fail_acks: u64,
+        /// Directory of the queues (follower.sqlite); in memory without it.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// How long an idempotency key is remembered, in seconds.
+        #[arg(long, default_value_t = follower::DEFAULT_DEDUPE_WINDOW.as_secs())]
+        dedupe_window_secs: u64,
         /// Write the bound URL here once listening.
         #[arg(long)]
         ready_file: Option<PathBuf>,
@@ -250,6 +263,7 @@ fn run(cli: Cli) -> Result<()> {
             read_timeout_ms,
             tls_cert,
             tls_key,
+            tls_client_ca,
             ready_file,
         } => {
             let opts = hub::HubOptions {
@@ -267,6 +281,7 @@ fn run(cli: Cli) -> Result<()> {
                 ledger,
                 read_timeout: Duration::from_millis(read_timeout_ms),
                 tls: tls_cert.zip(tls_key),
+                tls_client_ca,
                 ready_file,
             };
             runtime()?.block_on(hub::run(opts))
@@ -287,10 +302,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Follower {
             listen,
             fail_acks,
+            data,
+            dedupe_window_secs,
             ready_file,
         } => runtime()?.block_on(follower::run(follower::FollowerOptions {
             listen,
             fail_acks,
+            data_dir: data,
+            dedupe_window: Duration::from_secs(dedupe_window_secs),
             ready_file,
         })),
         Command::Client {

@@ -166,7 +166,13 @@ impl Cluster {
                 spawn(
                     &format!("follower{i}"),
                     &d,
-                    &["follower".into(), "--fail-acks".into(), fail.to_string()],
+                    &[
+                        "follower".into(),
+                        "--fail-acks".into(),
+                        fail.to_string(),
+                        "--data".into(),
+                        path(&d.join(format!("follower{i}"))),
+                    ],
                 )
             })
             .collect();
