@@ -28,7 +28,9 @@ fn report() -> room::Report {
 /// FAN-1, MEM-1 to MEM-6 on openmls: each room message reaches every
 /// member of its epoch exactly once, byte for byte (their own messages
 /// come back once too), and nobody else: not Bob and Carol before they
-/// joined, not Carol after she was removed.
+/// joined, not Carol after she was removed. PRF-4: each commit went with
+/// the committer's openmls signature over F, which the hub verified
+/// before it accepted the commit.
 #[test]
 fn every_message_reaches_each_member_exactly_once() {
     let r = report();
@@ -204,7 +206,7 @@ fn fanout_view_equality_on_openmls_traffic() {
     }
 }
 
-/// PRF-1 to PRF-3 on openmls: the room's GroupContext fixes the profile,
+/// PRF-1 and PRF-2 on openmls: the room's GroupContext fixes the profile,
 /// not the sender. A client whose openmls is set to send handshakes as
 /// PrivateMessage, in a room of public handshakes, gets its application
 /// messages through, but cannot seal its PrivateMessage proposal with this
