@@ -119,22 +119,17 @@ pub fn room_join_config() -> MlsGroupJoinConfig {
 /// ([`mimi_onion::config::HubConfigStore::accept`]). Fails unless the
 /// room is of the public-handshake profile (component `0x8A03` = `0x01`).
 pub fn room_signing_key(group: &MlsGroup) -> Result<HubSigningKey> {
-    let ext = group
-        .extensions()
-        .iter()
-        .find(|e| e.extension_type() == ExtensionType::Unknown(APP_DATA_DICTIONARY_EXTENSION))
-        .ok_or(Error::Profile("room without an app_data_dictionary"))?;
-    let Extension::Unknown(_, UnknownExtension(data)) = ext else {
-        return Err(Error::Profile("room without an app_data_dictionary"));
-    };
-    // The same check as the hub's: one dictionary among the extensions.
-    let mut encoded = Vec::with_capacity(data.len() + 8);
-    encoded.extend_from_slice(&APP_DATA_DICTIONARY_EXTENSION.to_be_bytes());
-    tls_codec::VLByteSlice(data)
-        .tls_serialize(&mut encoded)
-        .map_err(openmls)?;
+    // The extensions as on the wire (`extension_type`, `extension_data`),
+    // whichever variant openmls's features decode type 0x0006 into, read
+    // with the hub's own parser: exactly one dictionary.
+    let mut encoded = Vec::new();
+    for ext in group.extensions().iter() {
+        if u16::from(ext.extension_type()) == APP_DATA_DICTIONARY_EXTENSION {
+            ext.tls_serialize(&mut encoded).map_err(openmls)?;
+        }
+    }
     let data = find_app_data_dictionary(&encoded)
-        .ok_or(Error::Profile("room's app_data_dictionary does not decode"))?;
+        .ok_or(Error::Profile("room without one app_data_dictionary"))?;
     if HandshakeProfile::from_app_data_dictionary(data)? != PROFILE {
         return Err(Error::Profile(
             "room is not of the public-handshake profile",
@@ -277,7 +272,8 @@ impl OpenMlsClient {
     /// `signer`, the leaf's openmls signer, signs
     /// [`fanout_key_sign_content`]) and the membership proof under F of its
     /// own epoch. The pending commit is merged when it comes back by
-    /// fan-out ([`crate::member::OpenMlsMember::receive`]).
+    /// fan-out ([`crate::member::OpenMlsMember::receive`]); if the hub
+    /// refuses it, `MlsGroup::clear_pending_commit` drops it.
     pub fn seal_commit(
         &mut self,
         group: &MlsGroup,
