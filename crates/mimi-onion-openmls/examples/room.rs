@@ -1,6 +1,7 @@
 //! A mimi-onion room on real openmls groups, end to end: Alice at provider
 //! A creates a room at hub H and registers it; Bob and Carol at provider B
-//! send KeyPackages and join by Welcome; messages go both ways; a proposal
+//! send KeyPackages and join by Welcome (a message that reaches them
+//! before it waits in their buffers); messages go both ways; a proposal
 //! and a commit change the epoch. Every byte goes through the core's
 //! sender, load balancer, hub front-end (with the openmls `PublicGroup`
 //! tracker) and fan-out, the followers' queues, and the member's onion
@@ -449,6 +450,13 @@ pub fn run(print: bool) -> Result<Report, Failure> {
     let commit = sealed.message.clone();
     world.send(&mut alice, sealed)?;
     world.fan_out("alice's commit adding bob and carol", &commit, recipients)?;
+    world.deliver(&mut [&mut alice, &mut bob, &mut carol])?;
+    // Alice writes in epoch 1 at once; provider B holds it for Bob and
+    // Carol before their Welcome is processed: it waits in their buffers
+    // (MEM-6) and the rescan at the join delivers it.
+    let recipients = members(alice.group(&group_id)?);
+    let early = alice.say(&mut world, &group_id, "welcome, both")?;
+    world.fan_out("alice: welcome, both", &early, recipients)?;
     world.deliver(&mut [&mut alice, &mut bob, &mut carol])?;
     let sealed = alice.client.seal_welcome(&welcome)?;
     let view = world.send(&mut alice, sealed)?;

@@ -58,6 +58,24 @@ fn every_message_reaches_each_member_exactly_once() {
         .collect();
     assert_eq!(epochs, HashSet::from([0, 1, 2]));
     assert!(r.parties[2].member.group(&r.group_id).is_none());
+    // MEM-6: Alice's first message of epoch 1 reached Bob and Carol before
+    // their Welcome; the rescan at the join delivered it.
+    let early = r
+        .sent
+        .iter()
+        .find(|s| s.what == "alice: welcome, both")
+        .unwrap();
+    for p in &r.parties[1..] {
+        let joined = p.view.iter().position(|l| l.starts_with("joined")).unwrap();
+        let read = p
+            .view
+            .iter()
+            .position(|l| l.contains("welcome, both"))
+            .unwrap();
+        assert!(read > joined, "{}", p.name);
+        assert!(p.view[..joined].iter().any(|l| l.starts_with("buffered")));
+        assert!(p.delivered.contains(&early.message));
+    }
     assert_eq!(r.parties[2].member.onion().held_epochs(), 0);
     for p in &r.parties[..2] {
         assert_eq!(
@@ -89,7 +107,7 @@ fn openmls_application_messages_without_c_are_accepted() {
             _ => assert_eq!(info.wire_format, WireFormat::PublicMessage),
         }
     }
-    assert_eq!(applications, 5);
+    assert_eq!(applications, 6);
     for view in &r.hub_views {
         assert_eq!(view.status, Status::Accepted);
         assert_eq!(view.key_layer_len, 0);
