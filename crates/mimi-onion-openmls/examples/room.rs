@@ -21,7 +21,7 @@ use mimi_onion::hub::{HubFrontEnd, HubView};
 use mimi_onion::keys::HubKeyPair;
 use mimi_onion::mls::message::MessageInfo;
 use mimi_onion::response::Status;
-use mimi_onion::state::InMemoryHubStore;
+use mimi_onion::state::{HubStore, InMemoryHubStore};
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::token::{TokenKey, TokenKeys};
 use mimi_onion_openmls::hub::PublicGroupTracker;
@@ -100,10 +100,11 @@ pub struct Report {
     pub hub_views: Vec<HubView>,
 }
 
-/// Hub H and the network: load balancer, front-end, followers' queues.
-pub struct World {
+/// Hub H and the network: load balancer, front-end over the store `S`,
+/// followers' queues.
+pub struct World<S: HubStore = InMemoryHubStore> {
     /// The hub front-end.
-    pub hub: HubFrontEnd<InMemoryHubStore>,
+    pub hub: HubFrontEnd<S>,
     balancer: LoadBalancer,
     /// The hub's configuration-signing key (its public part), which the
     /// room's GroupContext carries.
@@ -117,6 +118,13 @@ pub struct World {
 impl World {
     /// Hub H with its keys, a load balancer, and the in-memory store.
     pub fn new() -> Result<Self, Failure> {
+        World::with_store(InMemoryHubStore::new())
+    }
+}
+
+impl<S: HubStore> World<S> {
+    /// Hub H with its keys, a load balancer, and `store` for its state.
+    pub fn with_store(store: S) -> Result<Self, Failure> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
@@ -136,13 +144,7 @@ impl World {
             not_after,
         )?])?;
         let balancer = LoadBalancer::new(tokens.clone(), SHARDS);
-        let mut hub = HubFrontEnd::new(
-            vec![hub_key, policy_key],
-            tokens,
-            SHARDS,
-            0,
-            InMemoryHubStore::new(),
-        )?;
+        let mut hub = HubFrontEnd::new(vec![hub_key, policy_key], tokens, SHARDS, 0, store)?;
         // The hub follows every commit with openmls's PublicGroup.
         hub.set_tracker(Box::new(PublicGroupTracker::new()));
         let key = SigningKey::from_bytes(&seed(4));
@@ -359,7 +361,12 @@ impl Party {
     }
 
     /// Sends an application message to the room.
-    fn say(&mut self, world: &mut World, group_id: &[u8], text: &str) -> Result<Vec<u8>, Failure> {
+    fn say<S: HubStore>(
+        &mut self,
+        world: &mut World<S>,
+        group_id: &[u8],
+        text: &str,
+    ) -> Result<Vec<u8>, Failure> {
         let group = self.member.group_mut(group_id).ok_or("not in the room")?;
         let out = group.create_message(&self.provider, &self.signer, text.as_bytes())?;
         let group = self.member.group(group_id).ok_or("not in the room")?;
@@ -400,9 +407,14 @@ fn key_package_in(bytes: &[u8], party: &Party) -> Result<KeyPackage, Failure> {
     Ok(kp.validate(party.provider.crypto(), ProtocolVersion::Mls10)?)
 }
 
-/// The whole example. `print`: print each party's view.
+/// The whole example over the in-memory store. `print`: print each
+/// party's view.
 pub fn run(print: bool) -> Result<Report, Failure> {
-    let mut world = World::new()?;
+    run_with(World::new()?, print)
+}
+
+/// The whole example with hub H's state in `world`'s store.
+pub fn run_with<S: HubStore>(mut world: World<S>, print: bool) -> Result<Report, Failure> {
     let hub_key = world.signing_key.clone();
     let mut alice = world.party("alice", 0, &hub_key)?;
     // Bob's and Carol's invitations name the room's hub and its signing

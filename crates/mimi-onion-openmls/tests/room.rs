@@ -25,6 +25,22 @@ fn report() -> room::Report {
     room::run(false).expect("the example runs")
 }
 
+/// Each room message and the parties who got it, byte for byte.
+fn deliveries(r: &room::Report) -> Vec<(Vec<u8>, Vec<&'static str>)> {
+    r.sent
+        .iter()
+        .map(|s| {
+            let got = r
+                .parties
+                .iter()
+                .filter(|p| p.delivered.iter().filter(|m| **m == s.message).count() == 1)
+                .map(|p| p.name)
+                .collect();
+            (s.message.clone(), got)
+        })
+        .collect()
+}
+
 /// FAN-1, MEM-1 to MEM-6 on openmls: each room message reaches every
 /// member of its epoch exactly once, byte for byte (their own messages
 /// come back once too), and nobody else: not Bob and Carol before they
@@ -337,4 +353,31 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// The same room with hub H's state, the openmls tracker's included, in
+/// a SQLite file: every message reaches each member of its epoch exactly
+/// once, as over the in-memory store.
+#[test]
+fn the_room_runs_on_the_sqlite_store() {
+    let path = std::env::temp_dir().join(format!(
+        "mimi-onion-openmls-room-{}-{}.sqlite",
+        std::process::id(),
+        now()
+    ));
+    let store = mimi_onion_store_sqlite::SqliteHubStore::open(&path).unwrap();
+    let r = room::run_with(room::World::with_store(store).unwrap(), false).unwrap();
+    for ((_, got), sent) in deliveries(&r).iter().zip(&r.sent) {
+        let mut expected = sent.recipients.clone();
+        expected.sort_unstable();
+        let mut got = got.clone();
+        got.sort_unstable();
+        assert_eq!(got, expected, "{}", sent.what);
+    }
+    assert_eq!(r.sent.len(), report().sent.len());
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
 }
