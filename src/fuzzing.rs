@@ -25,12 +25,12 @@ use crate::config::{
 };
 use crate::fanout::{fanout_padded_len, EpochKeys, FanoutMessage, FANOUT_HEADER_LEN};
 use crate::keylayer;
-use crate::profile::{HandshakeProfile, HANDSHAKE_PROFILE_COMPONENT};
 use crate::member::{Delivery, EpochState, Member, ReceiveError};
 use crate::mls::framing::{PrivateMessage, PublicMessage};
 use crate::mls::group_info::{GroupInfoIn, TreeNode};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::mls::suite::MlsSuite;
+use crate::profile::{HandshakeProfile, HANDSHAKE_PROFILE_COMPONENT};
 use crate::response::{response_len, HubResponse};
 use crate::state::{GroupRecord, InMemoryHubStore};
 use crate::suite::HpkeSuite;

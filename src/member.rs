@@ -5,6 +5,14 @@
 //! and processes the MLS message with the RFC 9420 glue, verifying the key
 //! commitment `c` before it decrypts the content.
 //!
+//! Two parts, as the spec divides them: [`OnionMember`] is the onion part
+//! on its own (hint scan, check value, body, group binding, the record of
+//! delivered PublicMessages, the buffer and its rescan, the held epochs,
+//! all from F alone), for an application whose MLS processing another
+//! stack does; [`check_key_commitment`] is the check of `c` for a stack
+//! with the hook. [`Member`] is the onion part with this crate's own
+//! RFC 9420 processing behind it.
+//!
 //! Messages that match no held epoch wait in a bounded buffer that is
 //! rescanned after every epoch change, so that a message of the next epoch
 //! that arrives before its commit is delivered after it. Errors here are
