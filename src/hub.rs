@@ -27,6 +27,7 @@ use crate::state::{
 };
 use crate::suite::HpkeSuite;
 use crate::token::{DecodedToken, RoutingToken, TokenKeys};
+use crate::tracker::{GroupTracker, TrackedEpoch, VerifiedHandshake};
 use crate::wire::{Envelope, HubLayerContent, MessageBytes, OuterHeader, PlainBuf, HEADER_LEN};
 
 /// Number of epochs whose F subkeys the front-end keeps derived.
@@ -129,6 +130,8 @@ struct FrontEnd {
     own_shard: Option<u32>,
     /// The shard of the last envelope not processed here, or `u64::MAX`.
     misrouted: AtomicU64,
+    /// TRK-1: the MLS stack that tracks each group's public state, if any.
+    tracker: Option<Box<dyn GroupTracker>>,
 }
 
 impl<S: HubStore> core::fmt::Debug for HubFrontEnd<S> {
@@ -178,6 +181,7 @@ impl<S: HubStore> HubFrontEnd<S> {
                 provider: None,
                 own_shard: None,
                 misrouted: AtomicU64::new(u64::MAX),
+                tracker: None,
             },
             store,
         })
@@ -188,6 +192,27 @@ impl<S: HubStore> HubFrontEnd<S> {
     /// that [`Self::handle_from`] names.
     pub fn set_admission(&mut self, admission: Box<dyn crate::admission::Admission>) {
         self.core.admission = Some(admission);
+    }
+
+    /// Installs a group tracker (TRK-1, spec section "Group Tracking"):
+    /// from then on every registration is also checked by it and every
+    /// group it registered is followed through its PublicMessage
+    /// proposals and commits, the GroupContext and leaf keys of each new
+    /// epoch coming from it. Groups registered or provisioned before stay
+    /// under the hub's own checks. Without a tracker the hub runs its own
+    /// checks only (HUB-6, HUB-12).
+    pub fn set_tracker(&mut self, tracker: Box<dyn GroupTracker>) {
+        self.core.tracker = Some(tracker);
+    }
+
+    /// The tracked state the hub keeps for a group at an epoch (TRK-4).
+    pub fn tracker_state(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store
+            .transact(&mut |tx| tx.tracker_state(group_id, epoch))
     }
 
     /// [`Self::handle_owned`] for an envelope that the authenticated
@@ -740,7 +765,7 @@ impl FrontEnd {
         check_epoch(info, epoch, &record)?;
         self.check_membership_proof(env, info, content, group_id, epoch, &record)?;
         check_profile(info, &record)?;
-        self.check_public_handshake(tx, info, content, group_id, epoch, &record)?;
+        let tracked = self.check_public_handshake(tx, info, content, group_id, epoch, &record)?;
         let private_committer =
             self.ask_policy_engine(tx, info, content, group_id, &record, now)?;
         let is_commit = info.content_type == Some(ContentType::Commit);
@@ -758,6 +783,7 @@ impl FrontEnd {
             committer: committer.filter(|_| is_commit),
             private: info.wire_format == WireFormat::PrivateMessage,
             fanout_key: content.fanout_key.as_ref(),
+            tracked,
         }))
     }
 
@@ -873,11 +899,31 @@ impl FrontEnd {
         record.profile = profile;
         record.group_context = gi.group_context_bytes.clone();
         record.pin_fanout_key(epoch, f);
-        Ok(Registration {
+        let mut registration = Registration {
             group_id,
             record,
             leaves,
-        })
+            tracked: None,
+        };
+        // TRK-2: a tracker checks the whole GroupInfo and tree; the leaf
+        // keys and GroupContext then come from its view of the group.
+        // TRK-5: its state is kept for rooms with public handshakes only;
+        // a room with private handshakes commits in PrivateMessages, which
+        // a tracker cannot read, and stays under the hub's own checks.
+        if let Some(tracker) = &self.tracker {
+            let tracked = tracker
+                .register(content.message)
+                .map_err(|_| Error::PeerMisbehaved("registration refused by the group tracker"))?;
+            if tracked.group_context != registration.record.group_context {
+                return Err(Error::PeerMisbehaved(
+                    "group tracker's GroupContext differs from the GroupInfo's",
+                ));
+            }
+            registration.leaves = tracked.leaves.clone();
+            registration.tracked =
+                (registration.record.profile == HandshakeProfile::Public).then_some(tracked.state);
+        }
+        Ok(registration)
     }
 
     /// Step 10, HUB-7: a handshake message (`handshake_hash` is its hash;
@@ -932,10 +978,20 @@ impl FrontEnd {
 
     /// Step 13, HUB-12: a PublicMessage proposal or commit must carry a
     /// valid signature, and a commit a valid signature over the F it
-    /// carries (PRF-4, by the same key), else `policy_rejected`. This hub
-    /// verifies member senders (their keys are in its state) and refuses
-    /// non-member senders, whose keys sit in the commit's path or a
-    /// KeyPackage it does not parse.
+    /// carries (PRF-4, by the same key), else `policy_rejected`.
+    ///
+    /// In a group the tracker follows (the hub keeps its tracked state for
+    /// the current epoch), the tracker verifies the message (TRK-3): the
+    /// signature under the key RFC 9420 prescribes for its sender type, so
+    /// external commits and new members' proposals are verified too, and
+    /// the proposal's or commit's validity; the F signature is verified
+    /// under the same key (the committer's leaf, or an external commit's
+    /// path leaf node). Its result, with the state to keep if the message
+    /// is accepted, comes back for [`HubFrontEnd::apply`].
+    ///
+    /// Otherwise the hub verifies member senders (their keys are in its
+    /// state) and refuses non-member senders, whose keys sit in the
+    /// commit's path or a KeyPackage it does not parse.
     fn check_public_handshake(
         &self,
         tx: &mut dyn HubState,
@@ -944,10 +1000,41 @@ impl FrontEnd {
         group_id: &[u8],
         epoch: u64,
         record: &GroupRecord,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<VerifiedHandshake>, Refusal> {
         let handshake = info.content_type != Some(ContentType::Application);
-        if info.wire_format != WireFormat::PublicMessage || !handshake {
-            return Ok(());
+        if !handshake {
+            return Ok(None);
+        }
+        let tracked = match &self.tracker {
+            Some(tracker) => tx
+                .tracker_state(group_id, record.epoch)?
+                .map(|state| (tracker, state)),
+            None => None,
+        };
+        if let Some((tracker, state)) = tracked {
+            if info.wire_format != WireFormat::PublicMessage {
+                return Err(Refusal::Reject(RejectReason::PolicyRejected));
+            }
+            return match tracker.verify_handshake(&state, content.message) {
+                Ok(verified)
+                    if verified.next_epoch.is_some() == info.carries_fanout_key()
+                        && keeps_components(record, &verified)
+                        && (!info.carries_fanout_key_signature()
+                            || public_fanout_key_verifies(
+                                content,
+                                group_id,
+                                epoch,
+                                record,
+                                Some(&verified.signature_key),
+                            )) =>
+                {
+                    Ok(Some(verified))
+                }
+                _ => Err(Refusal::Reject(RejectReason::PolicyRejected)),
+            };
+        }
+        if info.wire_format != WireFormat::PublicMessage {
+            return Ok(None);
         }
         let sender_key = match public_message_sender(content.message) {
             Some(leaf) => tx.leaf_signature_key(group_id, leaf)?,
@@ -957,7 +1044,7 @@ impl FrontEnd {
         let f_signed = !info.carries_fanout_key_signature()
             || public_fanout_key_verifies(content, group_id, epoch, record, sender_key.as_deref());
         if signed && f_signed {
-            Ok(())
+            Ok(None)
         } else {
             Err(Refusal::Reject(RejectReason::PolicyRejected))
         }
@@ -1024,6 +1111,7 @@ impl FrontEnd {
                 group_id,
                 record,
                 leaves,
+                tracked,
             }) => {
                 // STO-2: the first registration of a group wins, across
                 // front-ends.
@@ -1032,6 +1120,10 @@ impl FrontEnd {
                 }
                 for (leaf, key) in leaves {
                     tx.set_leaf_signature_key(group_id, leaf, Some(&key))?;
+                }
+                // TRK-4: the tracked state of the registered epoch.
+                if let Some(state) = tracked {
+                    tx.set_tracker_state(group_id, record.epoch, Some(&state))?;
                 }
                 Ok(record.shard)
             }
@@ -1043,7 +1135,12 @@ impl FrontEnd {
                 committer,
                 private,
                 fanout_key,
+                tracked,
             }) => {
+                let (tracked_state, tracked_next, blanked) = match tracked {
+                    Some(v) => (v.state, v.next_epoch, v.blanked_leaves),
+                    None => (None, None, Vec::new()),
+                };
                 if is_commit {
                     // STO-2: the first commit for the current epoch wins
                     // and opens the next; a commit that lost the race to
@@ -1053,8 +1150,15 @@ impl FrontEnd {
                     if let Some(f) = fanout_key {
                         next.pin_fanout_key(next.epoch, f.clone());
                     }
+                    // TRK-4: the tracker's GroupContext of the new epoch.
+                    if let Some(t) = &tracked_next {
+                        next.group_context = t.group_context.clone();
+                    }
                     if !tx.advance_group(group_id, record.epoch, &next)? {
                         return Err(Refusal::Reject(RejectReason::StaleEpoch));
+                    }
+                    if let Some(t) = tracked_next {
+                        self.install_tracked_epoch(tx, group_id, next.epoch, &t, &blanked)?;
                     }
                     tx.forget_handshakes(group_id, record.epoch)?;
                     self.forget_epoch_keys(group_id, record.epoch);
@@ -1073,6 +1177,11 @@ impl FrontEnd {
                     };
                     tx.set_closed_epoch(group_id, closed.as_ref())?;
                 }
+                // TRK-4: a proposal's queued state, for the commit that
+                // references it.
+                if let Some(state) = tracked_state {
+                    tx.set_tracker_state(group_id, record.epoch, Some(&state))?;
+                }
                 if let Some(hash) = handshake_hash {
                     // STO-2: recorded once; a twin accepted concurrently by
                     // another front-end makes this one a replay.
@@ -1083,6 +1192,31 @@ impl FrontEnd {
                 Ok(record.shard)
             }
         }
+    }
+
+    /// TRK-4: stores the tracked state of the epoch a commit opened
+    /// (`epoch`) and the leaf keys of its tree (`blanked`: the leaves the
+    /// commit emptied), and drops the tracked state of the epoch before
+    /// the one the commit closed (the closed one stays, for DSP-7).
+    fn install_tracked_epoch(
+        &self,
+        tx: &mut dyn HubState,
+        group_id: &[u8],
+        epoch: u64,
+        tracked: &TrackedEpoch,
+        blanked: &[u32],
+    ) -> StoreResult<()> {
+        tx.set_tracker_state(group_id, epoch, Some(&tracked.state))?;
+        if let Some(old) = epoch.checked_sub(2) {
+            tx.set_tracker_state(group_id, old, None)?;
+        }
+        for leaf in blanked {
+            tx.set_leaf_signature_key(group_id, *leaf, None)?;
+        }
+        for (leaf, key) in &tracked.leaves {
+            tx.set_leaf_signature_key(group_id, *leaf, Some(key))?;
+        }
+        Ok(())
     }
 
     /// DSP-3 to DSP-7 in one transaction (see [`HubFrontEnd::handle_dispute`]).
@@ -1210,9 +1344,44 @@ impl FrontEnd {
         if !tx.advance_group(group_id, record.epoch, &closed.record)? {
             return Ok(DisputeOutcome::Refused);
         }
+        self.revert_tracked(tx, group_id, record.epoch, closed.record.epoch)?;
         closed.state = DisputeState::Reverted;
         tx.set_closed_epoch(group_id, Some(&closed))?;
         Ok(DisputeOutcome::Reverted)
+    }
+
+    /// TRK-4 with DSP-7: a tracked group that goes back from epoch `from`
+    /// to `to` gets the leaf keys of `to` again, and the tracked state of
+    /// `from` is dropped (the next commit in `to` writes it anew).
+    fn revert_tracked(
+        &self,
+        tx: &mut dyn HubState,
+        group_id: &[u8],
+        from: u64,
+        to: u64,
+    ) -> StoreResult<()> {
+        let Some(tracker) = &self.tracker else {
+            return Ok(());
+        };
+        let (Some(current), Some(earlier)) = (
+            tx.tracker_state(group_id, from)?,
+            tx.tracker_state(group_id, to)?,
+        ) else {
+            return Ok(());
+        };
+        let corrupt =
+            |e: crate::tracker::TrackerError| StoreError::new("tracker state", e.to_string());
+        let current = tracker.epoch_of(&current).map_err(corrupt)?;
+        let earlier = tracker.epoch_of(&earlier).map_err(corrupt)?;
+        for leaf in current.leaves.keys() {
+            if !earlier.leaves.contains_key(leaf) {
+                tx.set_leaf_signature_key(group_id, *leaf, None)?;
+            }
+        }
+        for (leaf, key) in &earlier.leaves {
+            tx.set_leaf_signature_key(group_id, *leaf, Some(key))?;
+        }
+        tx.set_tracker_state(group_id, from, None)
     }
 
     /// The subkeys of F pinned for (group, epoch), derived once and kept
@@ -1318,6 +1487,9 @@ struct Registration<'a> {
     record: GroupRecord,
     /// The signature key of every non-blank leaf, by leaf index.
     leaves: BTreeMap<u32, Vec<u8>>,
+    /// The tracker's state of the group at the registered epoch (TRK-2),
+    /// when a tracker is installed.
+    tracked: Option<crate::tracker::TrackedState>,
 }
 
 /// An accepted PublicMessage or PrivateMessage, not yet applied.
@@ -1337,6 +1509,8 @@ struct GroupMessage<'a> {
     private: bool,
     /// The F it carries: for a commit, that of the epoch it opens.
     fanout_key: Option<&'a Secret>,
+    /// What the group tracker verified (TRK-3), in a tracked group.
+    tracked: Option<VerifiedHandshake>,
 }
 
 /// Steps 4 and 5 of the processing order, HUB-1 (decoding) and HUB-2:
@@ -1404,6 +1578,38 @@ fn check_profile(info: &MessageInfo<'_>, record: &GroupRecord) -> Result<(), Rej
         Err(RejectReason::WrongForm)
     } else {
         Ok(())
+    }
+}
+
+/// PRF-3 and HUB-12 with a tracker (TRK-3): the components `0x8A01` (the
+/// hub's configuration-signing key) and `0x8A03` (the handshake profile)
+/// of the group's current GroupContext stay as they are in the next
+/// GroupContext of a commit and in the extensions a GroupContextExtensions
+/// proposal proposes. Anything that does not decode counts as a change.
+fn keeps_components(record: &GroupRecord, verified: &VerifiedHandshake) -> bool {
+    let components = |extensions: &[u8]| -> Option<(HubSigningKey, HandshakeProfile)> {
+        let dict = find_app_data_dictionary(extensions)?;
+        Some((
+            HubSigningKey::from_app_data_dictionary(dict).ok()?,
+            HandshakeProfile::from_app_data_dictionary(dict).ok()?,
+        ))
+    };
+    let current = GroupContext::decode(&record.group_context)
+        .ok()
+        .and_then(|c| components(&c.extensions));
+    let Some(current) = current else {
+        return false;
+    };
+    let next = verified
+        .next_epoch
+        .as_ref()
+        .map(|e| GroupContext::decode(&e.group_context).map(|c| c.extensions));
+    let keeps = |extensions: &[u8]| components(extensions).as_ref() == Some(&current);
+    match (next, &verified.proposed_extensions) {
+        (Some(Ok(extensions)), _) => keeps(&extensions),
+        (Some(Err(_)), _) => false,
+        (None, Some(proposed)) => keeps(proposed),
+        (None, None) => true,
     }
 }
 
@@ -1688,6 +1894,7 @@ mod tests {
                     group_id: reg.group_id,
                     record: reg.record.clone(),
                     leaves: reg.leaves.clone(),
+                    tracked: reg.tracked.clone(),
                 };
                 match hub.core.apply(tx, Accepted::Registration(reg)) {
                     Ok(shard) => Ok(shard),

@@ -71,6 +71,7 @@ pub mod suite;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 pub mod token;
+pub mod tracker;
 #[cfg(any(test, feature = "vectors"))]
 pub mod vectors;
 pub mod wire;

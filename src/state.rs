@@ -398,6 +398,19 @@ pub trait HubState {
         group_id: &[u8],
         closed: Option<&ClosedEpoch>,
     ) -> StoreResult<()>;
+    /// The group tracker's state of a group at `epoch` (TRK-4), if the
+    /// hub keeps one. In a store shared by several front-ends, reading it
+    /// locks it until the transaction ends, so that two proposals accepted
+    /// at once both end up queued in it (STO-2).
+    fn tracker_state(&mut self, group_id: &[u8], epoch: u64) -> StoreResult<Option<Vec<u8>>>;
+    /// Sets (or, with `None`, removes) the group tracker's state of a
+    /// group at `epoch` (TRK-4).
+    fn set_tracker_state(
+        &mut self,
+        group_id: &[u8],
+        epoch: u64,
+        state: Option<&[u8]>,
+    ) -> StoreResult<()>;
     /// Drops what expired by `now` (STO-3): spent tokens and `enc` records
     /// past their `expires_at`, response bytes past their retry window.
     fn expire(&mut self, now: u64) -> StoreResult<()>;
@@ -448,6 +461,7 @@ struct MemoryState {
     handshakes: HashMap<Vec<u8>, HashMap<[u8; 32], u64>>,
     leaves: HashMap<(Vec<u8>, u32), Vec<u8>>,
     closed: HashMap<Vec<u8>, ClosedEpoch>,
+    tracked: HashMap<(Vec<u8>, u64), Vec<u8>>,
 }
 
 /// What undoes one change of a transaction on the in-memory store.
@@ -458,6 +472,7 @@ enum Undo {
     Handshakes(Vec<u8>, Option<HashMap<[u8; 32], u64>>),
     Leaf((Vec<u8>, u32), Option<Vec<u8>>),
     Closed(Vec<u8>, Option<ClosedEpoch>),
+    Tracked((Vec<u8>, u64), Option<Vec<u8>>),
 }
 
 /// One transaction on the in-memory store: every change logs what undoes
@@ -495,6 +510,7 @@ impl MemoryTx<'_> {
                 Undo::Handshakes(k, old) => restore(&mut state.handshakes, k, old),
                 Undo::Leaf(k, old) => restore(&mut state.leaves, k, old),
                 Undo::Closed(k, old) => restore(&mut state.closed, k, old),
+                Undo::Tracked(k, old) => restore(&mut state.tracked, k, old),
             }
         }
     }
@@ -665,6 +681,25 @@ impl HubState for MemoryTx<'_> {
             None => self.state.closed.remove(group_id),
         };
         self.undo.push(Undo::Closed(group_id.to_vec(), old));
+        Ok(())
+    }
+
+    fn tracker_state(&mut self, group_id: &[u8], epoch: u64) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.state.tracked.get(&(group_id.to_vec(), epoch)).cloned())
+    }
+
+    fn set_tracker_state(
+        &mut self,
+        group_id: &[u8],
+        epoch: u64,
+        state: Option<&[u8]>,
+    ) -> StoreResult<()> {
+        let k = (group_id.to_vec(), epoch);
+        let old = match state {
+            Some(v) => self.state.tracked.insert(k.clone(), v.to_vec()),
+            None => self.state.tracked.remove(&k),
+        };
+        self.undo.push(Undo::Tracked(k, old));
         Ok(())
     }
 

@@ -165,6 +165,32 @@ pub fn primitives<B: Backend>(b: &B) {
     tx(&s, |t| t.set_closed_epoch(g, None));
     assert_eq!(tx(&s, |t| t.closed_epoch(g)), None);
 
+    // TRK-4: the group tracker's state round-trips per group and epoch
+    // (epochs at the top of `u64` included), is replaced, and is removed.
+    assert_eq!(tx(&s, |t| t.tracker_state(g, 1)), None);
+    tx(&s, |t| t.set_tracker_state(g, 1, Some(b"state 1")));
+    tx(&s, |t| {
+        t.set_tracker_state(g, u64::MAX, Some(&[0xFF; 70_000]))
+    });
+    assert_eq!(tx(&s, |t| t.tracker_state(g, 1)), Some(b"state 1".to_vec()));
+    assert_eq!(
+        tx(&s, |t| t.tracker_state(g, u64::MAX)),
+        Some(vec![0xFF; 70_000])
+    );
+    tx(&s, |t| {
+        t.set_tracker_state(g, 1, Some(b"state 1 with a proposal"))
+    });
+    assert_eq!(
+        tx(&s, |t| t.tracker_state(g, 1)),
+        Some(b"state 1 with a proposal".to_vec())
+    );
+    assert_eq!(tx(&s, |t| t.tracker_state(b"other group", 1)), None);
+    assert_eq!(tx(&s, |t| t.tracker_state(g, 2)), None);
+    tx(&s, |t| t.set_tracker_state(g, 1, None));
+    tx(&s, |t| t.set_tracker_state(g, u64::MAX, None));
+    assert_eq!(tx(&s, |t| t.tracker_state(g, 1)), None);
+    assert_eq!(tx(&s, |t| t.tracker_state(g, u64::MAX)), None);
+
     let before = counts(&s);
     assert_eq!(
         (before.spent_tokens, before.envelopes, before.groups),
@@ -199,10 +225,16 @@ pub fn rollback<B: Backend>(b: &B) {
         t.insert_group(g, &GroupRecord::new(0, 0, 1))?;
         t.set_leaf_signature_key(g, 0, Some(b"k"))?;
         t.record_handshake(g, 0, &[1; 32])?;
+        t.set_tracker_state(g, 0, Some(b"tracked"))?;
         Err(StoreError::new("test", "fails after writing"))
     });
     assert!(result.is_err(), "STO-1: the error reaches the caller");
     assert_eq!(counts(&s), StoreCounts::default(), "STO-1: nothing kept");
+    assert_eq!(
+        tx(&s, |t| t.tracker_state(g, 0)),
+        None,
+        "STO-1: no tracker state kept"
+    );
     assert!(
         tx(&s, |t| t.spend_token(0, &nonce, 100)),
         "the token is still unspent"

@@ -32,9 +32,9 @@ const HEADING: &str = "## Requirement Index";
 /// The kramdown-rfc attribute line that ends the table.
 const TABLE_ATTR: &str = r#"{: #requirements title="Requirement index"}"#;
 /// The requirement id prefixes of the spec.
-const PREFIXES: [&str; 14] = [
+const PREFIXES: [&str; 15] = [
     "OUT", "TOK", "CFG", "HUB", "RSP", "PAD", "ERR", "FAN", "MEM", "STO", "ADM", "DSP", "PRF",
-    "KCM",
+    "KCM", "TRK",
 ];
 /// Folders whose sources enforce rules ("Checked in").
 const SOURCE_DIRS: [&str; 1] = ["src"];

@@ -29,6 +29,8 @@
 //! | `spent_tokens` | `codepoint`, `nonce` | `expires_at` (indexed) |
 //! | `envelopes` | `enc` | `fingerprint`, `expires_at` (indexed), `response`, `response_until` (indexed) |
 //! | `handshakes` | `group_id`, `hash` | `epoch` (indexed with `group_id`) |
+//! | `closed_epochs` | `group_id` | `closed` |
+//! | `tracker_states` | `group_id`, `epoch` | `state` (the group tracker's, TRK-4) |
 //!
 //! Every `u64` (epochs, expiry times; `u64::MAX` means "never") is a
 //! `BIGINT` holding the value with its top bit flipped, read as a signed
@@ -121,7 +123,7 @@ use zeroize::Zeroizing;
 pub const DEFAULT_SCHEMA: &str = "mimi_onion";
 
 /// The version of the tables this crate creates and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// How many times [`HubStore::transact`] runs a transaction that fails
 /// with a serialization failure or a deadlock, or whose connection broke
@@ -232,6 +234,9 @@ struct Sql {
     closed_epoch: String,
     set_closed_epoch: String,
     delete_closed_epoch: String,
+    tracker_state: String,
+    set_tracker_state: String,
+    delete_tracker_state: String,
     expire_tokens: String,
     expire_envelopes: String,
     expire_responses: String,
@@ -310,6 +315,19 @@ impl Sql {
                  ON CONFLICT (group_id) DO UPDATE SET closed = EXCLUDED.closed"
             ),
             delete_closed_epoch: format!("DELETE FROM {s}.closed_epochs WHERE group_id = $1"),
+            // Locked until the transaction ends: two proposals accepted at
+            // once are queued one after the other (STO-2).
+            tracker_state: format!(
+                "SELECT state FROM {s}.tracker_states WHERE group_id = $1 AND epoch = $2 \
+                 FOR UPDATE"
+            ),
+            set_tracker_state: format!(
+                "INSERT INTO {s}.tracker_states (group_id, epoch, state) VALUES ($1, $2, $3) \
+                 ON CONFLICT (group_id, epoch) DO UPDATE SET state = EXCLUDED.state"
+            ),
+            delete_tracker_state: format!(
+                "DELETE FROM {s}.tracker_states WHERE group_id = $1 AND epoch = $2"
+            ),
             expire_tokens: format!("DELETE FROM {s}.spent_tokens WHERE expires_at <= $1"),
             expire_envelopes: format!("DELETE FROM {s}.envelopes WHERE expires_at <= $1"),
             expire_responses: format!(
@@ -334,6 +352,18 @@ fn closed_epochs_table(s: &str) -> String {
         "CREATE TABLE {s}.closed_epochs (
              group_id BYTEA PRIMARY KEY,
              closed BYTEA NOT NULL
+         );"
+    )
+}
+
+/// The table of the group tracker's states (TRK-4), new in version 3.
+fn tracker_states_table(s: &str) -> String {
+    format!(
+        "CREATE TABLE {s}.tracker_states (
+             group_id BYTEA NOT NULL,
+             epoch BIGINT NOT NULL,
+             state BYTEA NOT NULL,
+             PRIMARY KEY (group_id, epoch)
          );"
     )
 }
@@ -386,8 +416,10 @@ fn create_tables(s: &str) -> String {
          );
          CREATE INDEX handshakes_group_epoch ON {s}.handshakes (group_id, epoch);
          {closed}
+         {tracked}
          INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
-        closed = closed_epochs_table(s)
+        closed = closed_epochs_table(s),
+        tracked = tracker_states_table(s),
     )
 }
 
@@ -410,6 +442,9 @@ struct Statements {
     closed_epoch: Statement,
     set_closed_epoch: Statement,
     delete_closed_epoch: Statement,
+    tracker_state: Statement,
+    set_tracker_state: Statement,
+    delete_tracker_state: Statement,
     expire_tokens: Statement,
     expire_envelopes: Statement,
     expire_responses: Statement,
@@ -437,6 +472,9 @@ impl Statements {
             closed_epoch: p(&sql.closed_epoch)?,
             set_closed_epoch: p(&sql.set_closed_epoch)?,
             delete_closed_epoch: p(&sql.delete_closed_epoch)?,
+            tracker_state: p(&sql.tracker_state)?,
+            set_tracker_state: p(&sql.set_tracker_state)?,
+            delete_tracker_state: p(&sql.delete_tracker_state)?,
             expire_tokens: p(&sql.expire_tokens)?,
             expire_envelopes: p(&sql.expire_envelopes)?,
             expire_responses: p(&sql.expire_responses)?,
@@ -605,15 +643,24 @@ impl PostgresHubStore {
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()
             .map_err(err)?;
+        let s = format!("\"{}\"", self.schema);
         if versions == [1] {
             // From version 1 to 2: the closed epochs of the groups (DSP-6).
-            let s = format!("\"{}\"", self.schema);
             tx.batch_execute(&format!(
-                "{} UPDATE {s}.schema_version SET version = {SCHEMA_VERSION};",
+                "{} UPDATE {s}.schema_version SET version = 2;",
                 closed_epochs_table(&s)
             ))
             .map_err(err)?;
-            versions = vec![SCHEMA_VERSION];
+            versions = vec![2];
+        }
+        if versions == [2] {
+            // From version 2 to 3: the group tracker's states (TRK-4).
+            tx.batch_execute(&format!(
+                "{} UPDATE {s}.schema_version SET version = 3;",
+                tracker_states_table(&s)
+            ))
+            .map_err(err)?;
+            versions = vec![3];
         }
         if versions != [SCHEMA_VERSION] {
             return Err(StoreError::new(
@@ -1051,6 +1098,32 @@ impl HubState for PgTx<'_> {
                 self.execute(what, &st.set_closed_epoch, &[&group_id, &blob])?
             }
             None => self.execute(what, &st.delete_closed_epoch, &[&group_id])?,
+        };
+        Ok(())
+    }
+
+    fn tracker_state(&mut self, group_id: &[u8], epoch: u64) -> StoreResult<Option<Vec<u8>>> {
+        let what = "tracker_state";
+        let st = self.st;
+        self.query_opt(what, &st.tracker_state, &[&group_id, &u64_to_sql(epoch)])?
+            .map(|row| column(what, &row, 0))
+            .transpose()
+    }
+
+    fn set_tracker_state(
+        &mut self,
+        group_id: &[u8],
+        epoch: u64,
+        state: Option<&[u8]>,
+    ) -> StoreResult<()> {
+        let what = "set_tracker_state";
+        let st = self.st;
+        let epoch = u64_to_sql(epoch);
+        match state {
+            Some(state) => {
+                self.execute(what, &st.set_tracker_state, &[&group_id, &epoch, &state])?
+            }
+            None => self.execute(what, &st.delete_tracker_state, &[&group_id, &epoch])?,
         };
         Ok(())
     }

@@ -171,6 +171,7 @@ fn a_version_1_schema_is_migrated() {
     raw(&pg)
         .batch_execute(&format!(
             "DROP TABLE \"{schema}\".closed_epochs; \
+             DROP TABLE \"{schema}\".tracker_states; \
              UPDATE \"{schema}\".schema_version SET version = 1"
         ))
         .expect("back to version 1");
@@ -198,6 +199,39 @@ fn a_version_1_schema_is_migrated() {
         .expect("version")
         .get(0);
     assert_eq!(version, mimi_onion_store_postgres::SCHEMA_VERSION);
+}
+
+/// A schema of version 2 (before the group tracker's states of TRK-4)
+/// is migrated to version 3 when a front-end connects, and the states
+/// work.
+#[test]
+fn a_version_2_schema_is_migrated() {
+    let Some(pg) = backend() else { return };
+    let s = pg.fresh_named("migrate2");
+    let schema = s.schema().to_owned();
+    drop(s);
+    raw(&pg)
+        .batch_execute(&format!(
+            "DROP TABLE \"{schema}\".tracker_states; \
+             UPDATE \"{schema}\".schema_version SET version = 2"
+        ))
+        .expect("back to version 2");
+    let store = PostgresHubStore::connect_with_schema(&pg.url, &schema).expect("migrated");
+    let back = store
+        .transact(&mut |t| {
+            t.set_tracker_state(b"g", u64::MAX, Some(b"state"))?;
+            t.tracker_state(b"g", u64::MAX)
+        })
+        .expect("tracker states after the migration");
+    assert_eq!(back.as_deref(), Some(&b"state"[..]));
+    let version: i32 = raw(&pg)
+        .query_one(
+            &format!("SELECT version FROM \"{schema}\".schema_version"),
+            &[],
+        )
+        .expect("version")
+        .get(0);
+    assert_eq!(version, 3);
 }
 
 #[test]

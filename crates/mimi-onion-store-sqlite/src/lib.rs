@@ -85,7 +85,7 @@ use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 /// The schema version this crate writes and reads, kept in `PRAGMA
 /// user_version`. [`SqliteHubStore::open`] refuses a file with another
 /// (non-zero) version.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a transaction waits for the write lock held by another
 /// connection before it fails, unless [`SqliteOptions::with_busy_timeout`]
@@ -138,6 +138,23 @@ CREATE TABLE closed_epochs (
     group_id BLOB PRIMARY KEY NOT NULL,
     closed BLOB NOT NULL
 );
+CREATE TABLE tracker_states (
+    group_id BLOB NOT NULL,
+    epoch BLOB NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (group_id, epoch)
+) WITHOUT ROWID;
+";
+
+/// From version 2 to 3: the group tracker's state per group and epoch
+/// (TRK-4).
+const MIGRATE_2_TO_3: &str = "
+CREATE TABLE tracker_states (
+    group_id BLOB NOT NULL,
+    epoch BLOB NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (group_id, epoch)
+) WITHOUT ROWID;
 ";
 
 /// From version 1 to 2: the closed epoch of each group (DSP-6).
@@ -351,9 +368,14 @@ fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(fail("open: user_version"))?;
     match version {
         SCHEMA_VERSION => {}
-        1 => {
-            tx.execute_batch(MIGRATE_1_TO_2)
-                .map_err(fail("open: migrate schema"))?;
+        1 | 2 => {
+            // One step per version, in order.
+            for (from, step) in [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3)] {
+                if version <= from {
+                    tx.execute_batch(step)
+                        .map_err(fail("open: migrate schema"))?;
+                }
+            }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(fail("open: user_version"))?;
         }
@@ -789,6 +811,41 @@ impl HubState for SqliteTx<'_> {
                 WHAT,
                 "DELETE FROM closed_epochs WHERE group_id = ?1",
                 params![group_id],
+            ),
+        }?;
+        Ok(())
+    }
+
+    fn tracker_state(&mut self, group_id: &[u8], epoch: u64) -> StoreResult<Option<Vec<u8>>> {
+        // The transaction holds the write lock (BEGIN IMMEDIATE): no other
+        // writes the row before it ends.
+        self.conn
+            .prepare_cached("SELECT state FROM tracker_states WHERE group_id = ?1 AND epoch = ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![group_id, be(epoch)], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(fail("tracker_state"))
+    }
+
+    fn set_tracker_state(
+        &mut self,
+        group_id: &[u8],
+        epoch: u64,
+        state: Option<&[u8]>,
+    ) -> StoreResult<()> {
+        const WHAT: &str = "set_tracker_state";
+        match state {
+            Some(state) => self.change(
+                WHAT,
+                "INSERT INTO tracker_states (group_id, epoch, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (group_id, epoch) DO UPDATE SET state = excluded.state",
+                params![group_id, be(epoch), state],
+            ),
+            None => self.change(
+                WHAT,
+                "DELETE FROM tracker_states WHERE group_id = ?1 AND epoch = ?2",
+                params![group_id, be(epoch)],
             ),
         }?;
         Ok(())

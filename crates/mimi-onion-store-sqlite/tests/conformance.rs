@@ -224,7 +224,9 @@ fn a_version_1_file_is_migrated() {
     drop(s);
     Connection::open(&path)
         .expect("raw connection")
-        .execute_batch("DROP TABLE closed_epochs; PRAGMA user_version = 1")
+        .execute_batch(
+            "DROP TABLE closed_epochs; DROP TABLE tracker_states; PRAGMA user_version = 1",
+        )
         .expect("back to version 1");
     let store = SqliteHubStore::open(&path).expect("migrated");
     let closed = mimi_onion::state::ClosedEpoch {
@@ -247,6 +249,33 @@ fn a_version_1_file_is_migrated() {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
     assert_eq!(version, mimi_onion_store_sqlite::SCHEMA_VERSION);
+}
+
+/// A file of schema version 2 (before the group tracker's states of
+/// TRK-4) is migrated to version 3 when opened, and the states work.
+#[test]
+fn a_version_2_file_is_migrated() {
+    let b = Sqlite::new();
+    let s = b.fresh();
+    let path = s.path().to_path_buf();
+    drop(s);
+    Connection::open(&path)
+        .expect("raw connection")
+        .execute_batch("DROP TABLE tracker_states; PRAGMA user_version = 2")
+        .expect("back to version 2");
+    let store = SqliteHubStore::open(&path).expect("migrated");
+    let back = store
+        .transact(&mut |t| {
+            t.set_tracker_state(b"g", 7, Some(b"state"))?;
+            t.tracker_state(b"g", 7)
+        })
+        .expect("tracker states after the migration");
+    assert_eq!(back.as_deref(), Some(&b"state"[..]));
+    let version: i64 = Connection::open(&path)
+        .expect("raw connection")
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, 3);
 }
 
 /// The schema version lives in `PRAGMA user_version`; a file with another
