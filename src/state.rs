@@ -25,7 +25,7 @@
 //! that every store passes is `test_utils::store_suite` (feature
 //! `test-utils`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -245,6 +245,60 @@ pub struct CachedResponse {
     pub response: Option<Vec<u8>>,
 }
 
+/// The length of a store's identifier ([`HubState::store_id`]).
+pub const STORE_ID_LEN: usize = 16;
+
+/// A fan-out message to deliver, as the front-end records it in the
+/// transaction that accepts the message (FAN-5): one per follower, already
+/// sealed for that follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewFanout<'a> {
+    /// The follower that gets it (its name in the directory).
+    pub follower: &'a str,
+    /// Where the follower puts it (opaque to the hub: the recipient queues
+    /// the directory names).
+    pub address: &'a [u8],
+    /// The accepted message's group.
+    pub group_id: &'a [u8],
+    /// The accepted message's epoch.
+    pub epoch: u64,
+    /// The sealed fan-out message (FAN-3).
+    pub message: &'a [u8],
+}
+
+/// A recorded fan-out message waiting for its follower's acknowledgement
+/// (FAN-5, STO-5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FanoutEntry {
+    /// Its sequence number in the store: never reused, increasing in the
+    /// order the transactions that recorded a group's entries committed.
+    pub seq: u64,
+    /// The follower that gets it.
+    pub follower: String,
+    /// Where the follower puts it (opaque to the hub).
+    pub address: Vec<u8>,
+    /// The accepted message's group.
+    pub group_id: Vec<u8>,
+    /// The accepted message's epoch.
+    pub epoch: u64,
+    /// The sealed fan-out message.
+    pub message: Vec<u8>,
+}
+
+impl NewFanout<'_> {
+    /// The entry as a store holds it, under `seq`.
+    pub fn to_entry(&self, seq: u64) -> FanoutEntry {
+        FanoutEntry {
+            seq,
+            follower: self.follower.to_owned(),
+            address: self.address.to_vec(),
+            group_id: self.group_id.to_vec(),
+            epoch: self.epoch,
+            message: self.message.to_vec(),
+        }
+    }
+}
+
 /// How many entries of each kind a store holds (for bounds tests and
 /// monitoring).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -261,6 +315,8 @@ pub struct StoreCounts {
     pub cached_responses: usize,
     /// Handshake hashes held.
     pub handshakes: usize,
+    /// Fan-out messages not yet acknowledged (FAN-5).
+    pub fanout: usize,
 }
 
 /// A store could not do what was asked: the database is unreachable,
@@ -393,8 +449,28 @@ pub trait HubState {
         group_id: &[u8],
         closed: Option<&ClosedEpoch>,
     ) -> StoreResult<()>;
+    /// This store's identifier: [`STORE_ID_LEN`] random bytes drawn once,
+    /// when the store was created (or migrated to hold fan-out), and kept
+    /// in it, so every front-end sharing the store reads the same value
+    /// (STO-5). With a sequence number it names a fan-out entry across
+    /// restarts and front-ends: the idempotency key of FAN-5.
+    fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]>;
+    /// Records a fan-out message to deliver, as part of this transaction
+    /// (FAN-5, STO-5): it exists exactly when the transaction commits.
+    /// Returns its sequence number, never reused. The sequence numbers of
+    /// one group's entries increase in the order their transactions
+    /// commit: a store shared by several front-ends serializes the
+    /// transactions that record entries of the same group.
+    fn add_fanout(&mut self, entry: &NewFanout<'_>) -> StoreResult<u64>;
+    /// The entries for `follower` with the lowest sequence numbers, at
+    /// most `limit`, in increasing order.
+    fn fanout_entries(&mut self, follower: &str, limit: usize) -> StoreResult<Vec<FanoutEntry>>;
+    /// Deletes an entry once its follower acknowledged it: `false` if it
+    /// was gone already (another front-end delivered it).
+    fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool>;
     /// Drops what expired by `now` (STO-3): spent tokens and `enc` records
     /// past their `expires_at`, response bytes past their retry window.
+    /// Fan-out entries do not expire: they wait for their follower.
     fn expire(&mut self, now: u64) -> StoreResult<()>;
     /// How many entries of each kind the store holds.
     fn counts(&mut self) -> StoreResult<StoreCounts>;
@@ -435,7 +511,7 @@ struct EnvelopeEntry {
 }
 
 /// The in-memory state behind [`InMemoryHubStore`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MemoryState {
     groups: HashMap<Vec<u8>, GroupRecord>,
     spent: HashMap<(u8, [u8; TOKEN_NONCE_LEN]), u64>,
@@ -443,6 +519,27 @@ struct MemoryState {
     handshakes: HashMap<Vec<u8>, HashMap<[u8; 32], u64>>,
     leaves: HashMap<(Vec<u8>, u32), Vec<u8>>,
     closed: HashMap<Vec<u8>, ClosedEpoch>,
+    fanout: BTreeMap<u64, FanoutEntry>,
+    next_fanout: u64,
+    id: [u8; STORE_ID_LEN],
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        let mut id = [0u8; STORE_ID_LEN];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut id);
+        MemoryState {
+            groups: HashMap::new(),
+            spent: HashMap::new(),
+            envelopes: HashMap::new(),
+            handshakes: HashMap::new(),
+            leaves: HashMap::new(),
+            closed: HashMap::new(),
+            fanout: BTreeMap::new(),
+            next_fanout: 1,
+            id,
+        }
+    }
 }
 
 /// What undoes one change of a transaction on the in-memory store.
@@ -453,6 +550,7 @@ enum Undo {
     Handshakes(Vec<u8>, Option<HashMap<[u8; 32], u64>>),
     Leaf((Vec<u8>, u32), Option<Vec<u8>>),
     Closed(Vec<u8>, Option<ClosedEpoch>),
+    Fanout(u64, Option<FanoutEntry>),
 }
 
 /// One transaction on the in-memory store: every change logs what undoes
@@ -490,6 +588,14 @@ impl MemoryTx<'_> {
                 Undo::Handshakes(k, old) => restore(&mut state.handshakes, k, old),
                 Undo::Leaf(k, old) => restore(&mut state.leaves, k, old),
                 Undo::Closed(k, old) => restore(&mut state.closed, k, old),
+                Undo::Fanout(k, old) => match old {
+                    Some(v) => {
+                        state.fanout.insert(k, v);
+                    }
+                    None => {
+                        state.fanout.remove(&k);
+                    }
+                },
             }
         }
     }
@@ -663,6 +769,43 @@ impl HubState for MemoryTx<'_> {
         Ok(())
     }
 
+    fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]> {
+        Ok(self.state.id)
+    }
+
+    fn add_fanout(&mut self, entry: &NewFanout<'_>) -> StoreResult<u64> {
+        // A rolled-back transaction leaves its number unused: numbers are
+        // never reused, not necessarily dense.
+        let seq = self.state.next_fanout;
+        self.state.next_fanout = seq
+            .checked_add(1)
+            .ok_or_else(|| StoreError::new("add_fanout", "sequence exhausted"))?;
+        self.state.fanout.insert(seq, entry.to_entry(seq));
+        self.undo.push(Undo::Fanout(seq, None));
+        Ok(seq)
+    }
+
+    fn fanout_entries(&mut self, follower: &str, limit: usize) -> StoreResult<Vec<FanoutEntry>> {
+        Ok(self
+            .state
+            .fanout
+            .values()
+            .filter(|e| e.follower == follower)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool> {
+        match self.state.fanout.remove(&seq) {
+            Some(old) => {
+                self.undo.push(Undo::Fanout(seq, Some(old)));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     fn expire(&mut self, now: u64) -> StoreResult<()> {
         let spent: Vec<_> = self
             .state
@@ -711,6 +854,7 @@ impl HubState for MemoryTx<'_> {
                 .filter(|e| e.response.is_some())
                 .count(),
             handshakes: s.handshakes.values().map(HashMap::len).sum(),
+            fanout: s.fanout.len(),
         })
     }
 }

@@ -29,6 +29,9 @@
 //! | `spent_tokens` | `codepoint`, `nonce` | `expires_at` (indexed) |
 //! | `envelopes` | `enc` | `fingerprint`, `expires_at` (indexed), `response`, `response_until` (indexed) |
 //! | `handshakes` | `group_id`, `hash` | `epoch` (indexed with `group_id`) |
+//! | `closed_epochs` | `group_id` | `closed` (DSP-6; version 2) |
+//! | `store_meta` | one row | `store_id` (16 random bytes, STO-5; version 3) |
+//! | `fanout` | `seq` (identity, never reused) | `follower` (indexed with `seq`), `address`, `group_id`, `epoch`, `message` (FAN-5; version 3) |
 //!
 //! Every `u64` (epochs, expiry times; `u64::MAX` means "never") is a
 //! `BIGINT` holding the value with its top bit flipped, read as a signed
@@ -59,6 +62,12 @@
 //!   it locks the row, and a concurrent update waits for the other
 //!   transaction, then re-checks the condition on the committed row, so
 //!   only the first commit for an epoch moves it.
+//! * `add_fanout` first locks the group's row (`SELECT ... FOR UPDATE`)
+//!   and only then draws the entry's sequence number: two front-ends
+//!   recording fan-out of the same group run one after the other, so a
+//!   group's sequence numbers follow the commit order (FAN-4, FAN-5), and
+//!   a deliverer that reads an entry also sees every earlier one of its
+//!   group.
 //! * Each later statement sees what other transactions committed before
 //!   it started: the front-end whose `insert_envelope` lost reads the
 //!   winner's record and response (HUB-5).
@@ -108,8 +117,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use mimi_onion::state::{
-    CachedResponse, ClosedEpoch, GroupRecord, HubState, HubStore, StoreCounts, StoreError,
-    StoreResult,
+    CachedResponse, ClosedEpoch, FanoutEntry, GroupRecord, HubState, HubStore, NewFanout,
+    StoreCounts, StoreError, StoreResult, STORE_ID_LEN,
 };
 use mimi_onion::token::TOKEN_NONCE_LEN;
 use postgres::error::SqlState;
@@ -120,7 +129,7 @@ use zeroize::Zeroizing;
 pub const DEFAULT_SCHEMA: &str = "mimi_onion";
 
 /// The version of the tables this crate creates and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// How many times [`HubStore::transact`] runs a transaction that fails
 /// with a serialization failure or a deadlock, or whose connection broke
@@ -235,6 +244,11 @@ struct Sql {
     expire_envelopes: String,
     expire_responses: String,
     counts: String,
+    store_id: String,
+    lock_group: String,
+    add_fanout: String,
+    fanout_entries: String,
+    delete_fanout: String,
 }
 
 const GROUP_COLUMNS: &str =
@@ -321,8 +335,23 @@ impl Sql {
                  (SELECT count(*) FROM {s}.spent_tokens), \
                  (SELECT count(*) FROM {s}.envelopes), \
                  (SELECT count(*) FROM {s}.envelopes WHERE response IS NOT NULL), \
-                 (SELECT count(*) FROM {s}.handshakes)"
+                 (SELECT count(*) FROM {s}.handshakes), \
+                 (SELECT count(*) FROM {s}.fanout)"
             ),
+            store_id: format!("SELECT store_id FROM {s}.store_meta"),
+            // FAN-5: the group's row is locked until the transaction ends
+            // before the sequence number is drawn, so a group's entries are
+            // numbered in the order their transactions commit.
+            lock_group: format!("SELECT 1 FROM {s}.groups WHERE group_id = $1 FOR UPDATE"),
+            add_fanout: format!(
+                "INSERT INTO {s}.fanout (follower, address, group_id, epoch, message) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING seq"
+            ),
+            fanout_entries: format!(
+                "SELECT seq, follower, address, group_id, epoch, message FROM {s}.fanout \
+                 WHERE follower = $1 ORDER BY seq LIMIT $2"
+            ),
+            delete_fanout: format!("DELETE FROM {s}.fanout WHERE seq = $1"),
         }
     }
 }
@@ -334,6 +363,27 @@ fn closed_epochs_table(s: &str) -> String {
              group_id BYTEA PRIMARY KEY,
              closed BYTEA NOT NULL
          );"
+    )
+}
+
+/// The store's identifier and the fan-out entries (FAN-5, STO-5), new in
+/// version 3. The identity column never hands out a number twice.
+fn fanout_tables(s: &str) -> String {
+    format!(
+        "CREATE TABLE {s}.store_meta (
+             singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+             store_id BYTEA NOT NULL CHECK (length(store_id) = 16)
+         );
+         INSERT INTO {s}.store_meta (store_id) VALUES (uuid_send(gen_random_uuid()));
+         CREATE TABLE {s}.fanout (
+             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             follower TEXT NOT NULL,
+             address BYTEA NOT NULL,
+             group_id BYTEA NOT NULL,
+             epoch BIGINT NOT NULL,
+             message BYTEA NOT NULL
+         );
+         CREATE INDEX fanout_follower_seq ON {s}.fanout (follower, seq);"
     )
 }
 
@@ -385,8 +435,10 @@ fn create_tables(s: &str) -> String {
          );
          CREATE INDEX handshakes_group_epoch ON {s}.handshakes (group_id, epoch);
          {closed}
+         {fanout}
          INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
-        closed = closed_epochs_table(s)
+        closed = closed_epochs_table(s),
+        fanout = fanout_tables(s)
     )
 }
 
@@ -413,6 +465,11 @@ struct Statements {
     expire_envelopes: Statement,
     expire_responses: Statement,
     counts: Statement,
+    store_id: Statement,
+    lock_group: Statement,
+    add_fanout: Statement,
+    fanout_entries: Statement,
+    delete_fanout: Statement,
 }
 
 impl Statements {
@@ -440,6 +497,11 @@ impl Statements {
             expire_envelopes: p(&sql.expire_envelopes)?,
             expire_responses: p(&sql.expire_responses)?,
             counts: p(&sql.counts)?,
+            store_id: p(&sql.store_id)?,
+            lock_group: p(&sql.lock_group)?,
+            add_fanout: p(&sql.add_fanout)?,
+            fanout_entries: p(&sql.fanout_entries)?,
+            delete_fanout: p(&sql.delete_fanout)?,
         })
     }
 }
@@ -604,12 +666,18 @@ impl PostgresHubStore {
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()
             .map_err(err)?;
-        if versions == [1] {
-            // From version 1 to 2: the closed epochs of the groups (DSP-6).
+        if versions == [1] || versions == [2] {
+            // From version 1 to 2: the closed epochs of the groups (DSP-6);
+            // from 2 to 3: the store id and the fan-out entries (FAN-5).
             let s = format!("\"{}\"", self.schema);
-            tx.batch_execute(&format!(
-                "{} UPDATE {s}.schema_version SET version = {SCHEMA_VERSION};",
+            let closed = if versions == [1] {
                 closed_epochs_table(&s)
+            } else {
+                String::new()
+            };
+            tx.batch_execute(&format!(
+                "{closed} {} UPDATE {s}.schema_version SET version = {SCHEMA_VERSION};",
+                fanout_tables(&s)
             ))
             .map_err(err)?;
             versions = vec![SCHEMA_VERSION];
@@ -1054,6 +1122,67 @@ impl HubState for PgTx<'_> {
         Ok(())
     }
 
+    fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]> {
+        let what = "store_id";
+        let st = self.st;
+        let row = self.query_one(what, &st.store_id, &[])?;
+        let id: &[u8] = column(what, &row, 0)?;
+        <[u8; STORE_ID_LEN]>::try_from(id)
+            .map_err(|_| StoreError::new(what, "corrupt row: store_id is not 16 bytes"))
+    }
+
+    fn add_fanout(&mut self, e: &NewFanout<'_>) -> StoreResult<u64> {
+        let what = "add_fanout";
+        let st = self.st;
+        self.query_opt(what, &st.lock_group, &[&e.group_id])?;
+        let row = self.query_one(
+            what,
+            &st.add_fanout,
+            &[
+                &e.follower,
+                &e.address,
+                &e.group_id,
+                &u64_to_sql(e.epoch),
+                &e.message,
+            ],
+        )?;
+        let seq: i64 = column(what, &row, 0)?;
+        u64::try_from(seq).map_err(|_| StoreError::new(what, "corrupt row: negative seq"))
+    }
+
+    fn fanout_entries(&mut self, follower: &str, limit: usize) -> StoreResult<Vec<FanoutEntry>> {
+        let what = "fanout_entries";
+        let st = self.st;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match self.t.query(&st.fanout_entries, &[&follower, &limit]) {
+            Ok(rows) => rows,
+            Err(e) => return Err(self.fail(what, &e)),
+        };
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = column(what, row, 0)?;
+                let epoch: i64 = column(what, row, 4)?;
+                Ok(FanoutEntry {
+                    seq: u64::try_from(seq)
+                        .map_err(|_| StoreError::new(what, "corrupt row: negative seq"))?,
+                    follower: column(what, row, 1)?,
+                    address: column(what, row, 2)?,
+                    group_id: column(what, row, 3)?,
+                    epoch: u64_from_sql(epoch),
+                    message: column(what, row, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let st = self.st;
+        Ok(self.execute("delete_fanout", &st.delete_fanout, &[&seq])? == 1)
+    }
+
     fn expire(&mut self, now: u64) -> StoreResult<()> {
         let st = self.st;
         let now = u64_to_sql(now);
@@ -1078,6 +1207,7 @@ impl HubState for PgTx<'_> {
             envelopes: n(3)?,
             cached_responses: n(4)?,
             handshakes: n(5)?,
+            fanout: n(6)?,
         })
     }
 }
