@@ -51,7 +51,7 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// Directory of the SQLite store, the outbox and the admission ledger.
+        /// Directory of the SQLite store and the admission ledger.
         #[arg(long)]
         data: PathBuf,
         /// PostgreSQL connection string: keep the hub state there instead.
@@ -92,6 +92,10 @@ enum Command {
         /// Write the bound URL here once listening.
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        /// Record the fan-out of accepted messages in the store but do not
+        /// deliver it (another hub process on the same store delivers).
+        #[arg(long)]
+        no_deliver: bool,
     },
     /// Runs the token-routing load balancer.
     Balancer {
@@ -251,6 +255,7 @@ fn run(cli: Cli) -> Result<()> {
             tls_cert,
             tls_key,
             ready_file,
+            no_deliver,
         } => {
             let opts = hub::HubOptions {
                 keys,
@@ -268,6 +273,7 @@ fn run(cli: Cli) -> Result<()> {
                 read_timeout: Duration::from_millis(read_timeout_ms),
                 tls: tls_cert.zip(tls_key),
                 ready_file,
+                deliver: !no_deliver,
             };
             runtime()?.block_on(hub::run(opts))
         }
