@@ -687,7 +687,10 @@ pub fn race_fanout_order<B: Backend>(b: &B, per_thread: usize) {
                     let body = format!("{n}:{i}").into_bytes();
                     tx(h, |t| {
                         let seq = t.add_fanout(&entry("f", g, &body))?;
-                        thread::sleep(std::time::Duration::from_millis(1));
+                        // One slow transaction beside a fast one: a number
+                        // drawn before the other's commit shows here.
+                        let pause = if (i + n) % 2 == 0 { 4 } else { 0 };
+                        thread::sleep(std::time::Duration::from_millis(pause));
                         let before = t.fanout_entries("f", usize::MAX / 2)?;
                         for e in &before {
                             assert!(
