@@ -14,6 +14,7 @@ use std::thread;
 
 use crate::config::{HubSigningKey, KeyUse};
 use crate::fanout::EpochKeys;
+use crate::fanout::{FanoutDirectory, FanoutMessage, FanoutTarget};
 use crate::hub::HubFrontEnd;
 use crate::keylayer;
 use crate::keys::HubKeyPair;
@@ -24,7 +25,6 @@ use crate::sender::{SealOptions, Sender};
 use crate::state::{
     GroupRecord, HubState, HubStore, NewFanout, StoreCounts, StoreError, StoreResult,
 };
-use crate::fanout::{FanoutDirectory, FanoutMessage, FanoutTarget};
 use crate::suite::HpkeSuite;
 use crate::test_utils::room::Room;
 use crate::test_utils::{demo_fanout_key, private_message, DemoWorld, NOW};
@@ -618,7 +618,11 @@ pub fn fanout_entries<B: Backend>(b: &B) {
     assert_eq!(tx(&s, |t| t.store_id()), id, "STO-5: one store id");
     let other = b.share(&s);
     assert_eq!(tx(&other, |t| t.store_id()), id, "STO-5: shared store id");
-    assert_ne!(tx(&b.fresh(), |t| t.store_id()), id, "STO-5: drawn per store");
+    assert_ne!(
+        tx(&b.fresh(), |t| t.store_id()),
+        id,
+        "STO-5: drawn per store"
+    );
     let g = b"fanout group";
     tx(&s, |t| t.put_group(g, &GroupRecord::new(0, 7, 1)));
     let mut seqs = Vec::new();
@@ -642,7 +646,11 @@ pub fn fanout_entries<B: Backend>(b: &B) {
     assert!(tx(&s, |t| t.fanout_entries("nobody", 10)).is_empty());
     assert_eq!(counts(&s).fanout, 5);
     tx(&s, |t| t.expire(u64::MAX));
-    assert_eq!(counts(&s).fanout, 5, "fan-out entries wait, they do not expire");
+    assert_eq!(
+        counts(&s).fanout,
+        5,
+        "fan-out entries wait, they do not expire"
+    );
 
     // STO-1: a failed transaction leaves no entry.
     let failed: StoreResult<u64> = s.transact(&mut |t| {
@@ -650,7 +658,11 @@ pub fn fanout_entries<B: Backend>(b: &B) {
         Err(StoreError::new("test", "fails after add_fanout"))
     });
     assert!(failed.is_err());
-    assert_eq!(counts(&s).fanout, 5, "STO-1: no entry of a failed transaction");
+    assert_eq!(
+        counts(&s).fanout,
+        5,
+        "STO-1: no entry of a failed transaction"
+    );
     assert!(tx(&s, |t| t.fanout_entries("even", 10))
         .iter()
         .all(|e| e.message != b"rolled back"));
@@ -780,7 +792,12 @@ pub fn fanout_through_the_hub<B: Backend>(b: &B) {
 
     let again = application(&mut client, group, 1);
     assert_eq!(
-        world.hub.handle(&again.bytes, NOW).view.expect("opened").status,
+        world
+            .hub
+            .handle(&again.bytes, NOW)
+            .view
+            .expect("opened")
+            .status,
         Status::Accepted
     );
     assert_eq!(counts(&s).fanout, 4);

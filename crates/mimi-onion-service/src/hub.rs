@@ -242,11 +242,10 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         opts.followers.clone(),
     )));
     let followers = opts.followers.clone();
-    let outbox = tokio::task::spawn_blocking(move || {
-        Outbox::new(Arc::new(delivery_store), followers)
-    })
-    .await
-    .map_err(|_| Error::Db("store".into()))??;
+    let outbox =
+        tokio::task::spawn_blocking(move || Outbox::new(Arc::new(delivery_store), followers))
+            .await
+            .map_err(|_| Error::Db("store".into()))??;
     if opts.deliver {
         outbox.start();
     }

@@ -41,8 +41,8 @@ use mimi_onion::fanout::{FanoutDirectory, FanoutTarget};
 use mimi_onion::state::{FanoutEntry, HubStore};
 use mimi_onion::test_utils::to_hex;
 
-use crate::hub::{AnyStore, Directory};
 use crate::http::Client;
+use crate::hub::{AnyStore, Directory};
 use crate::media;
 use crate::{Error, Result};
 

@@ -97,5 +97,8 @@ fn fan4_fan5_race_fanout_order() {
 
 #[test]
 fn fan5_fanout_through_the_hub() {
-    run("fanout_through_the_hub", store_suite::fanout_through_the_hub);
+    run(
+        "fanout_through_the_hub",
+        store_suite::fanout_through_the_hub,
+    );
 }

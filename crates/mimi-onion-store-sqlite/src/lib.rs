@@ -893,11 +893,7 @@ impl HubState for SqliteTx<'_> {
         let Ok(seq) = i64::try_from(seq) else {
             return Ok(false);
         };
-        let n = self.change(
-            "delete_fanout",
-            "DELETE FROM fanout WHERE seq = ?1",
-            [seq],
-        )?;
+        let n = self.change("delete_fanout", "DELETE FROM fanout WHERE seq = ?1", [seq])?;
         Ok(n == 1)
     }
 

@@ -276,14 +276,21 @@ fn a_version_2_file_is_migrated() {
         .expect("version");
     assert_eq!(version, mimi_onion_store_sqlite::SCHEMA_VERSION);
     assert_eq!(
-        store.transact(&mut |t| t.group(g)).expect("read").map(|r| r.epoch),
+        store
+            .transact(&mut |t| t.group(g))
+            .expect("read")
+            .map(|r| r.epoch),
         Some(4),
         "kept"
     );
     let id = store.transact(&mut |t| t.store_id()).expect("store id");
     assert_ne!(id, [0; 16]);
     let reopened = SqliteHubStore::open(&path).expect("reopened");
-    assert_eq!(reopened.transact(&mut |t| t.store_id()).expect("id"), id, "STO-5");
+    assert_eq!(
+        reopened.transact(&mut |t| t.store_id()).expect("id"),
+        id,
+        "STO-5"
+    );
     let entry = mimi_onion::state::NewFanout {
         follower: "f",
         address: b"q",
