@@ -353,7 +353,7 @@ pub struct FanoutTarget {
 
 /// The followers of each group, for a front-end that records the fan-out
 /// of every accepted message in the store transaction that accepts it
-/// (FAN-5; `HubFrontEnd::set_fanout_directory`). It is asked inside that
+/// (FAN-7, STO-5; `HubFrontEnd::set_fanout_directory`). It is asked inside that
 /// transaction, which a store may run more than once: it must not have
 /// effects of its own.
 pub trait FanoutDirectory: Send + Sync {

@@ -129,7 +129,7 @@ struct FrontEnd {
     own_shard: Option<u32>,
     /// The shard of the last envelope not processed here, or `u64::MAX`.
     misrouted: AtomicU64,
-    /// FAN-5: whom the fan-out recorded in the accepting transaction goes
+    /// FAN-7: whom the fan-out recorded in the accepting transaction goes
     /// to; `None`: no fan-out is recorded.
     fanout: Option<Box<dyn crate::fanout::FanoutDirectory>>,
 }
@@ -194,7 +194,7 @@ impl<S: HubStore> HubFrontEnd<S> {
         self.core.admission = Some(admission);
     }
 
-    /// FAN-5: from now on, every accepted PublicMessage and PrivateMessage
+    /// FAN-7: from now on, every accepted PublicMessage and PrivateMessage
     /// leaves, in the store transaction that accepts it, one sealed fan-out
     /// message per follower that `directory` names for its group
     /// ([`HubState::add_fanout`]), for a deliverer to send and delete.
@@ -583,7 +583,7 @@ impl FrontEnd {
         Ok(Processed::Fresh { response, view })
     }
 
-    /// FAN-5: the fan-out of an accepted PublicMessage or PrivateMessage,
+    /// FAN-7: the fan-out of an accepted PublicMessage or PrivateMessage,
     /// recorded in the transaction that accepts it: one fan-out message per
     /// follower of the directory, sealed under F of the message's epoch
     /// (still pinned: a commit keeps F of the epoch it closes). Nothing

@@ -1,5 +1,5 @@
 //! The hub's state and the contract every store of it meets (spec section
-//! "Hub State", requirements STO-1 to STO-4).
+//! "Hub State", requirements STO-1 to STO-5).
 //!
 //! The front-end keeps, per group, the shard its tokens route to, the
 //! current epoch, F of the live epochs, the leaves' signature keys and the
@@ -18,7 +18,10 @@
 //! (STO-2): spending a token, inserting an `enc` record, registering a
 //! group, advancing an epoch (compare-and-set) and recording a handshake
 //! hash each report whether they took effect. Entries expire with the key
-//! they belong to, by the clock the caller passes (STO-3).
+//! they belong to, by the clock the caller passes (STO-3). The fan-out of
+//! an accepted message is recorded in the transaction that accepts it,
+//! numbered in commit order per group, under a store id drawn once, and
+//! kept until its follower acknowledged it (STO-5, FAN-7).
 //!
 //! [`InMemoryHubStore`] serves tests and the demo; the SQLite and
 //! PostgreSQL stores live in crates of their own. The conformance suite
@@ -249,7 +252,7 @@ pub struct CachedResponse {
 pub const STORE_ID_LEN: usize = 16;
 
 /// A fan-out message to deliver, as the front-end records it in the
-/// transaction that accepts the message (FAN-5): one per follower, already
+/// transaction that accepts the message (FAN-7): one per follower, already
 /// sealed for that follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewFanout<'a> {
@@ -267,7 +270,7 @@ pub struct NewFanout<'a> {
 }
 
 /// A recorded fan-out message waiting for its follower's acknowledgement
-/// (FAN-5, STO-5).
+/// (FAN-7, STO-5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FanoutEntry {
     /// Its sequence number in the store: never reused, increasing in the
@@ -315,7 +318,7 @@ pub struct StoreCounts {
     pub cached_responses: usize,
     /// Handshake hashes held.
     pub handshakes: usize,
-    /// Fan-out messages not yet acknowledged (FAN-5).
+    /// Fan-out messages not yet acknowledged (FAN-7).
     pub fanout: usize,
 }
 
@@ -453,10 +456,10 @@ pub trait HubState {
     /// when the store was created (or migrated to hold fan-out), and kept
     /// in it, so every front-end sharing the store reads the same value
     /// (STO-5). With a sequence number it names a fan-out entry across
-    /// restarts and front-ends: the idempotency key of FAN-5.
+    /// restarts and front-ends: the idempotency key of FAN-7.
     fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]>;
     /// Records a fan-out message to deliver, as part of this transaction
-    /// (FAN-5, STO-5): it exists exactly when the transaction commits.
+    /// (FAN-7, STO-5): it exists exactly when the transaction commits.
     /// Returns its sequence number, never reused. The sequence numbers of
     /// one group's entries increase in the order their transactions
     /// commit: a store shared by several front-ends serializes the

@@ -62,16 +62,16 @@ fn sto3_bounded_across_key_rotations() {
 }
 
 #[test]
-fn fan5_sto5_fanout_entries() {
+fn fan7_sto5_fanout_entries() {
     store_suite::fanout_entries(&Memory);
 }
 
 #[test]
-fn fan4_fan5_race_fanout_order() {
+fn fan4_fan7_race_fanout_order() {
     store_suite::race_fanout_order(&Memory, 100);
 }
 
 #[test]
-fn fan5_fanout_through_the_hub() {
+fn fan7_fanout_through_the_hub() {
     store_suite::fanout_through_the_hub(&Memory);
 }

@@ -300,7 +300,7 @@ pub fn outage<B: Backend>(b: &B) {
     let out = world.hub.handle(&before.bytes, NOW);
     assert_eq!(out.view.expect("opened").status, Status::Accepted);
     let counts_before = counts(&s);
-    assert_eq!(counts_before.fanout, 2, "FAN-5");
+    assert_eq!(counts_before.fanout, 2, "FAN-7");
 
     b.outage(&s, true);
     let during = application(&mut client, group, 1);
@@ -328,7 +328,7 @@ pub fn outage<B: Backend>(b: &B) {
             .status,
         Status::Accepted
     );
-    assert_eq!(counts(&s).fanout, 4, "FAN-5: accepted with its fan-out");
+    assert_eq!(counts(&s).fanout, 4, "FAN-7: accepted with its fan-out");
     let replay = world.hub.handle(&before.bytes, NOW);
     assert!(
         replay.from_cache,
@@ -606,7 +606,7 @@ fn entry<'a>(follower: &'a str, group_id: &'a [u8], message: &'a [u8]) -> NewFan
     }
 }
 
-/// FAN-5, STO-5 on the store: the store id is one value for every
+/// FAN-7, STO-5 on the store: the store id is one value for every
 /// transaction and every handle, kept across handles; entries come back
 /// per follower in sequence order, at most `limit`, byte for byte; a
 /// delete takes effect once; entries do not expire; an entry recorded in
@@ -630,7 +630,7 @@ pub fn fanout_entries<B: Backend>(b: &B) {
         let follower = if i % 2 == 0 { "even" } else { "odd" };
         seqs.push(tx(&s, |t| t.add_fanout(&entry(follower, g, &[i; 3]))));
     }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "FAN-5: {seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "FAN-7: {seqs:?}");
     let even = tx(&other, |t| t.fanout_entries("even", 10));
     assert_eq!(
         even.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -679,7 +679,7 @@ pub fn fanout_entries<B: Backend>(b: &B) {
     );
 }
 
-/// FAN-4, FAN-5 across front-ends: two front-ends record entries of one
+/// FAN-4, FAN-7 across front-ends: two front-ends record entries of one
 /// group at once, each holding its transaction open after the record; an
 /// entry's number is above that of every entry of the group that had
 /// committed when it was recorded, and no number is drawn twice. So a
@@ -707,7 +707,7 @@ pub fn race_fanout_order<B: Backend>(b: &B, per_thread: usize) {
                         for e in &before {
                             assert!(
                                 e.seq <= seq,
-                                "FAN-5: entry {} committed before entry {seq} was \
+                                "FAN-7: entry {} committed before entry {seq} was \
                                  recorded, with a higher number",
                                 e.seq
                             );
@@ -740,7 +740,7 @@ impl FanoutDirectory for OneFollower {
     }
 }
 
-/// FAN-5 through the front-end: an accepted message leaves, in the
+/// FAN-7 through the front-end: an accepted message leaves, in the
 /// transaction that accepts it, one fan-out message per follower, each
 /// opening for a member to the message; a resend, a rejected envelope and
 /// an envelope handled while the store is down leave none; a front-end
@@ -757,7 +757,7 @@ pub fn fanout_through_the_hub<B: Backend>(b: &B) {
     let keys = EpochKeys::derive(&demo_fanout_key(group, 1), 1).expect("keys");
     let f1 = tx(&s, |t| t.fanout_entries("f1", 10));
     let f2 = tx(&s, |t| t.fanout_entries("f2", 10));
-    assert_eq!((f1.len(), f2.len()), (1, 1), "FAN-5: one per follower");
+    assert_eq!((f1.len(), f2.len()), (1, 1), "FAN-7: one per follower");
     assert_eq!(f1[0].address, b"alice");
     assert_eq!(f2[0].address, b"bob,carol");
     assert_eq!((f1[0].group_id.as_slice(), f1[0].epoch), (&group[..], 1));
@@ -788,7 +788,7 @@ pub fn fanout_through_the_hub<B: Backend>(b: &B) {
         out.view.expect("opened").status,
         Status::Rejected(RejectReason::MembershipProofFailed)
     );
-    assert_eq!(counts(&s).fanout, 2, "FAN-5: only accepted messages");
+    assert_eq!(counts(&s).fanout, 2, "FAN-7: only accepted messages");
 
     let again = application(&mut client, group, 1);
     assert_eq!(

@@ -22,7 +22,7 @@
 //! Accepted PublicMessages and PrivateMessages are fanned out (FAN-2): one
 //! fan-out message per follower that the directory names for the room,
 //! with that follower's recipient queues, recorded in the store
-//! transaction that accepts the message (FAN-5) and delivered from there
+//! transaction that accepts the message (FAN-7) and delivered from there
 //! by the [`Outbox`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -235,7 +235,7 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         Some(p) => read_directory(p, &opts.followers)?,
         None => HashMap::new(),
     };
-    // FAN-5: the fan-out of an accepted message is recorded in the
+    // FAN-7: the fan-out of an accepted message is recorded in the
     // transaction that accepts it.
     front.set_fanout_directory(Box::new(ServiceDirectory::new(
         directory,
@@ -439,7 +439,7 @@ impl HubService {
                 WireFormat::PublicMessage | WireFormat::PrivateMessage
             );
             if view.status == Status::Accepted && group_message {
-                // FAN-5: its fan-out was committed with it; wake the
+                // FAN-7: its fan-out was committed with it; wake the
                 // delivery threads.
                 self.stats.fanout_accepted.fetch_add(1, Ordering::Relaxed);
                 self.outbox.notify();

@@ -1,4 +1,4 @@
-//! The hub's fan-out delivery (spec FAN-4, FAN-5): the fan-out entries
+//! The hub's fan-out delivery (spec FAN-4, FAN-7): the fan-out entries
 //! that the front-end recorded in the hub store, in the same transaction
 //! that accepted each message, go to their followers, in sequence order,
 //! one delivery thread per follower, retried until the follower

@@ -1,4 +1,4 @@
-//! FAN-5 with real processes and real stores: the fan-out of an accepted
+//! FAN-7 with real processes and real stores: the fan-out of an accepted
 //! message is committed with it, so a hub process killed with SIGKILL
 //! after it answered `accepted` loses none; a redelivery (a lost
 //! acknowledgement, across a restart) is stored once by the follower;
@@ -108,7 +108,7 @@ impl Setup {
     }
 
     /// Every queue holds every accepted message exactly once, in
-    /// acceptance order, and each opens for a member (FAN-4, FAN-5).
+    /// acceptance order, and each opens for a member (FAN-4, FAN-7).
     fn check_queues(&self) {
         let accepted = &self.room.accepted;
         for (f, queue) in QUEUES {
@@ -164,14 +164,14 @@ fn life(room: &mut DemoRoom, client: &mut HubClient, apps: usize) {
     );
 }
 
-/// FAN-5: a hub process that records fan-out but does not deliver it
+/// FAN-7: a hub process that records fan-out but does not deliver it
 /// (`--no-deliver`) answers `accepted` and is killed with SIGKILL; the
 /// followers have nothing yet. A hub process started on the same SQLite
 /// file delivers every accepted message to every queue exactly once, in
-/// acceptance order. (Before FAN-5, the fan-out was written to a separate
+/// acceptance order. (Before FAN-7, the fan-out was written to a separate
 /// file after the store transaction, and a kill in between lost it.)
 #[test]
-fn fan5_sigkill_after_accepted_loses_no_fanout() {
+fn fan7_sigkill_after_accepted_loses_no_fanout() {
     let mut s = setup([0, 0]);
     let mut first = s.hub("hub-a", None, false);
     let mut client = s.client(&first);
@@ -198,13 +198,13 @@ fn fan5_sigkill_after_accepted_loses_no_fanout() {
     }
 }
 
-/// FAN-5: a follower stores a batch but its acknowledgement is lost
+/// FAN-7: a follower stores a batch but its acknowledgement is lost
 /// (`--fail-acks 10`, about 6.5 s of retries); the hub process is killed
 /// with SIGKILL while it retries, and the one started on the same store
 /// sends the entries again under the same idempotency keys (the store id
 /// is kept in the store): the follower acknowledges, keeps one copy each.
 #[test]
-fn fan5_redelivery_across_a_restart_is_stored_once() {
+fn fan7_redelivery_across_a_restart_is_stored_once() {
     let mut s = setup([10, 0]);
     let mut first = s.hub("hub-a", None, true);
     let mut client = s.client(&first);
@@ -239,14 +239,14 @@ fn fan5_redelivery_across_a_restart_is_stored_once() {
     );
 }
 
-/// FAN-4, FAN-5 with two hub processes of one shard on one PostgreSQL
+/// FAN-4, FAN-7 with two hub processes of one shard on one PostgreSQL
 /// store (env `MIMI_ONION_PG_URL`; skipped without it): the room's
 /// messages are accepted alternately by each, both deliver, follower 1
 /// loses three acknowledgements, and one process is killed with SIGKILL
 /// right after its last `accepted`. Every queue holds every message
 /// exactly once, in acceptance order.
 #[test]
-fn fan5_two_hub_processes_on_one_postgres_store() {
+fn fan7_two_hub_processes_on_one_postgres_store() {
     let Some(url) = std::env::var("MIMI_ONION_PG_URL")
         .ok()
         .filter(|u| !u.is_empty())

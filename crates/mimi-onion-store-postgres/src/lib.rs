@@ -31,7 +31,7 @@
 //! | `handshakes` | `group_id`, `hash` | `epoch` (indexed with `group_id`) |
 //! | `closed_epochs` | `group_id` | `closed` (DSP-6; version 2) |
 //! | `store_meta` | one row | `store_id` (16 random bytes, STO-5; version 3) |
-//! | `fanout` | `seq` (identity, never reused) | `follower` (indexed with `seq`), `address`, `group_id`, `epoch`, `message` (FAN-5; version 3) |
+//! | `fanout` | `seq` (identity, never reused) | `follower` (indexed with `seq`), `address`, `group_id`, `epoch`, `message` (FAN-7; version 3) |
 //!
 //! Every `u64` (epochs, expiry times; `u64::MAX` means "never") is a
 //! `BIGINT` holding the value with its top bit flipped, read as a signed
@@ -65,7 +65,7 @@
 //! * `add_fanout` first locks the group's row (`SELECT ... FOR UPDATE`)
 //!   and only then draws the entry's sequence number: two front-ends
 //!   recording fan-out of the same group run one after the other, so a
-//!   group's sequence numbers follow the commit order (FAN-4, FAN-5), and
+//!   group's sequence numbers follow the commit order (FAN-4, FAN-7), and
 //!   a deliverer that reads an entry also sees every earlier one of its
 //!   group.
 //! * Each later statement sees what other transactions committed before
@@ -339,7 +339,7 @@ impl Sql {
                  (SELECT count(*) FROM {s}.fanout)"
             ),
             store_id: format!("SELECT store_id FROM {s}.store_meta"),
-            // FAN-5: the group's row is locked until the transaction ends
+            // FAN-7: the group's row is locked until the transaction ends
             // before the sequence number is drawn, so a group's entries are
             // numbered in the order their transactions commit.
             lock_group: format!("SELECT 1 FROM {s}.groups WHERE group_id = $1 FOR UPDATE"),
@@ -366,7 +366,7 @@ fn closed_epochs_table(s: &str) -> String {
     )
 }
 
-/// The store's identifier and the fan-out entries (FAN-5, STO-5), new in
+/// The store's identifier and the fan-out entries (FAN-7, STO-5), new in
 /// version 3. The identity column never hands out a number twice.
 fn fanout_tables(s: &str) -> String {
     format!(
@@ -668,7 +668,7 @@ impl PostgresHubStore {
             .map_err(err)?;
         if versions == [1] || versions == [2] {
             // From version 1 to 2: the closed epochs of the groups (DSP-6);
-            // from 2 to 3: the store id and the fan-out entries (FAN-5).
+            // from 2 to 3: the store id and the fan-out entries (FAN-7).
             let s = format!("\"{}\"", self.schema);
             let closed = if versions == [1] {
                 closed_epochs_table(&s)

@@ -161,7 +161,7 @@ fn an_unknown_schema_version_is_refused() {
 }
 
 /// A schema of version 1 (before the closed epochs of DSP-6 and the
-/// fan-out entries of FAN-5) is migrated to version 3 when a front-end
+/// fan-out entries of FAN-7) is migrated to version 3 when a front-end
 /// connects, and the closed epochs work.
 #[test]
 fn a_version_1_schema_is_migrated() {
@@ -202,7 +202,7 @@ fn a_version_1_schema_is_migrated() {
     assert_eq!(version, mimi_onion_store_postgres::SCHEMA_VERSION);
 }
 
-/// A schema of version 2 (before FAN-5) is migrated to version 3 when a
+/// A schema of version 2 (before FAN-7) is migrated to version 3 when a
 /// front-end connects: what it held is kept, the store gets one id that
 /// every front-end reads, and fan-out entries commit and roll back with
 /// their transaction.

@@ -139,7 +139,7 @@ CREATE TABLE closed_epochs (
 );
 ";
 
-/// New in version 3 (FAN-5, STO-5): the store's identifier, drawn once,
+/// New in version 3 (FAN-7, STO-5): the store's identifier, drawn once,
 /// and the fan-out entries waiting for their followers. `AUTOINCREMENT`:
 /// a sequence number is never reused, even after its row is deleted.
 const FANOUT_TABLES: &str = "
@@ -372,7 +372,7 @@ fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         SCHEMA_VERSION => {}
         1 | 2 => {
             // 1 to 2: the closed epochs (DSP-6); 2 to 3: the store id and
-            // the fan-out entries (FAN-5).
+            // the fan-out entries (FAN-7).
             if version == 1 {
                 tx.execute_batch(MIGRATE_1_TO_2)
                     .map_err(fail("open: migrate schema"))?;
@@ -832,7 +832,7 @@ impl HubState for SqliteTx<'_> {
     }
 
     fn add_fanout(&mut self, e: &NewFanout<'_>) -> StoreResult<u64> {
-        // FAN-5: the transaction holds the file's write lock, so sequence
+        // FAN-7: the transaction holds the file's write lock, so sequence
         // numbers follow the commit order.
         const WHAT: &str = "add_fanout";
         let seq: i64 = self

@@ -215,7 +215,7 @@ fn corrupt_rows_are_errors() {
 }
 
 /// A file of schema version 1 (before the closed epochs of DSP-6 and the
-/// fan-out entries of FAN-5) is migrated to version 3 when opened, and the
+/// fan-out entries of FAN-7) is migrated to version 3 when opened, and the
 /// closed epochs work.
 #[test]
 fn a_version_1_file_is_migrated() {
@@ -253,7 +253,7 @@ fn a_version_1_file_is_migrated() {
     assert_eq!(version, mimi_onion_store_sqlite::SCHEMA_VERSION);
 }
 
-/// A file of schema version 2 (before FAN-5) is migrated to version 3 when
+/// A file of schema version 2 (before FAN-7) is migrated to version 3 when
 /// opened: what it held is kept, the store gets an id of its own, and
 /// fan-out entries commit and roll back with their transaction.
 #[test]
@@ -373,16 +373,16 @@ fn the_store_is_send_and_sync() {
 }
 
 #[test]
-fn fan5_sto5_fanout_entries() {
+fn fan7_sto5_fanout_entries() {
     store_suite::fanout_entries(&Sqlite::new());
 }
 
 #[test]
-fn fan4_fan5_race_fanout_order() {
+fn fan4_fan7_race_fanout_order() {
     store_suite::race_fanout_order(&Sqlite::new(), 100);
 }
 
 #[test]
-fn fan5_fanout_through_the_hub() {
+fn fan7_fanout_through_the_hub() {
     store_suite::fanout_through_the_hub(&Sqlite::new());
 }
