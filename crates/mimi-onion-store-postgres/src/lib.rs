@@ -1,6 +1,6 @@
 //! The hub state of mimi-onion in PostgreSQL: a [`HubStore`] that several
 //! front-ends of one shard share, on one machine or many (spec section
-//! "The Store Contract", STO-1 to STO-4).
+//! "The Store Contract", STO-1 to STO-5).
 //!
 //! ```no_run
 //! use mimi_onion_store_postgres::PostgresHubStore;

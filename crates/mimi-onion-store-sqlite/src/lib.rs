@@ -1,6 +1,6 @@
 //! The hub's state of [`mimi_onion`] in one SQLite file: the embedded
 //! default store of a hub (spec section "The Store Contract", STO-1 to
-//! STO-4).
+//! STO-5).
 //!
 //! [`SqliteHubStore`] implements [`HubStore`] on a file that outlives the
 //! process. A hub opens it and hands it to its front-end:
@@ -38,6 +38,12 @@
 //! a handshake hash; `UPDATE groups ... WHERE group_id = ? AND epoch = ?` to
 //! advance an epoch (compare-and-set). Expiry columns are indexed, so
 //! `expire(now)` (STO-3) touches only what expired.
+//!
+//! The fan-out entries (STO-5, FAN-7, schema version 3) are rows of table
+//! `fanout` with an `AUTOINCREMENT` sequence number, never reused; since
+//! every transaction holds the file's write lock, the numbers follow the
+//! commit order. The store id is 16 bytes of `randomblob` drawn when the
+//! schema is created (or migrated from version 1 or 2).
 //!
 //! # Durability (STO-4)
 //!
