@@ -178,6 +178,44 @@ pub fn read_directory(path: &std::path::Path, followers: &[Follower]) -> Result<
     Ok(dir)
 }
 
+/// The separate outbox file of earlier versions (`outbox-shard-N.sqlite`
+/// in the data directory), which held fan-out written after the store's
+/// transaction. Its entries would never be delivered by this version, so
+/// a hub refuses to start while the file holds any: drain it with the
+/// version that wrote it, then remove it. An empty one is ignored.
+fn check_legacy_outbox(data_dir: &std::path::Path, shard: u32) -> Result<()> {
+    let path = data_dir.join(format!("outbox-shard-{shard}.sqlite"));
+    if !path.exists() {
+        return Ok(());
+    }
+    let db =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let pending: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
+            [],
+            |r| r.get(0),
+        )
+        .and_then(|tables: i64| {
+            if tables == 0 {
+                Ok(0)
+            } else {
+                db.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            }
+        })?;
+    if pending > 0 {
+        eprintln!(
+            "hub: {} holds {pending} undelivered fan-out messages of an earlier version",
+            path.display()
+        );
+        return Err(Error::Config(
+            "an outbox file of an earlier version holds undelivered fan-out: drain it \
+             with that version, then remove it",
+        ));
+    }
+    Ok(())
+}
+
 /// Runs a hub process until it is killed.
 pub async fn run(opts: HubOptions) -> Result<()> {
     let keys = HubKeys::read(&opts.keys)?;
@@ -185,6 +223,7 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         return Err(Error::Config("shard not below the shard count"));
     }
     std::fs::create_dir_all(&opts.data_dir)?;
+    check_legacy_outbox(&opts.data_dir, opts.shard)?;
     let store = match &opts.postgres {
         Some(url) => {
             // The synchronous client runs its own runtime: off this one's
@@ -508,5 +547,40 @@ impl HubService {
             "outbox_retries": self.outbox.retries(),
             "store": store,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An outbox file of an earlier version with undelivered entries stops
+    /// the hub from starting (they would never be delivered); none, or an
+    /// empty one, does not.
+    #[test]
+    fn a_legacy_outbox_with_entries_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_legacy_outbox(dir.path(), 0).is_ok(), "no file");
+        let path = dir.path().join("outbox-shard-0.sqlite");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 follower TEXT NOT NULL, queues TEXT NOT NULL, body BLOB NOT NULL);",
+        )
+        .unwrap();
+        assert!(check_legacy_outbox(dir.path(), 0).is_ok(), "empty");
+        db.execute(
+            "INSERT INTO outbox (follower, queues, body) VALUES ('f0', 'bob', x'00')",
+            [],
+        )
+        .unwrap();
+        assert!(matches!(
+            check_legacy_outbox(dir.path(), 0),
+            Err(Error::Config(_))
+        ));
+        assert!(
+            check_legacy_outbox(dir.path(), 1).is_ok(),
+            "another shard's"
+        );
     }
 }
