@@ -471,6 +471,19 @@ pub trait HubState {
     /// Deletes an entry once its follower acknowledged it: `false` if it
     /// was gone already (another front-end delivered it).
     fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool>;
+    /// Takes or renews the delivery lease of `follower` for `holder` until
+    /// `until`, if no other holder's lease lasts past `now`: `false` if
+    /// another holder has it (STO-2: atomic, one holder at a time). The
+    /// lease only saves duplicate traffic between deliverers of a shard;
+    /// FAN-7 does not rely on it (a holder whose lease ran out while it
+    /// sent causes a redelivery, which the follower drops by its key).
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool>;
     /// Drops what expired by `now` (STO-3): spent tokens and `enc` records
     /// past their `expires_at`, response bytes past their retry window.
     /// Fan-out entries do not expire: they wait for their follower.
@@ -525,6 +538,7 @@ struct MemoryState {
     fanout: BTreeMap<u64, FanoutEntry>,
     next_fanout: u64,
     id: [u8; STORE_ID_LEN],
+    leases: HashMap<String, ([u8; STORE_ID_LEN], u64)>,
 }
 
 impl Default for MemoryState {
@@ -541,6 +555,7 @@ impl Default for MemoryState {
             fanout: BTreeMap::new(),
             next_fanout: 1,
             id,
+            leases: HashMap::new(),
         }
     }
 }
@@ -554,6 +569,7 @@ enum Undo {
     Leaf((Vec<u8>, u32), Option<Vec<u8>>),
     Closed(Vec<u8>, Option<ClosedEpoch>),
     Fanout(u64, Option<FanoutEntry>),
+    Lease(String, Option<([u8; STORE_ID_LEN], u64)>),
 }
 
 /// One transaction on the in-memory store: every change logs what undoes
@@ -591,6 +607,7 @@ impl MemoryTx<'_> {
                 Undo::Handshakes(k, old) => restore(&mut state.handshakes, k, old),
                 Undo::Leaf(k, old) => restore(&mut state.leaves, k, old),
                 Undo::Closed(k, old) => restore(&mut state.closed, k, old),
+                Undo::Lease(k, old) => restore(&mut state.leases, k, old),
                 Undo::Fanout(k, old) => match old {
                     Some(v) => {
                         state.fanout.insert(k, v);
@@ -807,6 +824,24 @@ impl HubState for MemoryTx<'_> {
             }
             None => Ok(false),
         }
+    }
+
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        let old = self.state.leases.get(follower).copied();
+        if old.is_some_and(|(h, u)| h != *holder && u > now) {
+            return Ok(false);
+        }
+        self.state
+            .leases
+            .insert(follower.to_owned(), (*holder, until));
+        self.undo.push(Undo::Lease(follower.to_owned(), old));
+        Ok(true)
     }
 
     fn expire(&mut self, now: u64) -> StoreResult<()> {

@@ -75,3 +75,8 @@ fn fan4_fan7_race_fanout_order() {
 fn fan7_fanout_through_the_hub() {
     store_suite::fanout_through_the_hub(&Memory);
 }
+
+#[test]
+fn fan7_delivery_lease() {
+    store_suite::delivery_lease(&Memory);
+}

@@ -714,6 +714,9 @@ pub fn race_fanout_order<B: Backend>(b: &B, per_thread: usize) {
                         }
                         Ok(())
                     });
+                    // Between envelopes: a store that makes waiters sleep
+                    // and poll for its lock (SQLite) lets the other in.
+                    thread::sleep(std::time::Duration::from_millis(1));
                 }
             });
         }
@@ -813,4 +816,77 @@ pub fn fanout_through_the_hub<B: Backend>(b: &B) {
     );
     assert_eq!(counts(&s).fanout, 4, "no directory, no fan-out");
     let _ = &mut world;
+}
+
+/// The delivery lease (`HubState::claim_delivery`, STO-2): one holder per
+/// follower at a time; the holder renews it; another takes it over once it
+/// ran out; a claim in a failed transaction takes nothing; two handles
+/// claiming at once, exactly one gets it.
+pub fn delivery_lease<B: Backend>(b: &B) {
+    let s = b.fresh();
+    let other = b.share(&s);
+    let (a, c) = ([1u8; 16], [2u8; 16]);
+    assert!(tx(&s, |t| t.claim_delivery("f", &a, 100, 110)), "free");
+    assert!(!tx(&other, |t| t.claim_delivery("f", &c, 105, 115)), "held");
+    assert!(
+        tx(&other, |t| t.claim_delivery("g", &c, 105, 115)),
+        "per follower"
+    );
+    assert!(tx(&s, |t| t.claim_delivery("f", &a, 109, 119)), "renewed");
+    assert!(
+        !tx(&other, |t| t.claim_delivery("f", &c, 118, 128)),
+        "renewal holds"
+    );
+    let failed: StoreResult<bool> = other.transact(&mut |t| {
+        t.claim_delivery("f", &c, 119, 129)?;
+        Err(StoreError::new("test", "roll back"))
+    });
+    assert!(failed.is_err());
+    assert!(
+        !tx(&other, |t| t.claim_delivery("f", &c, 118, 128)),
+        "rolled back"
+    );
+    assert!(
+        tx(&other, |t| t.claim_delivery("f", &c, 119, 129)),
+        "ran out"
+    );
+    assert!(
+        !tx(&s, |t| t.claim_delivery("f", &a, 120, 130)),
+        "taken over"
+    );
+
+    // Two handles at once, on a lease that ran out: one wins.
+    for round in 0..20u64 {
+        let follower = format!("race {round}");
+        tx(&s, |t| t.claim_delivery(&follower, &[9; 16], 0, 1));
+        let barrier = Arc::new(Barrier::new(2));
+        let handles = [b.share(&s), b.share(&s)];
+        let won: Vec<bool> = thread::scope(|scope| {
+            let joins: Vec<_> = handles
+                .iter()
+                .enumerate()
+                .map(|(n, h)| {
+                    let barrier = barrier.clone();
+                    let follower = &follower;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        tx(h, |t| {
+                            let won = t.claim_delivery(follower, &[n as u8; 16], 5, 50)?;
+                            thread::sleep(std::time::Duration::from_millis(1));
+                            Ok(won)
+                        })
+                    })
+                })
+                .collect();
+            joins
+                .into_iter()
+                .map(|j| j.join().expect("claim"))
+                .collect()
+        });
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "STO-2: one holder: {won:?}"
+        );
+    }
 }

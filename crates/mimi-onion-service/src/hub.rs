@@ -121,6 +121,8 @@ pub struct HubOptions {
     /// Deliver the recorded fan-out (`false`: record only, another process
     /// of the shard on the same store delivers).
     pub deliver: bool,
+    /// The delivery lease, seconds ([`crate::outbox::DEFAULT_LEASE`]).
+    pub delivery_lease: u64,
 }
 
 #[derive(Default)]
@@ -281,10 +283,12 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         opts.followers.clone(),
     )));
     let followers = opts.followers.clone();
-    let outbox =
-        tokio::task::spawn_blocking(move || Outbox::new(Arc::new(delivery_store), followers))
-            .await
-            .map_err(|_| Error::Db("store".into()))??;
+    let lease = opts.delivery_lease;
+    let outbox = tokio::task::spawn_blocking(move || {
+        Outbox::new(Arc::new(delivery_store), followers, lease)
+    })
+    .await
+    .map_err(|_| Error::Db("store".into()))??;
     if opts.deliver {
         outbox.start();
     }

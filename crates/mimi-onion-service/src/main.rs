@@ -96,6 +96,11 @@ enum Command {
         /// deliver it (another hub process on the same store delivers).
         #[arg(long)]
         no_deliver: bool,
+        /// How long a process holds a follower's delivery lease, in seconds:
+        /// how soon another process of the shard takes over its deliveries
+        /// when it dies.
+        #[arg(long, default_value_t = mimi_onion_service::outbox::DEFAULT_LEASE)]
+        delivery_lease_secs: u64,
     },
     /// Runs the token-routing load balancer.
     Balancer {
@@ -256,6 +261,7 @@ fn run(cli: Cli) -> Result<()> {
             tls_key,
             ready_file,
             no_deliver,
+            delivery_lease_secs,
         } => {
             let opts = hub::HubOptions {
                 keys,
@@ -274,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
                 tls: tls_cert.zip(tls_key),
                 ready_file,
                 deliver: !no_deliver,
+                delivery_lease: delivery_lease_secs,
             };
             runtime()?.block_on(hub::run(opts))
         }

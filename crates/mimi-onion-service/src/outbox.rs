@@ -30,6 +30,15 @@
 //! unacknowledged. So the first copy of each entry that reaches a follower
 //! arrives in acceptance order, whichever process of the shard sent it.
 //!
+//! Several hub processes of a shard on one store take turns per follower:
+//! a delivery thread sends only while it holds the follower's delivery
+//! lease in the store (`HubState::claim_delivery`, renewed before every
+//! batch, [`DEFAULT_LEASE`] long), so one process at a time sends to a
+//! follower, and another takes over within one lease once the holder
+//! died. The lease saves duplicate traffic; correctness does not rest on
+//! it (a holder that outlived its lease while sending causes a
+//! redelivery, dropped by its key).
+//!
 //! A hub process run with `--no-deliver` records fan-out but sends
 //! nothing: another process of the shard on the same store delivers.
 
@@ -38,8 +47,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use mimi_onion::fanout::{FanoutDirectory, FanoutTarget};
-use mimi_onion::state::{FanoutEntry, HubStore};
+use mimi_onion::state::{FanoutEntry, HubStore, STORE_ID_LEN};
 use mimi_onion::test_utils::to_hex;
+use rand::Rng as _;
 
 use crate::http::Client;
 use crate::hub::{AnyStore, Directory};
@@ -48,6 +58,11 @@ use crate::{Error, Result};
 
 /// Entries a delivery thread sends in one POST.
 pub const BATCH: usize = 64;
+
+/// How long a delivery lease lasts unless the hub is told otherwise
+/// (seconds): the time another process waits before it takes over the
+/// deliveries of a process that died.
+pub const DEFAULT_LEASE: u64 = 10;
 
 /// How often a delivery thread looks for entries when nothing woke it
 /// (entries that another process of the shard recorded, a store that was
@@ -101,6 +116,8 @@ impl FanoutDirectory for ServiceDirectory {
 pub struct Outbox {
     store: Arc<AnyStore>,
     key_prefix: String,
+    holder: [u8; STORE_ID_LEN],
+    lease: u64,
     followers: Vec<Follower>,
     wake: Condvar,
     wake_lock: Mutex<()>,
@@ -120,14 +137,19 @@ impl core::fmt::Debug for Outbox {
 
 impl Outbox {
     /// The deliverer over `store` (a connection of its own, not the
-    /// front-end's), for `followers`. Reads the store id.
-    pub fn new(store: Arc<AnyStore>, followers: Vec<Follower>) -> Result<Arc<Self>> {
+    /// front-end's), for `followers`, with delivery leases of `lease`
+    /// seconds (at least 1). Reads the store id.
+    pub fn new(store: Arc<AnyStore>, followers: Vec<Follower>, lease: u64) -> Result<Arc<Self>> {
         let id = store
             .transact(&mut |tx| tx.store_id())
             .map_err(|e| Error::Db(e.to_string()))?;
+        let mut holder = [0u8; STORE_ID_LEN];
+        rand::rng().fill_bytes(&mut holder);
         Ok(Arc::new(Outbox {
             store,
             key_prefix: to_hex(&id),
+            holder,
+            lease: lease.max(1),
             followers,
             wake: Condvar::new(),
             wake_lock: Mutex::new(()),
@@ -199,11 +221,21 @@ impl Outbox {
         let mut client = client.with_timeout(Duration::from_secs(10));
         let mut backoff = Duration::from_millis(20);
         while !self.stop.load(Ordering::Relaxed) {
-            let batch = match self
-                .store
-                .transact(&mut |tx| tx.fanout_entries(&follower.name, BATCH))
-            {
-                Ok(batch) => batch,
+            // The lease, taken or renewed, and the oldest entries, in one
+            // transaction; another process's lease: wait.
+            let now = crate::unix_now();
+            let until = now.saturating_add(self.lease);
+            let batch = match self.store.transact(&mut |tx| {
+                if !tx.claim_delivery(&follower.name, &self.holder, now, until)? {
+                    return Ok(None);
+                }
+                tx.fanout_entries(&follower.name, BATCH).map(Some)
+            }) {
+                Ok(Some(batch)) => batch,
+                Ok(None) => {
+                    self.wait(POLL);
+                    continue;
+                }
                 Err(e) => {
                     eprintln!("outbox: {e}");
                     self.wait(POLL);

@@ -84,6 +84,10 @@ impl Setup {
             "--directory".into(),
             path(&d.join("directory.txt")),
             "--trust-provider-header".into(),
+            // A process that takes over from a killed one waits at most
+            // this long for the dead one's delivery leases.
+            "--delivery-lease-secs".into(),
+            "2".into(),
         ];
         if let Some((url, schema)) = postgres {
             args.extend([
@@ -241,10 +245,11 @@ fn fan7_redelivery_across_a_restart_is_stored_once() {
 
 /// FAN-4, FAN-7 with two hub processes of one shard on one PostgreSQL
 /// store (env `MIMI_ONION_PG_URL`; skipped without it): the room's
-/// messages are accepted alternately by each, both deliver, follower 1
-/// loses three acknowledgements, and one process is killed with SIGKILL
-/// right after its last `accepted`. Every queue holds every message
-/// exactly once, in acceptance order.
+/// messages are accepted alternately by each, both run delivery threads
+/// (one holds each follower's lease at a time), follower 1 loses three
+/// acknowledgements, and one process is killed with SIGKILL right after
+/// its last `accepted`; the other takes over its leases. Every queue holds
+/// every message exactly once, in acceptance order.
 #[test]
 fn fan7_two_hub_processes_on_one_postgres_store() {
     let Some(url) = std::env::var("MIMI_ONION_PG_URL")

@@ -32,6 +32,7 @@
 //! | `closed_epochs` | `group_id` | `closed` (DSP-6; version 2) |
 //! | `store_meta` | one row | `store_id` (16 random bytes, STO-5; version 3) |
 //! | `fanout` | `seq` (identity, never reused) | `follower` (indexed with `seq`), `address`, `group_id`, `epoch`, `message` (FAN-7; version 3) |
+//! | `delivery_leases` | `follower` | `holder`, `until` (which deliverer sends to the follower; version 3) |
 //!
 //! Every `u64` (epochs, expiry times; `u64::MAX` means "never") is a
 //! `BIGINT` holding the value with its top bit flipped, read as a signed
@@ -249,6 +250,7 @@ struct Sql {
     add_fanout: String,
     fanout_entries: String,
     delete_fanout: String,
+    claim_delivery: String,
 }
 
 const GROUP_COLUMNS: &str =
@@ -352,6 +354,14 @@ impl Sql {
                  WHERE follower = $1 ORDER BY seq LIMIT $2"
             ),
             delete_fanout: format!("DELETE FROM {s}.fanout WHERE seq = $1"),
+            // One statement: a concurrent claim waits for this one's
+            // transaction and re-checks the condition on the committed row.
+            claim_delivery: format!(
+                "INSERT INTO {s}.delivery_leases AS l (follower, holder, until) \
+                 VALUES ($1, $2, $3) ON CONFLICT (follower) DO UPDATE \
+                 SET holder = EXCLUDED.holder, until = EXCLUDED.until \
+                 WHERE l.holder = EXCLUDED.holder OR l.until <= $4"
+            ),
         }
     }
 }
@@ -383,7 +393,12 @@ fn fanout_tables(s: &str) -> String {
              epoch BIGINT NOT NULL,
              message BYTEA NOT NULL
          );
-         CREATE INDEX fanout_follower_seq ON {s}.fanout (follower, seq);"
+         CREATE INDEX fanout_follower_seq ON {s}.fanout (follower, seq);
+         CREATE TABLE {s}.delivery_leases (
+             follower TEXT PRIMARY KEY,
+             holder BYTEA NOT NULL,
+             until BIGINT NOT NULL
+         );"
     )
 }
 
@@ -470,6 +485,7 @@ struct Statements {
     add_fanout: Statement,
     fanout_entries: Statement,
     delete_fanout: Statement,
+    claim_delivery: Statement,
 }
 
 impl Statements {
@@ -502,6 +518,7 @@ impl Statements {
             add_fanout: p(&sql.add_fanout)?,
             fanout_entries: p(&sql.fanout_entries)?,
             delete_fanout: p(&sql.delete_fanout)?,
+            claim_delivery: p(&sql.claim_delivery)?,
         })
     }
 }
@@ -1181,6 +1198,27 @@ impl HubState for PgTx<'_> {
         };
         let st = self.st;
         Ok(self.execute("delete_fanout", &st.delete_fanout, &[&seq])? == 1)
+    }
+
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        let st = self.st;
+        let n = self.execute(
+            "claim_delivery",
+            &st.claim_delivery,
+            &[
+                &follower,
+                &&holder[..],
+                &u64_to_sql(until),
+                &u64_to_sql(now),
+            ],
+        )?;
+        Ok(n == 1)
     }
 
     fn expire(&mut self, now: u64) -> StoreResult<()> {

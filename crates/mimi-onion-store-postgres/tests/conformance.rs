@@ -102,3 +102,8 @@ fn fan7_fanout_through_the_hub() {
         store_suite::fanout_through_the_hub,
     );
 }
+
+#[test]
+fn fan7_delivery_lease() {
+    run("delivery_lease", store_suite::delivery_lease);
+}

@@ -172,7 +172,7 @@ fn a_version_1_schema_is_migrated() {
     raw(&pg)
         .batch_execute(&format!(
             "DROP TABLE \"{schema}\".closed_epochs; DROP TABLE \"{schema}\".store_meta; \
-             DROP TABLE \"{schema}\".fanout; \
+             DROP TABLE \"{schema}\".fanout; DROP TABLE \"{schema}\".delivery_leases; \
              UPDATE \"{schema}\".schema_version SET version = 1"
         ))
         .expect("back to version 1");
@@ -217,6 +217,7 @@ fn a_version_2_schema_is_migrated() {
     raw(&pg)
         .batch_execute(&format!(
             "DROP TABLE \"{schema}\".store_meta; DROP TABLE \"{schema}\".fanout; \
+             DROP TABLE \"{schema}\".delivery_leases; \
              UPDATE \"{schema}\".schema_version SET version = 2"
         ))
         .expect("back to version 2");

@@ -163,6 +163,11 @@ CREATE TABLE fanout (
     message BLOB NOT NULL
 );
 CREATE INDEX fanout_follower ON fanout (follower, seq);
+CREATE TABLE delivery_leases (
+    follower TEXT PRIMARY KEY NOT NULL,
+    holder BLOB NOT NULL,
+    until BLOB NOT NULL
+);
 ";
 
 /// From version 1 to 2: the closed epoch of each group (DSP-6).
@@ -900,6 +905,26 @@ impl HubState for SqliteTx<'_> {
             return Ok(false);
         };
         let n = self.change("delete_fanout", "DELETE FROM fanout WHERE seq = ?1", [seq])?;
+        Ok(n == 1)
+    }
+
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        // One statement: taken if absent, renewed if ours, taken over if
+        // it ran out.
+        let n = self.change(
+            "claim_delivery",
+            "INSERT INTO delivery_leases (follower, holder, until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (follower) DO UPDATE SET holder = excluded.holder,
+                 until = excluded.until
+             WHERE delivery_leases.holder = excluded.holder OR delivery_leases.until <= ?4",
+            params![follower, &holder[..], be(until), be(now)],
+        )?;
         Ok(n == 1)
     }
 

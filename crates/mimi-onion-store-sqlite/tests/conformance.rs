@@ -227,6 +227,7 @@ fn a_version_1_file_is_migrated() {
         .expect("raw connection")
         .execute_batch(
             "DROP TABLE closed_epochs; DROP TABLE store_meta; DROP TABLE fanout;
+             DROP TABLE delivery_leases;
              PRAGMA user_version = 1",
         )
         .expect("back to version 1");
@@ -267,7 +268,10 @@ fn a_version_2_file_is_migrated() {
     drop(s);
     Connection::open(&path)
         .expect("raw connection")
-        .execute_batch("DROP TABLE store_meta; DROP TABLE fanout; PRAGMA user_version = 2")
+        .execute_batch(
+            "DROP TABLE store_meta; DROP TABLE fanout; DROP TABLE delivery_leases;
+             PRAGMA user_version = 2",
+        )
         .expect("back to version 2");
     let store = SqliteHubStore::open(&path).expect("migrated");
     let version: i64 = Connection::open(&path)
@@ -379,10 +383,15 @@ fn fan7_sto5_fanout_entries() {
 
 #[test]
 fn fan4_fan7_race_fanout_order() {
-    store_suite::race_fanout_order(&Sqlite::new(), 100);
+    store_suite::race_fanout_order(&Sqlite::new(), 50);
 }
 
 #[test]
 fn fan7_fanout_through_the_hub() {
     store_suite::fanout_through_the_hub(&Sqlite::new());
+}
+
+#[test]
+fn fan7_delivery_lease() {
+    store_suite::delivery_lease(&Sqlite::new());
 }
