@@ -369,6 +369,28 @@ impl<'a> FanoutMessage<'a> {
     }
 }
 
+/// One follower that gets a fan-out message of a group's accepted
+/// messages, as a [`FanoutDirectory`] names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FanoutTarget {
+    /// The follower's name.
+    pub follower: String,
+    /// Where the follower puts the message (opaque to the hub; the
+    /// service keeps the recipient queues here).
+    pub address: Vec<u8>,
+}
+
+/// The followers of each group, for a front-end that records the fan-out
+/// of every accepted message in the store transaction that accepts it
+/// (FAN-7, STO-5; `HubFrontEnd::set_fanout_directory`). It is asked inside that
+/// transaction, which a store may run more than once: it must not have
+/// effects of its own.
+pub trait FanoutDirectory: Send + Sync {
+    /// The followers of `group_id`, one fan-out message each (FAN-2);
+    /// empty when the group has none.
+    fn targets(&self, group_id: &[u8]) -> Vec<FanoutTarget>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

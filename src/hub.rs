@@ -132,6 +132,9 @@ struct FrontEnd {
     misrouted: AtomicU64,
     /// TRK-1: the MLS stack that tracks each group's public state, if any.
     tracker: Option<Box<dyn GroupTracker>>,
+    /// FAN-7: whom the fan-out recorded in the accepting transaction goes
+    /// to; `None`: no fan-out is recorded.
+    fanout: Option<Box<dyn crate::fanout::FanoutDirectory>>,
 }
 
 impl<S: HubStore> core::fmt::Debug for HubFrontEnd<S> {
@@ -182,6 +185,7 @@ impl<S: HubStore> HubFrontEnd<S> {
                 own_shard: None,
                 misrouted: AtomicU64::new(u64::MAX),
                 tracker: None,
+                fanout: None,
             },
             store,
         })
@@ -213,6 +217,16 @@ impl<S: HubStore> HubFrontEnd<S> {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.store
             .transact(&mut |tx| tx.tracker_state(group_id, epoch))
+    }
+
+    /// FAN-7: from now on, every accepted PublicMessage and PrivateMessage
+    /// leaves, in the store transaction that accepts it, one sealed fan-out
+    /// message per follower that `directory` names for its group
+    /// ([`HubState::add_fanout`]), for a deliverer to send and delete.
+    /// Without a directory nothing is recorded; [`Self::fan_out`] seals on
+    /// demand.
+    pub fn set_fanout_directory(&mut self, directory: Box<dyn crate::fanout::FanoutDirectory>) {
+        self.core.fanout = Some(directory);
     }
 
     /// [`Self::handle_owned`] for an envelope that the authenticated
@@ -578,6 +592,9 @@ impl FrontEnd {
             return Ok(Processed::Seen(seen));
         }
         let (status, view, shard) = self.judge(tx, env, plaintext, now)?;
+        if let (Status::Accepted, Some(view)) = (status, &view) {
+            self.record_fanout(tx, view, plaintext)?;
+        }
         let mut rng = rand::rng();
         let resp = HubResponse {
             status,
@@ -589,6 +606,59 @@ impl FrontEnd {
         };
         tx.set_response(env.enc, &response, now.saturating_add(self.retry_window))?;
         Ok(Processed::Fresh { response, view })
+    }
+
+    /// FAN-7: the fan-out of an accepted PublicMessage or PrivateMessage,
+    /// recorded in the transaction that accepts it: one fan-out message per
+    /// follower of the directory, sealed under F of the message's epoch
+    /// (still pinned: a commit keeps F of the epoch it closes). Nothing
+    /// without a directory. An F that is missing fails the transaction (the
+    /// sender gets `unavailable`), so that no accepted message is without
+    /// its fan-out.
+    fn record_fanout(
+        &self,
+        tx: &mut dyn HubState,
+        view: &HubView,
+        plaintext: &PlainBuf,
+    ) -> StoreResult<()> {
+        let Some(directory) = &self.fanout else {
+            return Ok(());
+        };
+        let group_message = matches!(
+            view.wire_format,
+            WireFormat::PublicMessage | WireFormat::PrivateMessage
+        );
+        let (true, Some(group_id), Some(epoch)) = (group_message, &view.group_id, view.epoch)
+        else {
+            return Ok(());
+        };
+        let targets = directory.targets(group_id);
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let fail = |detail| StoreError::new("fan-out", detail);
+        let message = decode_hub_layer(plaintext)
+            .map_err(|_| fail("accepted hub layer does not decode"))?
+            .message;
+        let record = tx.group(group_id)?.ok_or_else(|| fail("group gone"))?;
+        let keys = record
+            .fanout_key(epoch)
+            .and_then(|f| self.epoch_keys_for(group_id, f, epoch))
+            .ok_or_else(|| fail("no F pinned for the message's epoch"))?;
+        let mut rng = rand::rng();
+        for t in &targets {
+            let sealed = keys
+                .seal(message, &mut rng)
+                .map_err(|_| fail("fan-out message does not seal"))?;
+            tx.add_fanout(&crate::state::NewFanout {
+                follower: &t.follower,
+                address: &t.address,
+                group_id,
+                epoch,
+                message: &sealed,
+            })?;
+        }
+        Ok(())
     }
 
     /// The live hub key with `key_id` offering `suite` at time `now` (OUT-2):

@@ -1,5 +1,5 @@
 //! The hub's state and the contract every store of it meets (spec section
-//! "Hub State", requirements STO-1 to STO-4).
+//! "Hub State", requirements STO-1 to STO-5).
 //!
 //! The front-end keeps, per group, the shard its tokens route to, the
 //! current epoch, F of the live epochs, the leaves' signature keys and the
@@ -18,14 +18,17 @@
 //! (STO-2): spending a token, inserting an `enc` record, registering a
 //! group, advancing an epoch (compare-and-set) and recording a handshake
 //! hash each report whether they took effect. Entries expire with the key
-//! they belong to, by the clock the caller passes (STO-3).
+//! they belong to, by the clock the caller passes (STO-3). The fan-out of
+//! an accepted message is recorded in the transaction that accepts it,
+//! numbered in commit order per group, under a store id drawn once, and
+//! kept until its follower acknowledged it (STO-5, FAN-7).
 //!
 //! [`InMemoryHubStore`] serves tests and the demo; the SQLite and
 //! PostgreSQL stores live in crates of their own. The conformance suite
 //! that every store passes is `test_utils::store_suite` (feature
 //! `test-utils`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -250,6 +253,60 @@ pub struct CachedResponse {
     pub response: Option<Vec<u8>>,
 }
 
+/// The length of a store's identifier ([`HubState::store_id`]).
+pub const STORE_ID_LEN: usize = 16;
+
+/// A fan-out message to deliver, as the front-end records it in the
+/// transaction that accepts the message (FAN-7): one per follower, already
+/// sealed for that follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewFanout<'a> {
+    /// The follower that gets it (its name in the directory).
+    pub follower: &'a str,
+    /// Where the follower puts it (opaque to the hub: the recipient queues
+    /// the directory names).
+    pub address: &'a [u8],
+    /// The accepted message's group.
+    pub group_id: &'a [u8],
+    /// The accepted message's epoch.
+    pub epoch: u64,
+    /// The sealed fan-out message (FAN-3).
+    pub message: &'a [u8],
+}
+
+/// A recorded fan-out message waiting for its follower's acknowledgement
+/// (FAN-7, STO-5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FanoutEntry {
+    /// Its sequence number in the store: never reused, increasing in the
+    /// order the transactions that recorded a group's entries committed.
+    pub seq: u64,
+    /// The follower that gets it.
+    pub follower: String,
+    /// Where the follower puts it (opaque to the hub).
+    pub address: Vec<u8>,
+    /// The accepted message's group.
+    pub group_id: Vec<u8>,
+    /// The accepted message's epoch.
+    pub epoch: u64,
+    /// The sealed fan-out message.
+    pub message: Vec<u8>,
+}
+
+impl NewFanout<'_> {
+    /// The entry as a store holds it, under `seq`.
+    pub fn to_entry(&self, seq: u64) -> FanoutEntry {
+        FanoutEntry {
+            seq,
+            follower: self.follower.to_owned(),
+            address: self.address.to_vec(),
+            group_id: self.group_id.to_vec(),
+            epoch: self.epoch,
+            message: self.message.to_vec(),
+        }
+    }
+}
+
 /// How many entries of each kind a store holds (for bounds tests and
 /// monitoring).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -266,6 +323,8 @@ pub struct StoreCounts {
     pub cached_responses: usize,
     /// Handshake hashes held.
     pub handshakes: usize,
+    /// Fan-out messages not yet acknowledged (FAN-7).
+    pub fanout: usize,
 }
 
 /// A store could not do what was asked: the database is unreachable,
@@ -411,8 +470,41 @@ pub trait HubState {
         epoch: u64,
         state: Option<&[u8]>,
     ) -> StoreResult<()>;
+    /// This store's identifier: [`STORE_ID_LEN`] random bytes drawn once,
+    /// when the store was created (or migrated to hold fan-out), and kept
+    /// in it, so every front-end sharing the store reads the same value
+    /// (STO-5). With a sequence number it names a fan-out entry across
+    /// restarts and front-ends: the idempotency key of FAN-7.
+    fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]>;
+    /// Records a fan-out message to deliver, as part of this transaction
+    /// (FAN-7, STO-5): it exists exactly when the transaction commits.
+    /// Returns its sequence number, never reused. The sequence numbers of
+    /// one group's entries increase in the order their transactions
+    /// commit: a store shared by several front-ends serializes the
+    /// transactions that record entries of the same group.
+    fn add_fanout(&mut self, entry: &NewFanout<'_>) -> StoreResult<u64>;
+    /// The entries for `follower` with the lowest sequence numbers, at
+    /// most `limit`, in increasing order.
+    fn fanout_entries(&mut self, follower: &str, limit: usize) -> StoreResult<Vec<FanoutEntry>>;
+    /// Deletes an entry once its follower acknowledged it: `false` if it
+    /// was gone already (another front-end delivered it).
+    fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool>;
+    /// Takes or renews the delivery lease of `follower` for `holder` until
+    /// `until`, if no other holder's lease lasts past `now`: `false` if
+    /// another holder has it (STO-2: atomic, one holder at a time). The
+    /// lease only saves duplicate traffic between deliverers of a shard;
+    /// FAN-7 does not rely on it (a holder whose lease ran out while it
+    /// sent causes a redelivery, which the follower drops by its key).
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool>;
     /// Drops what expired by `now` (STO-3): spent tokens and `enc` records
     /// past their `expires_at`, response bytes past their retry window.
+    /// Fan-out entries do not expire: they wait for their follower.
     fn expire(&mut self, now: u64) -> StoreResult<()>;
     /// How many entries of each kind the store holds.
     fn counts(&mut self) -> StoreResult<StoreCounts>;
@@ -453,7 +545,7 @@ struct EnvelopeEntry {
 }
 
 /// The in-memory state behind [`InMemoryHubStore`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MemoryState {
     groups: HashMap<Vec<u8>, GroupRecord>,
     spent: HashMap<(u8, [u8; TOKEN_NONCE_LEN]), u64>,
@@ -462,6 +554,30 @@ struct MemoryState {
     leaves: HashMap<(Vec<u8>, u32), Vec<u8>>,
     closed: HashMap<Vec<u8>, ClosedEpoch>,
     tracked: HashMap<(Vec<u8>, u64), Vec<u8>>,
+    fanout: BTreeMap<u64, FanoutEntry>,
+    next_fanout: u64,
+    id: [u8; STORE_ID_LEN],
+    leases: HashMap<String, ([u8; STORE_ID_LEN], u64)>,
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        let mut id = [0u8; STORE_ID_LEN];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut id);
+        MemoryState {
+            groups: HashMap::new(),
+            spent: HashMap::new(),
+            envelopes: HashMap::new(),
+            handshakes: HashMap::new(),
+            leaves: HashMap::new(),
+            closed: HashMap::new(),
+            tracked: HashMap::new(),
+            fanout: BTreeMap::new(),
+            next_fanout: 1,
+            id,
+            leases: HashMap::new(),
+        }
+    }
 }
 
 /// What undoes one change of a transaction on the in-memory store.
@@ -473,6 +589,8 @@ enum Undo {
     Leaf((Vec<u8>, u32), Option<Vec<u8>>),
     Closed(Vec<u8>, Option<ClosedEpoch>),
     Tracked((Vec<u8>, u64), Option<Vec<u8>>),
+    Fanout(u64, Option<FanoutEntry>),
+    Lease(String, Option<([u8; STORE_ID_LEN], u64)>),
 }
 
 /// One transaction on the in-memory store: every change logs what undoes
@@ -511,6 +629,15 @@ impl MemoryTx<'_> {
                 Undo::Leaf(k, old) => restore(&mut state.leaves, k, old),
                 Undo::Closed(k, old) => restore(&mut state.closed, k, old),
                 Undo::Tracked(k, old) => restore(&mut state.tracked, k, old),
+                Undo::Lease(k, old) => restore(&mut state.leases, k, old),
+                Undo::Fanout(k, old) => match old {
+                    Some(v) => {
+                        state.fanout.insert(k, v);
+                    }
+                    None => {
+                        state.fanout.remove(&k);
+                    }
+                },
             }
         }
     }
@@ -703,6 +830,61 @@ impl HubState for MemoryTx<'_> {
         Ok(())
     }
 
+    fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]> {
+        Ok(self.state.id)
+    }
+
+    fn add_fanout(&mut self, entry: &NewFanout<'_>) -> StoreResult<u64> {
+        // A rolled-back transaction leaves its number unused: numbers are
+        // never reused, not necessarily dense.
+        let seq = self.state.next_fanout;
+        self.state.next_fanout = seq
+            .checked_add(1)
+            .ok_or_else(|| StoreError::new("add_fanout", "sequence exhausted"))?;
+        self.state.fanout.insert(seq, entry.to_entry(seq));
+        self.undo.push(Undo::Fanout(seq, None));
+        Ok(seq)
+    }
+
+    fn fanout_entries(&mut self, follower: &str, limit: usize) -> StoreResult<Vec<FanoutEntry>> {
+        Ok(self
+            .state
+            .fanout
+            .values()
+            .filter(|e| e.follower == follower)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool> {
+        match self.state.fanout.remove(&seq) {
+            Some(old) => {
+                self.undo.push(Undo::Fanout(seq, Some(old)));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        let old = self.state.leases.get(follower).copied();
+        if old.is_some_and(|(h, u)| h != *holder && u > now) {
+            return Ok(false);
+        }
+        self.state
+            .leases
+            .insert(follower.to_owned(), (*holder, until));
+        self.undo.push(Undo::Lease(follower.to_owned(), old));
+        Ok(true)
+    }
+
     fn expire(&mut self, now: u64) -> StoreResult<()> {
         let spent: Vec<_> = self
             .state
@@ -751,6 +933,7 @@ impl HubState for MemoryTx<'_> {
                 .filter(|e| e.response.is_some())
                 .count(),
             handshakes: s.handshakes.values().map(HashMap::len).sum(),
+            fanout: s.fanout.len(),
         })
     }
 }

@@ -60,3 +60,23 @@ fn sto3_bounded_across_key_rotations() {
     let counts = store_suite::bounded(&Memory, n);
     println!("in-memory store after {n} envelopes: {counts:?}");
 }
+
+#[test]
+fn fan7_sto5_fanout_entries() {
+    store_suite::fanout_entries(&Memory);
+}
+
+#[test]
+fn fan4_fan7_race_fanout_order() {
+    store_suite::race_fanout_order(&Memory, 100);
+}
+
+#[test]
+fn fan7_fanout_through_the_hub() {
+    store_suite::fanout_through_the_hub(&Memory);
+}
+
+#[test]
+fn fan7_delivery_lease() {
+    store_suite::delivery_lease(&Memory);
+}

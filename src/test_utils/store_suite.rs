@@ -14,6 +14,7 @@ use std::thread;
 
 use crate::config::{HubSigningKey, KeyUse};
 use crate::fanout::EpochKeys;
+use crate::fanout::{FanoutDirectory, FanoutMessage, FanoutTarget};
 use crate::hub::HubFrontEnd;
 use crate::keylayer;
 use crate::keys::HubKeyPair;
@@ -21,7 +22,9 @@ use crate::mls::message::ContentType;
 use crate::response::{RejectReason, Status};
 use crate::secret::Secret;
 use crate::sender::{SealOptions, Sender};
-use crate::state::{GroupRecord, HubState, HubStore, StoreCounts, StoreError, StoreResult};
+use crate::state::{
+    GroupRecord, HubState, HubStore, NewFanout, StoreCounts, StoreError, StoreResult,
+};
 use crate::suite::HpkeSuite;
 use crate::test_utils::room::Room;
 use crate::test_utils::{demo_fanout_key, private_message, DemoWorld, NOW};
@@ -226,6 +229,13 @@ pub fn rollback<B: Backend>(b: &B) {
         t.set_leaf_signature_key(g, 0, Some(b"k"))?;
         t.record_handshake(g, 0, &[1; 32])?;
         t.set_tracker_state(g, 0, Some(b"tracked"))?;
+        t.add_fanout(&NewFanout {
+            follower: "f",
+            address: b"q",
+            group_id: g,
+            epoch: 0,
+            message: b"m",
+        })?;
         Err(StoreError::new("test", "fails after writing"))
     });
     assert!(result.is_err(), "STO-1: the error reaches the caller");
@@ -317,10 +327,12 @@ pub fn outage<B: Backend>(b: &B) {
     let group = b"outage group";
     let s = b.fresh();
     let (mut world, mut client) = demo_hub(b.share(&s), group);
+    world.hub.set_fanout_directory(Box::new(OneFollower));
     let before = application(&mut client, group, 1);
     let out = world.hub.handle(&before.bytes, NOW);
     assert_eq!(out.view.expect("opened").status, Status::Accepted);
     let counts_before = counts(&s);
+    assert_eq!(counts_before.fanout, 2, "FAN-7");
 
     b.outage(&s, true);
     let during = application(&mut client, group, 1);
@@ -338,7 +350,7 @@ pub fn outage<B: Backend>(b: &B) {
     assert_eq!(
         counts(&s),
         counts_before,
-        "STO-1: nothing kept, nothing lost"
+        "STO-1: nothing kept, nothing lost (no fan-out of a message not accepted)"
     );
     let resent = world.hub.handle(&during.bytes, NOW);
     assert_eq!(
@@ -348,6 +360,7 @@ pub fn outage<B: Backend>(b: &B) {
             .status,
         Status::Accepted
     );
+    assert_eq!(counts(&s).fanout, 4, "FAN-7: accepted with its fan-out");
     let replay = world.hub.handle(&before.bytes, NOW);
     assert!(
         replay.from_cache,
@@ -614,4 +627,299 @@ pub fn bounded<B: Backend>(b: &B, n: usize) -> StoreCounts {
     );
     assert_eq!(c.groups, 1);
     c
+}
+
+fn entry<'a>(follower: &'a str, group_id: &'a [u8], message: &'a [u8]) -> NewFanout<'a> {
+    NewFanout {
+        follower,
+        address: b"alice,bob",
+        group_id,
+        epoch: 7,
+        message,
+    }
+}
+
+/// FAN-7, STO-5 on the store: the store id is one value for every
+/// transaction and every handle, kept across handles; entries come back
+/// per follower in sequence order, at most `limit`, byte for byte; a
+/// delete takes effect once; entries do not expire; an entry recorded in
+/// a transaction that fails does not exist, and no committed entry's
+/// number is used again.
+pub fn fanout_entries<B: Backend>(b: &B) {
+    let s = b.fresh();
+    let id = tx(&s, |t| t.store_id());
+    assert_eq!(tx(&s, |t| t.store_id()), id, "STO-5: one store id");
+    let other = b.share(&s);
+    assert_eq!(tx(&other, |t| t.store_id()), id, "STO-5: shared store id");
+    assert_ne!(
+        tx(&b.fresh(), |t| t.store_id()),
+        id,
+        "STO-5: drawn per store"
+    );
+    let g = b"fanout group";
+    tx(&s, |t| t.put_group(g, &GroupRecord::new(0, 7, 1)));
+    let mut seqs = Vec::new();
+    for i in 0..5u8 {
+        let follower = if i % 2 == 0 { "even" } else { "odd" };
+        seqs.push(tx(&s, |t| t.add_fanout(&entry(follower, g, &[i; 3]))));
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "FAN-7: {seqs:?}");
+    let even = tx(&other, |t| t.fanout_entries("even", 10));
+    assert_eq!(
+        even.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[0], seqs[2], seqs[4]],
+        "FAN-4: per follower, in sequence order"
+    );
+    assert_eq!(even[1].message, vec![2; 3]);
+    assert_eq!(even[1].address, b"alice,bob");
+    assert_eq!(even[1].group_id, g);
+    assert_eq!(even[1].epoch, 7);
+    assert_eq!(even[1].follower, "even");
+    assert_eq!(tx(&s, |t| t.fanout_entries("even", 2)).len(), 2, "limit");
+    assert!(tx(&s, |t| t.fanout_entries("nobody", 10)).is_empty());
+    assert_eq!(counts(&s).fanout, 5);
+    tx(&s, |t| t.expire(u64::MAX));
+    assert_eq!(
+        counts(&s).fanout,
+        5,
+        "fan-out entries wait, they do not expire"
+    );
+
+    // STO-1: a failed transaction leaves no entry.
+    let failed: StoreResult<u64> = s.transact(&mut |t| {
+        t.add_fanout(&entry("even", g, b"rolled back"))?;
+        Err(StoreError::new("test", "fails after add_fanout"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(
+        counts(&s).fanout,
+        5,
+        "STO-1: no entry of a failed transaction"
+    );
+    assert!(tx(&s, |t| t.fanout_entries("even", 10))
+        .iter()
+        .all(|e| e.message != b"rolled back"));
+
+    assert!(tx(&s, |t| t.delete_fanout(seqs[0])), "delete");
+    assert!(!tx(&other, |t| t.delete_fanout(seqs[0])), "deleted once");
+    assert!(!tx(&s, |t| t.delete_fanout(u64::MAX)), "no such entry");
+    let next = tx(&s, |t| t.add_fanout(&entry("even", g, b"next")));
+    assert!(next > seqs[4], "STO-5: a number is never used again");
+    let even = tx(&s, |t| t.fanout_entries("even", 10));
+    assert_eq!(
+        even.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[2], seqs[4], next]
+    );
+}
+
+/// FAN-4, FAN-7 across front-ends: two front-ends record entries of one
+/// group at once, each holding its transaction open after the record; an
+/// entry's number is above that of every entry of the group that had
+/// committed when it was recorded, and no number is drawn twice. So a
+/// deliverer that reads an entry has read every earlier one of its group.
+pub fn race_fanout_order<B: Backend>(b: &B, per_thread: usize) {
+    let s = b.fresh();
+    let g = b"fanout race group";
+    tx(&s, |t| t.put_group(g, &GroupRecord::new(0, 0, 1)));
+    let handles = [b.share(&s), b.share(&s)];
+    let barrier = Arc::new(Barrier::new(2));
+    thread::scope(|scope| {
+        for (n, h) in handles.iter().enumerate() {
+            let barrier = barrier.clone();
+            scope.spawn(move || {
+                barrier.wait();
+                for i in 0..per_thread {
+                    let body = format!("{n}:{i}").into_bytes();
+                    tx(h, |t| {
+                        let seq = t.add_fanout(&entry("f", g, &body))?;
+                        // One slow transaction beside a fast one: a number
+                        // drawn before the other's commit shows here.
+                        let pause = if (i + n) % 2 == 0 { 4 } else { 0 };
+                        thread::sleep(std::time::Duration::from_millis(pause));
+                        let before = t.fanout_entries("f", usize::MAX / 2)?;
+                        for e in &before {
+                            assert!(
+                                e.seq <= seq,
+                                "FAN-7: entry {} committed before entry {seq} was \
+                                 recorded, with a higher number",
+                                e.seq
+                            );
+                        }
+                        Ok(())
+                    });
+                    // Between envelopes: a store that makes waiters sleep
+                    // and poll for its lock (SQLite) lets the other in.
+                    thread::sleep(std::time::Duration::from_millis(1));
+                }
+            });
+        }
+    });
+    let all = tx(&s, |t| t.fanout_entries("f", usize::MAX / 2));
+    assert_eq!(all.len(), 2 * per_thread, "every entry, once");
+}
+
+/// A directory of one follower with two queues for every group.
+struct OneFollower;
+
+impl FanoutDirectory for OneFollower {
+    fn targets(&self, _group_id: &[u8]) -> Vec<FanoutTarget> {
+        vec![
+            FanoutTarget {
+                follower: "f1".into(),
+                address: b"alice".to_vec(),
+            },
+            FanoutTarget {
+                follower: "f2".into(),
+                address: b"bob,carol".to_vec(),
+            },
+        ]
+    }
+}
+
+/// FAN-7 through the front-end: an accepted message leaves, in the
+/// transaction that accepts it, one fan-out message per follower, each
+/// opening for a member to the message; a resend, a rejected envelope and
+/// an envelope handled while the store is down leave none; a front-end
+/// without a directory records nothing.
+pub fn fanout_through_the_hub<B: Backend>(b: &B) {
+    let group = b"fan-out hub group";
+    let s = b.fresh();
+    let (mut world, mut client) = demo_hub(b.share(&s), group);
+    world.hub.set_fanout_directory(Box::new(OneFollower));
+    let e = application(&mut client, group, 1);
+    let out = world.hub.handle(&e.bytes, NOW);
+    let view = out.view.expect("opened");
+    assert_eq!(view.status, Status::Accepted);
+    let keys = EpochKeys::derive(&demo_fanout_key(group, 1), 1).expect("keys");
+    let f1 = tx(&s, |t| t.fanout_entries("f1", 10));
+    let f2 = tx(&s, |t| t.fanout_entries("f2", 10));
+    assert_eq!((f1.len(), f2.len()), (1, 1), "FAN-7: one per follower");
+    assert_eq!(f1[0].address, b"alice");
+    assert_eq!(f2[0].address, b"bob,carol");
+    assert_eq!((f1[0].group_id.as_slice(), f1[0].epoch), (&group[..], 1));
+    for m in [&f1[0].message, &f2[0].message] {
+        let opened = keys
+            .open(&FanoutMessage::parse(m).expect("a fan-out message"))
+            .expect("opens under F of the epoch");
+        assert_eq!(opened, view.message.as_ref(), "the message, byte for byte");
+    }
+    assert_ne!(f1[0].message, f2[0].message, "FAN-2: a nonce each");
+
+    // An identical resend is answered from the cache: nothing new.
+    assert!(world.hub.handle(&e.bytes, NOW).from_cache);
+    // A rejected envelope (the membership proof of another F).
+    let wrong = EpochKeys::derive(&Secret::new(vec![9; 32]), 1).expect("keys");
+    let msg = private_message(group, 1, ContentType::Application, 32);
+    let bad = client
+        .seal(
+            &msg,
+            SealOptions {
+                membership: Some(&wrong),
+                ..SealOptions::default()
+            },
+        )
+        .expect("seal");
+    let out = world.hub.handle(&bad.bytes, NOW);
+    assert_eq!(
+        out.view.expect("opened").status,
+        Status::Rejected(RejectReason::MembershipProofFailed)
+    );
+    assert_eq!(counts(&s).fanout, 2, "FAN-7: only accepted messages");
+
+    let again = application(&mut client, group, 1);
+    assert_eq!(
+        world
+            .hub
+            .handle(&again.bytes, NOW)
+            .view
+            .expect("opened")
+            .status,
+        Status::Accepted
+    );
+    assert_eq!(counts(&s).fanout, 4);
+    let f1 = tx(&s, |t| t.fanout_entries("f1", 10));
+    assert!(f1[0].seq < f1[1].seq, "FAN-4: acceptance order");
+
+    // Without a directory, nothing is recorded.
+    let (mut plain, mut client) = demo_hub(b.share(&s), b"fan-out plain group");
+    let e = application(&mut client, b"fan-out plain group", 1);
+    assert_eq!(
+        plain.hub.handle(&e.bytes, NOW).view.expect("opened").status,
+        Status::Accepted
+    );
+    assert_eq!(counts(&s).fanout, 4, "no directory, no fan-out");
+    let _ = &mut world;
+}
+
+/// The delivery lease (`HubState::claim_delivery`, STO-2): one holder per
+/// follower at a time; the holder renews it; another takes it over once it
+/// ran out; a claim in a failed transaction takes nothing; two handles
+/// claiming at once, exactly one gets it.
+pub fn delivery_lease<B: Backend>(b: &B) {
+    let s = b.fresh();
+    let other = b.share(&s);
+    let (a, c) = ([1u8; 16], [2u8; 16]);
+    assert!(tx(&s, |t| t.claim_delivery("f", &a, 100, 110)), "free");
+    assert!(!tx(&other, |t| t.claim_delivery("f", &c, 105, 115)), "held");
+    assert!(
+        tx(&other, |t| t.claim_delivery("g", &c, 105, 115)),
+        "per follower"
+    );
+    assert!(tx(&s, |t| t.claim_delivery("f", &a, 109, 119)), "renewed");
+    assert!(
+        !tx(&other, |t| t.claim_delivery("f", &c, 118, 128)),
+        "renewal holds"
+    );
+    let failed: StoreResult<bool> = other.transact(&mut |t| {
+        t.claim_delivery("f", &c, 119, 129)?;
+        Err(StoreError::new("test", "roll back"))
+    });
+    assert!(failed.is_err());
+    assert!(
+        !tx(&other, |t| t.claim_delivery("f", &c, 118, 128)),
+        "rolled back"
+    );
+    assert!(
+        tx(&other, |t| t.claim_delivery("f", &c, 119, 129)),
+        "ran out"
+    );
+    assert!(
+        !tx(&s, |t| t.claim_delivery("f", &a, 120, 130)),
+        "taken over"
+    );
+
+    // Two handles at once, on a lease that ran out: one wins.
+    for round in 0..20u64 {
+        let follower = format!("race {round}");
+        tx(&s, |t| t.claim_delivery(&follower, &[9; 16], 0, 1));
+        let barrier = Arc::new(Barrier::new(2));
+        let handles = [b.share(&s), b.share(&s)];
+        let won: Vec<bool> = thread::scope(|scope| {
+            let joins: Vec<_> = handles
+                .iter()
+                .enumerate()
+                .map(|(n, h)| {
+                    let barrier = barrier.clone();
+                    let follower = &follower;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        tx(h, |t| {
+                            let won = t.claim_delivery(follower, &[n as u8; 16], 5, 50)?;
+                            thread::sleep(std::time::Duration::from_millis(1));
+                            Ok(won)
+                        })
+                    })
+                })
+                .collect();
+            joins
+                .into_iter()
+                .map(|j| j.join().expect("claim"))
+                .collect()
+        });
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "STO-2: one holder: {won:?}"
+        );
+    }
 }

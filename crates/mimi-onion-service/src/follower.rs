@@ -5,7 +5,9 @@
 //!   [`media::FANOUT_BATCH`], several in order): appends each fan-out
 //!   message, unchanged, to each named recipient queue (FAN-4: FIFO per
 //!   queue) and answers `204`. A delivery whose key was seen before is
-//!   acknowledged again and stored no second time.
+//!   acknowledged again and stored no second time (FAN-7: the hub's key is
+//!   its store id and the entry's sequence number, the same for every
+//!   redelivery).
 //! - `GET /v1/queues/<queue>[?from=N]`: the queue's messages from the
 //!   `N`-th on, as a [`media::FANOUT_LIST`].
 //! - `GET /v1/stats`: deliveries, duplicates, queue lengths (JSON).

@@ -21,7 +21,9 @@
 //!
 //! Accepted PublicMessages and PrivateMessages are fanned out (FAN-2): one
 //! fan-out message per follower that the directory names for the room,
-//! with that follower's recipient queues, through the [`Outbox`].
+//! with that follower's recipient queues, recorded in the store
+//! transaction that accepts the message (FAN-7) and delivered from there
+//! by the [`Outbox`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -48,7 +50,7 @@ use crate::admission::{Ledger, QuotaAdmission};
 use crate::http::{self, Client, Resp};
 use crate::keys::HubKeys;
 use crate::media;
-use crate::outbox::{Follower, Outbox};
+use crate::outbox::{Follower, Outbox, ServiceDirectory};
 use crate::{Error, Result};
 
 /// The hub's state: SQLite (default) or PostgreSQL.
@@ -57,6 +59,16 @@ pub enum AnyStore {
     Sqlite(SqliteHubStore),
     /// A PostgreSQL database shared by the shard's front-ends.
     Postgres(Box<PostgresHubStore>),
+}
+
+impl AnyStore {
+    /// Another connection on the same store (the deliverer's own).
+    pub fn share(&self) -> Result<AnyStore> {
+        Ok(match self {
+            AnyStore::Sqlite(s) => AnyStore::Sqlite(s.reopen()?),
+            AnyStore::Postgres(s) => AnyStore::Postgres(Box::new(s.connect_again()?)),
+        })
+    }
 }
 
 impl HubStore for AnyStore {
@@ -80,7 +92,7 @@ pub struct HubOptions {
     pub shard: u32,
     /// Where to listen.
     pub listen: SocketAddr,
-    /// Where the SQLite store, the outbox and the ledger live.
+    /// Where the SQLite store and the ledger live.
     pub data_dir: PathBuf,
     /// A PostgreSQL connection string: the store there instead of SQLite.
     pub postgres: Option<String>,
@@ -112,6 +124,11 @@ pub struct HubOptions {
     pub tls_client_ca: Option<PathBuf>,
     /// Where to write the bound URL once listening.
     pub ready_file: Option<PathBuf>,
+    /// Deliver the recorded fan-out (`false`: record only, another process
+    /// of the shard on the same store delivers).
+    pub deliver: bool,
+    /// The delivery lease, seconds ([`crate::outbox::DEFAULT_LEASE`]).
+    pub delivery_lease: u64,
 }
 
 #[derive(Default)]
@@ -120,13 +137,14 @@ struct Stats {
     forwarded: AtomicU64,
     received_forwarded: AtomicU64,
     misrouted: AtomicU64,
-    fanout_enqueued: AtomicU64,
+    fanout_accepted: AtomicU64,
     statuses: Mutex<BTreeMap<String, u64>>,
     groups: Mutex<BTreeSet<String>>,
     response_sizes: Mutex<BTreeSet<usize>>,
 }
 
-type Directory = HashMap<Vec<u8>, Vec<(usize, Vec<String>)>>;
+/// Per group: its followers (by index) with their recipient queues.
+pub type Directory = HashMap<Vec<u8>, Vec<(usize, Vec<String>)>>;
 
 struct HubService {
     front: Mutex<HubFrontEnd<AnyStore>>,
@@ -136,7 +154,6 @@ struct HubService {
     peers: HashMap<u32, String>,
     peer_clients: Mutex<HashMap<u32, Vec<Client>>>,
     outbox: Arc<Outbox>,
-    directory: Directory,
     ledger: Arc<Mutex<Ledger>>,
     trust_provider_header: bool,
     read_timeout: Duration,
@@ -169,6 +186,44 @@ pub fn read_directory(path: &std::path::Path, followers: &[Follower]) -> Result<
     Ok(dir)
 }
 
+/// The separate outbox file of earlier versions (`outbox-shard-N.sqlite`
+/// in the data directory), which held fan-out written after the store's
+/// transaction. Its entries would never be delivered by this version, so
+/// a hub refuses to start while the file holds any: drain it with the
+/// version that wrote it, then remove it. An empty one is ignored.
+fn check_legacy_outbox(data_dir: &std::path::Path, shard: u32) -> Result<()> {
+    let path = data_dir.join(format!("outbox-shard-{shard}.sqlite"));
+    if !path.exists() {
+        return Ok(());
+    }
+    let db =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let pending: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
+            [],
+            |r| r.get(0),
+        )
+        .and_then(|tables: i64| {
+            if tables == 0 {
+                Ok(0)
+            } else {
+                db.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            }
+        })?;
+    if pending > 0 {
+        eprintln!(
+            "hub: {} holds {pending} undelivered fan-out messages of an earlier version",
+            path.display()
+        );
+        return Err(Error::Config(
+            "an outbox file of an earlier version holds undelivered fan-out: drain it \
+             with that version, then remove it",
+        ));
+    }
+    Ok(())
+}
+
 /// Runs a hub process until it is killed.
 pub async fn run(opts: HubOptions) -> Result<()> {
     let keys = HubKeys::read(&opts.keys)?;
@@ -176,6 +231,7 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         return Err(Error::Config("shard not below the shard count"));
     }
     std::fs::create_dir_all(&opts.data_dir)?;
+    check_legacy_outbox(&opts.data_dir, opts.shard)?;
     let store = match &opts.postgres {
         Some(url) => {
             // The synchronous client runs its own runtime: off this one's
@@ -194,6 +250,14 @@ pub async fn run(opts: HubOptions) -> Result<()> {
                 .join(format!("hub-shard-{}.sqlite", opts.shard)),
         )?),
     };
+    // The deliverer's own connection to the same store (off this
+    // runtime's threads, as every store call is).
+    let (store, delivery_store) = tokio::task::spawn_blocking(move || {
+        let other = store.share()?;
+        Ok::<_, Error>((store, other))
+    })
+    .await
+    .map_err(|_| Error::Db("connect".into()))??;
     let mut front = keys.front_end(store)?;
     // Envelopes of other shards' groups are forwarded, not processed here.
     front.set_own_shard(Some(opts.shard));
@@ -219,13 +283,22 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         Some(p) => read_directory(p, &opts.followers)?,
         None => HashMap::new(),
     };
-    let outbox = Outbox::open(
-        &opts
-            .data_dir
-            .join(format!("outbox-shard-{}.sqlite", opts.shard)),
+    // FAN-7: the fan-out of an accepted message is recorded in the
+    // transaction that accepts it.
+    front.set_fanout_directory(Box::new(ServiceDirectory::new(
+        directory,
         opts.followers.clone(),
-    )?;
-    outbox.start();
+    )));
+    let followers = opts.followers.clone();
+    let lease = opts.delivery_lease;
+    let outbox = tokio::task::spawn_blocking(move || {
+        Outbox::new(Arc::new(delivery_store), followers, lease)
+    })
+    .await
+    .map_err(|_| Error::Db("store".into()))??;
+    if opts.deliver {
+        outbox.start();
+    }
     let svc = Arc::new(HubService {
         front: Mutex::new(front),
         config: Bytes::from(signed.to_bytes()?),
@@ -234,7 +307,6 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         peers: opts.peers.iter().cloned().collect(),
         peer_clients: Mutex::new(HashMap::new()),
         outbox,
-        directory,
         ledger,
         trust_provider_header: opts.trust_provider_header,
         read_timeout: opts.read_timeout,
@@ -426,30 +498,11 @@ impl HubService {
                 view.wire_format,
                 WireFormat::PublicMessage | WireFormat::PrivateMessage
             );
-            if let (Status::Accepted, true, Some(g), Some(epoch)) =
-                (view.status, group_message, &view.group_id, view.epoch)
-            {
-                // FAN-2, FAN-4: one message per follower, queued under the
-                // front-end's lock, so in acceptance order.
-                if let Some(recipients) = self.directory.get(g) {
-                    match front.fan_out(g, epoch, &view.message, recipients.len()) {
-                        Ok(messages) => {
-                            let items: Vec<_> = recipients
-                                .iter()
-                                .zip(messages)
-                                .map(|((f, q), m)| (*f, q.clone(), m))
-                                .collect();
-                            let n = items.len() as u64;
-                            match self.outbox.enqueue(&items) {
-                                Ok(()) => {
-                                    self.stats.fanout_enqueued.fetch_add(n, Ordering::Relaxed);
-                                }
-                                Err(e) => eprintln!("hub: outbox: {e}"),
-                            }
-                        }
-                        Err(e) => eprintln!("hub: fan-out: {e:?}"),
-                    }
-                }
+            if view.status == Status::Accepted && group_message {
+                // FAN-7: its fan-out was committed with it; wake the
+                // delivery threads.
+                self.stats.fanout_accepted.fetch_add(1, Ordering::Relaxed);
+                self.outbox.notify();
             }
             // ADM-4: a room counts against its provider once accepted.
             if let (Status::Accepted, WireFormat::GroupInfo, Some(g), Some(p)) =
@@ -485,6 +538,7 @@ impl HubService {
                 "envelopes": c.envelopes,
                 "cached_responses": c.cached_responses,
                 "handshakes": c.handshakes,
+                "fanout": c.fanout,
             })
         });
         let s = &self.stats;
@@ -508,11 +562,46 @@ impl HubService {
             "statuses": statuses,
             "groups": groups,
             "response_sizes": sizes,
-            "fanout_enqueued": s.fanout_enqueued.load(Ordering::Relaxed),
+            "fanout_accepted": s.fanout_accepted.load(Ordering::Relaxed),
             "outbox_pending": self.outbox.pending(),
             "outbox_delivered": self.outbox.delivered(),
             "outbox_retries": self.outbox.retries(),
             "store": store,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An outbox file of an earlier version with undelivered entries stops
+    /// the hub from starting (they would never be delivered); none, or an
+    /// empty one, does not.
+    #[test]
+    fn a_legacy_outbox_with_entries_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_legacy_outbox(dir.path(), 0).is_ok(), "no file");
+        let path = dir.path().join("outbox-shard-0.sqlite");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 follower TEXT NOT NULL, queues TEXT NOT NULL, body BLOB NOT NULL);",
+        )
+        .unwrap();
+        assert!(check_legacy_outbox(dir.path(), 0).is_ok(), "empty");
+        db.execute(
+            "INSERT INTO outbox (follower, queues, body) VALUES ('f0', 'bob', x'00')",
+            [],
+        )
+        .unwrap();
+        assert!(matches!(
+            check_legacy_outbox(dir.path(), 0),
+            Err(Error::Config(_))
+        ));
+        assert!(
+            check_legacy_outbox(dir.path(), 1).is_ok(),
+            "another shard's"
+        );
     }
 }

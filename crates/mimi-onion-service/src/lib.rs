@@ -9,7 +9,8 @@
 //!   ([`media::ENVELOPE`]), the fixed-size hub response back, the signed
 //!   configuration by GET ([`media::CONFIGURATION`], with a cache lifetime),
 //!   its state in SQLite (default) or PostgreSQL, fan-out to the followers
-//!   through a durable [`outbox`], registration admission per sending
+//!   recorded in the hub store's transaction and delivered by the
+//!   [`outbox`], registration admission per sending
 //!   provider ([`admission`]), TLS through rustls ([`tls`]).
 //! - [`balancer`]: the token-routing reverse proxy. Reads the request head
 //!   and then exactly the first 18 body bytes (version and routing token),
@@ -55,7 +56,7 @@ pub enum Error {
     Usage(&'static str),
     /// A peer answered something unexpected.
     Protocol(String),
-    /// The outbox or ledger database failed.
+    /// A store (the hub store, for fan-out) or the ledger database failed.
     Db(String),
 }
 

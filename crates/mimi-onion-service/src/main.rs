@@ -61,7 +61,7 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// Directory of the SQLite store, the outbox and the admission ledger.
+        /// Directory of the SQLite store and the admission ledger.
         #[arg(long)]
         data: PathBuf,
         /// PostgreSQL connection string: keep the hub state there instead.
@@ -111,6 +111,15 @@ enum Command {
         /// Write the bound URL here once listening.
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        /// Record the fan-out of accepted messages in the store but do not
+        /// deliver it (another hub process on the same store delivers).
+        #[arg(long)]
+        no_deliver: bool,
+        /// How long a process holds a follower's delivery lease, in seconds:
+        /// how soon another process of the shard takes over its deliveries
+        /// when it dies.
+        #[arg(long, default_value_t = mimi_onion_service::outbox::DEFAULT_LEASE)]
+        delivery_lease_secs: u64,
     },
     /// Runs the token-routing load balancer.
     Balancer {
@@ -313,6 +322,8 @@ fn run(cli: Cli) -> Result<()> {
             tls_key,
             tls_client_ca,
             ready_file,
+            no_deliver,
+            delivery_lease_secs,
         } => {
             let opts = hub::HubOptions {
                 keys,
@@ -332,6 +343,8 @@ fn run(cli: Cli) -> Result<()> {
                 tls: tls_cert.zip(tls_key),
                 tls_client_ca,
                 ready_file,
+                deliver: !no_deliver,
+                delivery_lease: delivery_lease_secs,
             };
             runtime()?.block_on(hub::run(opts))
         }

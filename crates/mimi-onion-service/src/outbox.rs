@@ -1,34 +1,73 @@
-//! The hub's fan-out outbox: a SQLite file of fan-out messages waiting to
-//! be delivered, one delivery thread per follower, in acceptance order
-//! (FAN-4), retried until the follower acknowledges.
+//! The hub's fan-out delivery (spec FAN-4, FAN-7): the fan-out entries
+//! that the front-end recorded in the hub store, in the same transaction
+//! that accepted each message, go to their followers, in sequence order,
+//! one delivery thread per follower, retried until the follower
+//! acknowledges.
 //!
-//! A delivery thread sends up to 64 entries in one POST
-//! ([`media::FANOUT_BATCH`]). Every entry has an idempotency key, `<outbox id>:<row id>`, where the
-//! outbox id is drawn once when the file is created and row ids are never
-//! reused (`AUTOINCREMENT`): a retry of a delivery whose acknowledgement
-//! was lost carries the same key, and the follower keeps one copy. An
-//! entry is deleted only after a 2xx answer, so a delivery survives a
-//! follower outage and a hub restart.
+//! The front-end records, for every accepted PublicMessage and
+//! PrivateMessage, one sealed fan-out message per follower that the
+//! directory names ([`ServiceDirectory`],
+//! `HubFrontEnd::set_fanout_directory`, `HubState::add_fanout`). There is
+//! no other queue: a message is accepted together with its fan-out or not
+//! at all, so a crash of the hub process at any point loses no fan-out of
+//! a message whose sender was told `accepted`.
 //!
-//! Not atomic with the hub store's transaction: the hub enqueues right
-//! after `handle` returns, so a crash between the two loses the fan-out of
-//! that one message (the sender saw `accepted`). Closing that gap needs
-//! the outbox inside the store's transaction.
+//! A delivery thread reads the oldest entries of its follower (at most
+//! [`BATCH`]), sends them in one POST ([`media::FANOUT_BATCH`]) in sequence
+//! order, and deletes them from the store only after a 2xx answer. Every
+//! entry carries an idempotency key, `<store id>:<sequence number>`: the
+//! store id is drawn once when the store is created and kept in it, and
+//! sequence numbers are never reused, so the key names the entry across
+//! retries, restarts and every hub process of the shard that shares the
+//! store. A crash between the answer and the delete, a lost
+//! acknowledgement, or two hub processes on one PostgreSQL store sending
+//! the same entry cause a redelivery with the same key and the same bytes,
+//! which the follower acknowledges and stores no second time.
+//!
+//! Order (FAN-4): a group's entries are numbered in the order their
+//! accepting transactions committed, and a delivery thread reads an entry
+//! only together with every earlier entry of its follower that is still
+//! unacknowledged. So the first copy of each entry that reaches a follower
+//! arrives in acceptance order, whichever process of the shard sent it.
+//!
+//! Several hub processes of a shard on one store take turns per follower:
+//! a delivery thread sends only while it holds the follower's delivery
+//! lease in the store (`HubState::claim_delivery`, renewed before every
+//! batch, [`DEFAULT_LEASE`] long), so one process at a time sends to a
+//! follower, and another takes over within one lease once the holder
+//! died. The lease saves duplicate traffic; correctness does not rest on
+//! it (a holder that outlived its lease while sending causes a
+//! redelivery, dropped by its key).
+//!
+//! A hub process run with `--no-deliver` records fan-out but sends
+//! nothing: another process of the shard on the same store delivers.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use mimi_onion::fanout::{FanoutDirectory, FanoutTarget};
+use mimi_onion::state::{FanoutEntry, HubStore, STORE_ID_LEN};
 use mimi_onion::test_utils::to_hex;
 use rand::Rng as _;
-use rusqlite::{params, Connection, OptionalExtension as _};
 
 use crate::http::Client;
+use crate::hub::{AnyStore, Directory};
 use crate::media;
-use crate::Result;
+use crate::{Error, Result};
 
-/// Entries a delivery thread reads at once.
-const BATCH: usize = 64;
+/// Entries a delivery thread sends in one POST.
+pub const BATCH: usize = 64;
+
+/// How long a delivery lease lasts unless the hub is told otherwise
+/// (seconds): the time another process waits before it takes over the
+/// deliveries of a process that died.
+pub const DEFAULT_LEASE: u64 = 10;
+
+/// How often a delivery thread looks for entries when nothing woke it
+/// (entries that another process of the shard recorded, a store that was
+/// down).
+const POLL: Duration = Duration::from_millis(200);
 
 /// A follower the hub delivers to.
 #[derive(Clone, Debug)]
@@ -39,11 +78,46 @@ pub struct Follower {
     pub url: String,
 }
 
-/// The outbox.
-#[derive(Debug)]
+/// The directory as the front-end asks it inside the accepting
+/// transaction: for each group, its followers with their recipient queues
+/// (the entry's address: the queue names joined by `,`).
+pub struct ServiceDirectory {
+    directory: Directory,
+    followers: Vec<Follower>,
+}
+
+impl ServiceDirectory {
+    /// The directory of a hub process over its followers.
+    pub fn new(directory: Directory, followers: Vec<Follower>) -> Self {
+        ServiceDirectory {
+            directory,
+            followers,
+        }
+    }
+}
+
+impl FanoutDirectory for ServiceDirectory {
+    fn targets(&self, group_id: &[u8]) -> Vec<FanoutTarget> {
+        self.directory
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|(f, queues)| {
+                Some(FanoutTarget {
+                    follower: self.followers.get(*f)?.name.clone(),
+                    address: queues.join(",").into_bytes(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The delivery threads of one hub process.
 pub struct Outbox {
-    db: Mutex<Connection>,
-    id: String,
+    store: Arc<AnyStore>,
+    key_prefix: String,
+    holder: [u8; STORE_ID_LEN],
+    lease: u64,
     followers: Vec<Follower>,
     wake: Condvar,
     wake_lock: Mutex<()>,
@@ -52,38 +126,30 @@ pub struct Outbox {
     retries: AtomicU64,
 }
 
+impl core::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("key_prefix", &self.key_prefix)
+            .field("followers", &self.followers)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Outbox {
-    /// Opens (or creates) the outbox file.
-    pub fn open(path: &std::path::Path, followers: Vec<Follower>) -> Result<Arc<Self>> {
-        let db = Connection::open(path)?;
-        db.busy_timeout(Duration::from_secs(5))?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS outbox (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 follower TEXT NOT NULL,
-                 queues TEXT NOT NULL,
-                 body BLOB NOT NULL);
-             CREATE INDEX IF NOT EXISTS outbox_follower ON outbox (follower, id);",
-        )?;
-        let id: Option<String> = db
-            .query_row("SELECT v FROM meta WHERE k = 'id'", [], |r| r.get(0))
-            .optional()?;
-        let id = match id {
-            Some(id) => id,
-            None => {
-                let mut b = [0u8; 12];
-                rand::rng().fill_bytes(&mut b);
-                let id = to_hex(&b);
-                db.execute("INSERT INTO meta (k, v) VALUES ('id', ?1)", params![id])?;
-                id
-            }
-        };
+    /// The deliverer over `store` (a connection of its own, not the
+    /// front-end's), for `followers`, with delivery leases of `lease`
+    /// seconds (at least 1). Reads the store id.
+    pub fn new(store: Arc<AnyStore>, followers: Vec<Follower>, lease: u64) -> Result<Arc<Self>> {
+        let id = store
+            .transact(&mut |tx| tx.store_id())
+            .map_err(|e| Error::Db(e.to_string()))?;
+        let mut holder = [0u8; STORE_ID_LEN];
+        rand::rng().fill_bytes(&mut holder);
         Ok(Arc::new(Outbox {
-            db: Mutex::new(db),
-            id,
+            store,
+            key_prefix: to_hex(&id),
+            holder,
+            lease: lease.max(1),
             followers,
             wake: Condvar::new(),
             wake_lock: Mutex::new(()),
@@ -98,47 +164,17 @@ impl Outbox {
         &self.followers
     }
 
-    /// Queues fan-out messages in one transaction: `(follower index,
-    /// recipient queues, bytes)` each.
-    pub fn enqueue(&self, items: &[(usize, Vec<String>, Vec<u8>)]) -> Result<()> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        {
-            let mut db = self
-                .db
-                .lock()
-                .map_err(|_| crate::Error::Db("outbox lock".into()))?;
-            let tx = db.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO outbox (follower, queues, body) VALUES (?1, ?2, ?3)",
-                )?;
-                for (f, queues, body) in items {
-                    let name = &self
-                        .followers
-                        .get(*f)
-                        .ok_or(crate::Error::Usage("no such follower"))?
-                        .name;
-                    insert.execute(params![name, queues.join(","), body])?;
-                }
-            }
-            tx.commit()?;
-        }
-        self.wake.notify_all();
-        Ok(())
+    /// The idempotency key of an entry: `<store id hex>:<seq>`.
+    pub fn key(&self, entry: &FanoutEntry) -> String {
+        format!("{}:{}", self.key_prefix, entry.seq)
     }
 
-    /// Entries not delivered yet.
-    pub fn pending(&self) -> u64 {
-        self.db
-            .lock()
+    /// Entries waiting in the store (of every process of the shard).
+    pub fn pending(&self) -> Option<u64> {
+        self.store
+            .transact(&mut |tx| tx.counts())
             .ok()
-            .and_then(|db| {
-                db.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
-                    .ok()
-            })
-            .map_or(0, |n| n.max(0) as u64)
+            .map(|c| c.fanout as u64)
     }
 
     /// Deliveries acknowledged since start.
@@ -149,6 +185,11 @@ impl Outbox {
     /// Failed delivery attempts since start (each retried).
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the delivery threads: new entries were committed.
+    pub fn notify(&self) {
+        self.wake.notify_all();
     }
 
     /// Starts one delivery thread per follower.
@@ -165,70 +206,54 @@ impl Outbox {
         self.wake.notify_all();
     }
 
-    /// The oldest entries of a follower, at most [`BATCH`].
-    fn next(&self, follower: &str) -> Vec<(i64, String, Vec<u8>)> {
-        let Ok(db) = self.db.lock() else {
-            return Vec::new();
-        };
-        let Ok(mut stmt) = db.prepare_cached(
-            "SELECT id, queues, body FROM outbox WHERE follower = ?1 ORDER BY id LIMIT ?2",
-        ) else {
-            return Vec::new();
-        };
-        stmt.query_map(params![follower, BATCH as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .map(|rows| rows.filter_map(|r| r.ok()).collect())
-        .unwrap_or_default()
-    }
-
-    /// Deletes delivered entries (one transaction).
-    fn done(&self, ids: &[i64]) {
-        if ids.is_empty() {
-            return;
+    fn wait(&self, timeout: Duration) {
+        if let Ok(g) = self.wake_lock.lock() {
+            let _ = self.wake.wait_timeout(g, timeout);
         }
-        let Ok(mut db) = self.db.lock() else {
-            return;
-        };
-        let Ok(tx) = db.transaction() else {
-            return;
-        };
-        if let Ok(mut delete) = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1") {
-            for id in ids {
-                let _ = delete.execute(params![id]);
-            }
-        }
-        let _ = tx.commit();
     }
 
     fn deliver_loop(&self, index: usize) {
         let follower = self.followers[index].clone();
-        let Ok(mut client) = Client::new(&follower.url) else {
+        let Ok(client) = Client::new(&follower.url) else {
             eprintln!("outbox: bad follower URL {}", follower.url);
             return;
         };
-        client = client.with_timeout(Duration::from_secs(10));
+        let mut client = client.with_timeout(Duration::from_secs(10));
         let mut backoff = Duration::from_millis(20);
         while !self.stop.load(Ordering::Relaxed) {
-            let batch = self.next(&follower.name);
-            if batch.is_empty() {
-                let guard = self.wake_lock.lock();
-                if let Ok(g) = guard {
-                    let _ = self.wake.wait_timeout(g, Duration::from_millis(200));
+            // The lease, taken or renewed, and the oldest entries, in one
+            // transaction; another process's lease: wait.
+            let now = crate::unix_now();
+            let until = now.saturating_add(self.lease);
+            let batch = match self.store.transact(&mut |tx| {
+                if !tx.claim_delivery(&follower.name, &self.holder, now, until)? {
+                    return Ok(None);
                 }
+                tx.fanout_entries(&follower.name, BATCH).map(Some)
+            }) {
+                Ok(Some(batch)) => batch,
+                Ok(None) => {
+                    self.wait(POLL);
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!("outbox: {e}");
+                    self.wait(POLL);
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                self.wait(POLL);
                 continue;
             }
-            // One POST for the batch, in order (FAN-4); every entry keeps
-            // its own key, so a retry of the batch is stored once.
-            let keys: Vec<String> = batch
-                .iter()
-                .map(|(id, _, _)| format!("{}:{id}", self.id))
-                .collect();
+            // One POST for the batch, in sequence order (FAN-4); every
+            // entry keeps its own key, so a resend is stored once.
+            let keys: Vec<String> = batch.iter().map(|e| self.key(e)).collect();
             let items: Vec<Vec<u8>> = batch
                 .iter()
                 .zip(&keys)
-                .map(|((_, queues, body), key)| {
-                    media::encode_list([key.as_bytes(), queues.as_bytes(), body.as_slice()])
+                .map(|(e, key)| {
+                    media::encode_list([key.as_bytes(), e.address.as_slice(), &e.message])
                 })
                 .collect();
             let payload = media::encode_list(items.iter().map(Vec::as_slice));
@@ -238,23 +263,25 @@ impl Outbox {
                 &[("content-type", media::FANOUT_BATCH)],
                 &payload,
             );
-            let failed = !matches!(&sent, Ok(r) if (200..300).contains(&r.status));
-            let delivered: Vec<i64> = if failed {
-                Vec::new()
-            } else {
-                self.delivered
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                batch.iter().map(|(id, _, _)| *id).collect()
-            };
-            // A crash before this line redelivers the batch: the follower
-            // drops the copies by their keys.
-            self.done(&delivered);
-            if failed {
+            if !matches!(&sent, Ok(r) if (200..300).contains(&r.status)) {
                 self.retries.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
-            } else {
-                backoff = Duration::from_millis(20);
+                continue;
+            }
+            backoff = Duration::from_millis(20);
+            self.delivered
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            // A crash (or a failed delete) before the delete commits
+            // redelivers the batch: the follower drops the copies by key.
+            let deleted = self.store.transact(&mut |tx| {
+                for e in &batch {
+                    tx.delete_fanout(e.seq)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = deleted {
+                eprintln!("outbox: {e}");
             }
         }
     }

@@ -2,7 +2,8 @@
 //! idempotency keys it has seen survive a `kill -9` and a restart on the
 //! same `--data`, so a delivery acknowledged before the crash is still
 //! queued once, and the hub's redelivery of it after the restart is
-//! recognised and not stored again (FAN-4: each queue keeps its order).
+//! recognised and not stored again (FAN-7; FAN-4: each queue keeps its
+//! order).
 
 mod common;
 

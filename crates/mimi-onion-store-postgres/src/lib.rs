@@ -1,6 +1,6 @@
 //! The hub state of mimi-onion in PostgreSQL: a [`HubStore`] that several
 //! front-ends of one shard share, on one machine or many (spec section
-//! "The Store Contract", STO-1 to STO-4).
+//! "The Store Contract", STO-1 to STO-5).
 //!
 //! ```no_run
 //! use mimi_onion_store_postgres::PostgresHubStore;
@@ -29,8 +29,11 @@
 //! | `spent_tokens` | `codepoint`, `nonce` | `expires_at` (indexed) |
 //! | `envelopes` | `enc` | `fingerprint`, `expires_at` (indexed), `response`, `response_until` (indexed) |
 //! | `handshakes` | `group_id`, `hash` | `epoch` (indexed with `group_id`) |
-//! | `closed_epochs` | `group_id` | `closed` |
-//! | `tracker_states` | `group_id`, `epoch` | `state` (the group tracker's, TRK-4) |
+//! | `closed_epochs` | `group_id` | `closed` (DSP-6; version 2) |
+//! | `tracker_states` | `group_id`, `epoch` | `state` (the group tracker's, TRK-4; version 3) |
+//! | `store_meta` | one row | `store_id` (16 random bytes, STO-5; version 3) |
+//! | `fanout` | `seq` (identity, never reused) | `follower` (indexed with `seq`), `address`, `group_id`, `epoch`, `message` (FAN-7; version 3) |
+//! | `delivery_leases` | `follower` | `holder`, `until` (which deliverer sends to the follower; version 3) |
 //!
 //! Every `u64` (epochs, expiry times; `u64::MAX` means "never") is a
 //! `BIGINT` holding the value with its top bit flipped, read as a signed
@@ -61,6 +64,12 @@
 //!   it locks the row, and a concurrent update waits for the other
 //!   transaction, then re-checks the condition on the committed row, so
 //!   only the first commit for an epoch moves it.
+//! * `add_fanout` first locks the group's row (`SELECT ... FOR UPDATE`)
+//!   and only then draws the entry's sequence number: two front-ends
+//!   recording fan-out of the same group run one after the other, so a
+//!   group's sequence numbers follow the commit order (FAN-4, FAN-7), and
+//!   a deliverer that reads an entry also sees every earlier one of its
+//!   group.
 //! * Each later statement sees what other transactions committed before
 //!   it started: the front-end whose `insert_envelope` lost reads the
 //!   winner's record and response (HUB-5).
@@ -111,8 +120,8 @@ use std::time::Duration;
 
 use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::state::{
-    CachedResponse, ClosedEpoch, GroupRecord, HubState, HubStore, StoreCounts, StoreError,
-    StoreResult,
+    CachedResponse, ClosedEpoch, FanoutEntry, GroupRecord, HubState, HubStore, NewFanout,
+    StoreCounts, StoreError, StoreResult, STORE_ID_LEN,
 };
 use mimi_onion::token::TOKEN_NONCE_LEN;
 use postgres::error::SqlState;
@@ -241,6 +250,12 @@ struct Sql {
     expire_envelopes: String,
     expire_responses: String,
     counts: String,
+    store_id: String,
+    lock_group: String,
+    add_fanout: String,
+    fanout_entries: String,
+    delete_fanout: String,
+    claim_delivery: String,
 }
 
 const GROUP_COLUMNS: &str =
@@ -340,7 +355,30 @@ impl Sql {
                  (SELECT count(*) FROM {s}.spent_tokens), \
                  (SELECT count(*) FROM {s}.envelopes), \
                  (SELECT count(*) FROM {s}.envelopes WHERE response IS NOT NULL), \
-                 (SELECT count(*) FROM {s}.handshakes)"
+                 (SELECT count(*) FROM {s}.handshakes), \
+                 (SELECT count(*) FROM {s}.fanout)"
+            ),
+            store_id: format!("SELECT store_id FROM {s}.store_meta"),
+            // FAN-7: the group's row is locked until the transaction ends
+            // before the sequence number is drawn, so a group's entries are
+            // numbered in the order their transactions commit.
+            lock_group: format!("SELECT 1 FROM {s}.groups WHERE group_id = $1 FOR UPDATE"),
+            add_fanout: format!(
+                "INSERT INTO {s}.fanout (follower, address, group_id, epoch, message) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING seq"
+            ),
+            fanout_entries: format!(
+                "SELECT seq, follower, address, group_id, epoch, message FROM {s}.fanout \
+                 WHERE follower = $1 ORDER BY seq LIMIT $2"
+            ),
+            delete_fanout: format!("DELETE FROM {s}.fanout WHERE seq = $1"),
+            // One statement: a concurrent claim waits for this one's
+            // transaction and re-checks the condition on the committed row.
+            claim_delivery: format!(
+                "INSERT INTO {s}.delivery_leases AS l (follower, holder, until) \
+                 VALUES ($1, $2, $3) ON CONFLICT (follower) DO UPDATE \
+                 SET holder = EXCLUDED.holder, until = EXCLUDED.until \
+                 WHERE l.holder = EXCLUDED.holder OR l.until <= $4"
             ),
         }
     }
@@ -364,6 +402,32 @@ fn tracker_states_table(s: &str) -> String {
              epoch BIGINT NOT NULL,
              state BYTEA NOT NULL,
              PRIMARY KEY (group_id, epoch)
+         );"
+    )
+}
+
+/// The store's identifier and the fan-out entries (FAN-7, STO-5), new in
+/// version 3. The identity column never hands out a number twice.
+fn fanout_tables(s: &str) -> String {
+    format!(
+        "CREATE TABLE {s}.store_meta (
+             singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+             store_id BYTEA NOT NULL CHECK (length(store_id) = 16)
+         );
+         INSERT INTO {s}.store_meta (store_id) VALUES (uuid_send(gen_random_uuid()));
+         CREATE TABLE {s}.fanout (
+             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             follower TEXT NOT NULL,
+             address BYTEA NOT NULL,
+             group_id BYTEA NOT NULL,
+             epoch BIGINT NOT NULL,
+             message BYTEA NOT NULL
+         );
+         CREATE INDEX fanout_follower_seq ON {s}.fanout (follower, seq);
+         CREATE TABLE {s}.delivery_leases (
+             follower TEXT PRIMARY KEY,
+             holder BYTEA NOT NULL,
+             until BIGINT NOT NULL
          );"
     )
 }
@@ -417,9 +481,11 @@ fn create_tables(s: &str) -> String {
          CREATE INDEX handshakes_group_epoch ON {s}.handshakes (group_id, epoch);
          {closed}
          {tracked}
+         {fanout}
          INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
         closed = closed_epochs_table(s),
         tracked = tracker_states_table(s),
+        fanout = fanout_tables(s)
     )
 }
 
@@ -449,6 +515,12 @@ struct Statements {
     expire_envelopes: Statement,
     expire_responses: Statement,
     counts: Statement,
+    store_id: Statement,
+    lock_group: Statement,
+    add_fanout: Statement,
+    fanout_entries: Statement,
+    delete_fanout: Statement,
+    claim_delivery: Statement,
 }
 
 impl Statements {
@@ -479,6 +551,12 @@ impl Statements {
             expire_envelopes: p(&sql.expire_envelopes)?,
             expire_responses: p(&sql.expire_responses)?,
             counts: p(&sql.counts)?,
+            store_id: p(&sql.store_id)?,
+            lock_group: p(&sql.lock_group)?,
+            add_fanout: p(&sql.add_fanout)?,
+            fanout_entries: p(&sql.fanout_entries)?,
+            delete_fanout: p(&sql.delete_fanout)?,
+            claim_delivery: p(&sql.claim_delivery)?,
         })
     }
 }
@@ -654,10 +732,12 @@ impl PostgresHubStore {
             versions = vec![2];
         }
         if versions == [2] {
-            // From version 2 to 3: the group tracker's states (TRK-4).
+            // From version 2 to 3: the group tracker's states (TRK-4), the
+            // store id and the fan-out entries (FAN-7, STO-5).
             tx.batch_execute(&format!(
-                "{} UPDATE {s}.schema_version SET version = 3;",
-                tracker_states_table(&s)
+                "{} {} UPDATE {s}.schema_version SET version = 3;",
+                tracker_states_table(&s),
+                fanout_tables(&s)
             ))
             .map_err(err)?;
             versions = vec![3];
@@ -1128,6 +1208,88 @@ impl HubState for PgTx<'_> {
         Ok(())
     }
 
+    fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]> {
+        let what = "store_id";
+        let st = self.st;
+        let row = self.query_one(what, &st.store_id, &[])?;
+        let id: &[u8] = column(what, &row, 0)?;
+        <[u8; STORE_ID_LEN]>::try_from(id)
+            .map_err(|_| StoreError::new(what, "corrupt row: store_id is not 16 bytes"))
+    }
+
+    fn add_fanout(&mut self, e: &NewFanout<'_>) -> StoreResult<u64> {
+        let what = "add_fanout";
+        let st = self.st;
+        self.query_opt(what, &st.lock_group, &[&e.group_id])?;
+        let row = self.query_one(
+            what,
+            &st.add_fanout,
+            &[
+                &e.follower,
+                &e.address,
+                &e.group_id,
+                &u64_to_sql(e.epoch),
+                &e.message,
+            ],
+        )?;
+        let seq: i64 = column(what, &row, 0)?;
+        u64::try_from(seq).map_err(|_| StoreError::new(what, "corrupt row: negative seq"))
+    }
+
+    fn fanout_entries(&mut self, follower: &str, limit: usize) -> StoreResult<Vec<FanoutEntry>> {
+        let what = "fanout_entries";
+        let st = self.st;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match self.t.query(&st.fanout_entries, &[&follower, &limit]) {
+            Ok(rows) => rows,
+            Err(e) => return Err(self.fail(what, &e)),
+        };
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = column(what, row, 0)?;
+                let epoch: i64 = column(what, row, 4)?;
+                Ok(FanoutEntry {
+                    seq: u64::try_from(seq)
+                        .map_err(|_| StoreError::new(what, "corrupt row: negative seq"))?,
+                    follower: column(what, row, 1)?,
+                    address: column(what, row, 2)?,
+                    group_id: column(what, row, 3)?,
+                    epoch: u64_from_sql(epoch),
+                    message: column(what, row, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let st = self.st;
+        Ok(self.execute("delete_fanout", &st.delete_fanout, &[&seq])? == 1)
+    }
+
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        let st = self.st;
+        let n = self.execute(
+            "claim_delivery",
+            &st.claim_delivery,
+            &[
+                &follower,
+                &&holder[..],
+                &u64_to_sql(until),
+                &u64_to_sql(now),
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
     fn expire(&mut self, now: u64) -> StoreResult<()> {
         let st = self.st;
         let now = u64_to_sql(now);
@@ -1152,6 +1314,7 @@ impl HubState for PgTx<'_> {
             envelopes: n(3)?,
             cached_responses: n(4)?,
             handshakes: n(5)?,
+            fanout: n(6)?,
         })
     }
 }

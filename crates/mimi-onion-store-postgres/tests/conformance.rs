@@ -82,3 +82,28 @@ fn sto3_bounded_across_key_rotations() {
         note(&format!("PostgreSQL store after {n} envelopes: {counts:?}"));
     });
 }
+
+#[test]
+fn fan7_sto5_fanout_entries() {
+    run("fanout_entries", store_suite::fanout_entries);
+}
+
+#[test]
+fn fan4_fan7_race_fanout_order() {
+    run("race_fanout_order (2 x 100)", |b| {
+        store_suite::race_fanout_order(b, 100)
+    });
+}
+
+#[test]
+fn fan7_fanout_through_the_hub() {
+    run(
+        "fanout_through_the_hub",
+        store_suite::fanout_through_the_hub,
+    );
+}
+
+#[test]
+fn fan7_delivery_lease() {
+    run("delivery_lease", store_suite::delivery_lease);
+}

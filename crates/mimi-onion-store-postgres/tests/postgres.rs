@@ -12,7 +12,7 @@ use std::thread;
 
 use common::{note, Pg};
 use mimi_onion::secret::Secret;
-use mimi_onion::state::{GroupRecord, HubState, HubStore, StoreResult};
+use mimi_onion::state::{GroupRecord, HubState, HubStore, StoreError, StoreResult};
 use mimi_onion::token::TOKEN_NONCE_LEN;
 use mimi_onion_store_postgres::PostgresHubStore;
 
@@ -160,8 +160,9 @@ fn an_unknown_schema_version_is_refused() {
     note(&format!("unknown version: {msg}"));
 }
 
-/// A schema of version 1 (before the closed epochs of DSP-6) is migrated
-/// to version 2 when a front-end connects, and the closed epochs work.
+/// A schema of version 1 (before the closed epochs of DSP-6 and the
+/// fan-out entries of FAN-7) is migrated to version 3 when a front-end
+/// connects, and the closed epochs work.
 #[test]
 fn a_version_1_schema_is_migrated() {
     let Some(pg) = backend() else { return };
@@ -171,7 +172,8 @@ fn a_version_1_schema_is_migrated() {
     raw(&pg)
         .batch_execute(&format!(
             "DROP TABLE \"{schema}\".closed_epochs; \
-             DROP TABLE \"{schema}\".tracker_states; \
+             DROP TABLE \"{schema}\".tracker_states; DROP TABLE \"{schema}\".store_meta; \
+             DROP TABLE \"{schema}\".fanout; DROP TABLE \"{schema}\".delivery_leases; \
              UPDATE \"{schema}\".schema_version SET version = 1"
         ))
         .expect("back to version 1");
@@ -201,18 +203,23 @@ fn a_version_1_schema_is_migrated() {
     assert_eq!(version, mimi_onion_store_postgres::SCHEMA_VERSION);
 }
 
-/// A schema of version 2 (before the group tracker's states of TRK-4)
-/// is migrated to version 3 when a front-end connects, and the states
-/// work.
+/// A schema of version 2 (before the group tracker's states of TRK-4
+/// and before FAN-7) is migrated to version 3 when a front-end connects:
+/// what it held is kept, the tracker's states work, the store gets one id
+/// that every front-end reads, and fan-out entries commit and roll back
+/// with their transaction.
 #[test]
 fn a_version_2_schema_is_migrated() {
     let Some(pg) = backend() else { return };
     let s = pg.fresh_named("migrate2");
     let schema = s.schema().to_owned();
+    let g: &[u8] = b"kept group";
+    tx(&s, |t| t.put_group(g, &GroupRecord::new(0, 4, 1)));
     drop(s);
     raw(&pg)
         .batch_execute(&format!(
-            "DROP TABLE \"{schema}\".tracker_states; \
+            "DROP TABLE \"{schema}\".tracker_states; DROP TABLE \"{schema}\".store_meta; \
+             DROP TABLE \"{schema}\".fanout; DROP TABLE \"{schema}\".delivery_leases; \
              UPDATE \"{schema}\".schema_version SET version = 2"
         ))
         .expect("back to version 2");
@@ -231,7 +238,26 @@ fn a_version_2_schema_is_migrated() {
         )
         .expect("version")
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, mimi_onion_store_postgres::SCHEMA_VERSION);
+    assert_eq!(tx(&store, |t| t.group(g)).map(|r| r.epoch), Some(4), "kept");
+    let id = tx(&store, |t| t.store_id());
+    let other = store.connect_again().expect("second front-end");
+    assert_eq!(tx(&other, |t| t.store_id()), id, "STO-5: one id");
+    let entry = mimi_onion::state::NewFanout {
+        follower: "f",
+        address: b"q",
+        group_id: g,
+        epoch: 4,
+        message: b"m",
+    };
+    let failed: StoreResult<u64> = store.transact(&mut |t| {
+        t.add_fanout(&entry)?;
+        Err(StoreError::new("test", "roll back"))
+    });
+    assert!(failed.is_err());
+    let seq = tx(&store, |t| t.add_fanout(&entry));
+    let entries = tx(&other, |t| t.fanout_entries("f", 10));
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![seq]);
 }
 
 #[test]

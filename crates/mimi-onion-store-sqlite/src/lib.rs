@@ -1,6 +1,6 @@
 //! The hub's state of [`mimi_onion`] in one SQLite file: the embedded
 //! default store of a hub (spec section "The Store Contract", STO-1 to
-//! STO-4).
+//! STO-5).
 //!
 //! [`SqliteHubStore`] implements [`HubStore`] on a file that outlives the
 //! process. A hub opens it and hands it to its front-end:
@@ -39,6 +39,12 @@
 //! advance an epoch (compare-and-set). Expiry columns are indexed, so
 //! `expire(now)` (STO-3) touches only what expired.
 //!
+//! The fan-out entries (STO-5, FAN-7, schema version 3) are rows of table
+//! `fanout` with an `AUTOINCREMENT` sequence number, never reused; since
+//! every transaction holds the file's write lock, the numbers follow the
+//! commit order. The store id is 16 bytes of `randomblob` drawn when the
+//! schema is created (or migrated from version 1 or 2).
+//!
 //! # Durability (STO-4)
 //!
 //! The file is in WAL mode. What a committed transaction wrote survives
@@ -76,8 +82,8 @@ use std::time::Duration;
 
 use mimi_onion::profile::HandshakeProfile;
 use mimi_onion::state::{
-    CachedResponse, ClosedEpoch, GroupRecord, HubState, HubStore, StoreCounts, StoreError,
-    StoreResult,
+    CachedResponse, ClosedEpoch, FanoutEntry, GroupRecord, HubState, HubStore, NewFanout,
+    StoreCounts, StoreError, StoreResult, STORE_ID_LEN,
 };
 use mimi_onion::token::TOKEN_NONCE_LEN;
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
@@ -146,8 +152,8 @@ CREATE TABLE tracker_states (
 ) WITHOUT ROWID;
 ";
 
-/// From version 2 to 3: the group tracker's state per group and epoch
-/// (TRK-4).
+/// From version 2 to 3, with [`FANOUT_TABLES`]: the group tracker's state
+/// per group and epoch (TRK-4).
 const MIGRATE_2_TO_3: &str = "
 CREATE TABLE tracker_states (
     group_id BLOB NOT NULL,
@@ -155,6 +161,31 @@ CREATE TABLE tracker_states (
     state BLOB NOT NULL,
     PRIMARY KEY (group_id, epoch)
 ) WITHOUT ROWID;
+";
+
+/// New in version 3 (FAN-7, STO-5): the store's identifier, drawn once,
+/// and the fan-out entries waiting for their followers. `AUTOINCREMENT`:
+/// a sequence number is never reused, even after its row is deleted.
+const FANOUT_TABLES: &str = "
+CREATE TABLE store_meta (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    store_id BLOB NOT NULL
+);
+INSERT INTO store_meta (singleton, store_id) VALUES (1, randomblob(16));
+CREATE TABLE fanout (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    follower TEXT NOT NULL,
+    address BLOB NOT NULL,
+    group_id BLOB NOT NULL,
+    epoch BLOB NOT NULL,
+    message BLOB NOT NULL
+);
+CREATE INDEX fanout_follower ON fanout (follower, seq);
+CREATE TABLE delivery_leases (
+    follower TEXT PRIMARY KEY NOT NULL,
+    holder BLOB NOT NULL,
+    until BLOB NOT NULL
+);
 ";
 
 /// From version 1 to 2: the closed epoch of each group (DSP-6).
@@ -369,8 +400,10 @@ fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     match version {
         SCHEMA_VERSION => {}
         1 | 2 => {
-            // One step per version, in order.
-            for (from, step) in [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3)] {
+            // One step per version, in order: 1 to 2, the closed epochs
+            // (DSP-6); 2 to 3, the tracker's states (TRK-4), the store id
+            // and the fan-out entries (FAN-7, STO-5).
+            for (from, step) in [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3), (2, FANOUT_TABLES)] {
                 if version <= from {
                     tx.execute_batch(step)
                         .map_err(fail("open: migrate schema"))?;
@@ -397,6 +430,7 @@ fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 ));
             }
             tx.execute_batch(SCHEMA)
+                .and_then(|()| tx.execute_batch(FANOUT_TABLES))
                 .map_err(fail("open: create schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(fail("open: user_version"))?;
@@ -851,6 +885,104 @@ impl HubState for SqliteTx<'_> {
         Ok(())
     }
 
+    fn store_id(&mut self) -> StoreResult<[u8; STORE_ID_LEN]> {
+        const WHAT: &str = "store_id";
+        let id: Vec<u8> = self
+            .conn
+            .prepare_cached("SELECT store_id FROM store_meta WHERE singleton = 1")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(fail(WHAT))?;
+        id.as_slice()
+            .try_into()
+            .map_err(|_| corrupt(WHAT, format!("store_id is {} bytes", id.len())))
+    }
+
+    fn add_fanout(&mut self, e: &NewFanout<'_>) -> StoreResult<u64> {
+        // FAN-7: the transaction holds the file's write lock, so sequence
+        // numbers follow the commit order.
+        const WHAT: &str = "add_fanout";
+        let seq: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO fanout (follower, address, group_id, epoch, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    params![e.follower, e.address, e.group_id, be(e.epoch), e.message],
+                    |row| row.get(0),
+                )
+            })
+            .map_err(fail(WHAT))?;
+        u64::try_from(seq).map_err(|_| corrupt(WHAT, format!("seq {seq}")))
+    }
+
+    fn fanout_entries(&mut self, follower: &str, limit: usize) -> StoreResult<Vec<FanoutEntry>> {
+        const WHAT: &str = "fanout_entries";
+        type Row = (i64, String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<Row> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, follower, address, group_id, epoch, message FROM fanout
+                 WHERE follower = ?1 ORDER BY seq LIMIT ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![follower, limit], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(fail(WHAT))?;
+        rows.into_iter()
+            .map(|(seq, follower, address, group_id, epoch, message)| {
+                Ok(FanoutEntry {
+                    seq: u64::try_from(seq).map_err(|_| corrupt(WHAT, format!("seq {seq}")))?,
+                    follower,
+                    address,
+                    group_id,
+                    epoch: from_be(WHAT, "epoch", &epoch)?,
+                    message,
+                })
+            })
+            .collect()
+    }
+
+    fn delete_fanout(&mut self, seq: u64) -> StoreResult<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let n = self.change("delete_fanout", "DELETE FROM fanout WHERE seq = ?1", [seq])?;
+        Ok(n == 1)
+    }
+
+    fn claim_delivery(
+        &mut self,
+        follower: &str,
+        holder: &[u8; STORE_ID_LEN],
+        now: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        // One statement: taken if absent, renewed if ours, taken over if
+        // it ran out.
+        let n = self.change(
+            "claim_delivery",
+            "INSERT INTO delivery_leases (follower, holder, until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (follower) DO UPDATE SET holder = excluded.holder,
+                 until = excluded.until
+             WHERE delivery_leases.holder = excluded.holder OR delivery_leases.until <= ?4",
+            params![follower, &holder[..], be(until), be(now)],
+        )?;
+        Ok(n == 1)
+    }
+
     fn expire(&mut self, now: u64) -> StoreResult<()> {
         // STO-3, by the indexes on the expiry columns.
         const WHAT: &str = "expire";
@@ -872,13 +1004,13 @@ impl HubState for SqliteTx<'_> {
 
     fn counts(&mut self) -> StoreResult<StoreCounts> {
         const WHAT: &str = "counts";
-        let row: [i64; 6] = self
+        let row: [i64; 7] = self
             .conn
             .prepare_cached(
                 "SELECT (SELECT count(*) FROM groups), (SELECT count(*) FROM leaf_keys),
                         (SELECT count(*) FROM spent_tokens), (SELECT count(*) FROM envelopes),
                         (SELECT count(*) FROM envelopes WHERE response_until IS NOT NULL),
-                        (SELECT count(*) FROM handshakes)",
+                        (SELECT count(*) FROM handshakes), (SELECT count(*) FROM fanout)",
             )
             .and_then(|mut stmt| {
                 stmt.query_row([], |row| {
@@ -889,6 +1021,7 @@ impl HubState for SqliteTx<'_> {
                         row.get(3)?,
                         row.get(4)?,
                         row.get(5)?,
+                        row.get(6)?,
                     ])
                 })
             })
@@ -900,6 +1033,7 @@ impl HubState for SqliteTx<'_> {
             envelopes: to_usize(WHAT, row[3])?,
             cached_responses: to_usize(WHAT, row[4])?,
             handshakes: to_usize(WHAT, row[5])?,
+            fanout: to_usize(WHAT, row[6])?,
         })
     }
 }

@@ -214,8 +214,9 @@ fn corrupt_rows_are_errors() {
     }
 }
 
-/// A file of schema version 1 (before the closed epochs of DSP-6) is
-/// migrated to version 2 when opened, and the closed epochs work.
+/// A file of schema version 1 (before the closed epochs of DSP-6 and the
+/// fan-out entries of FAN-7) is migrated to version 3 when opened, and the
+/// closed epochs work.
 #[test]
 fn a_version_1_file_is_migrated() {
     let b = Sqlite::new();
@@ -225,7 +226,9 @@ fn a_version_1_file_is_migrated() {
     Connection::open(&path)
         .expect("raw connection")
         .execute_batch(
-            "DROP TABLE closed_epochs; DROP TABLE tracker_states; PRAGMA user_version = 1",
+            "DROP TABLE closed_epochs; DROP TABLE tracker_states; DROP TABLE store_meta;
+             DROP TABLE fanout; DROP TABLE delivery_leases;
+             PRAGMA user_version = 1",
         )
         .expect("back to version 1");
     let store = SqliteHubStore::open(&path).expect("migrated");
@@ -252,16 +255,24 @@ fn a_version_1_file_is_migrated() {
 }
 
 /// A file of schema version 2 (before the group tracker's states of
-/// TRK-4) is migrated to version 3 when opened, and the states work.
+/// TRK-4 and before FAN-7) is migrated to version 3 when opened: what it
+/// held is kept, the tracker's states work, the store gets an id of its
+/// own, and fan-out entries commit and roll back with their transaction.
 #[test]
 fn a_version_2_file_is_migrated() {
     let b = Sqlite::new();
     let s = b.fresh();
     let path = s.path().to_path_buf();
+    let g: &[u8] = b"kept group";
+    s.transact(&mut |t| t.put_group(g, &GroupRecord::new(0, 4, 1)))
+        .expect("a group");
     drop(s);
     Connection::open(&path)
         .expect("raw connection")
-        .execute_batch("DROP TABLE tracker_states; PRAGMA user_version = 2")
+        .execute_batch(
+            "DROP TABLE tracker_states; DROP TABLE store_meta; DROP TABLE fanout;
+             DROP TABLE delivery_leases; PRAGMA user_version = 2",
+        )
         .expect("back to version 2");
     let store = SqliteHubStore::open(&path).expect("migrated");
     let back = store
@@ -275,7 +286,40 @@ fn a_version_2_file_is_migrated() {
         .expect("raw connection")
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, mimi_onion_store_sqlite::SCHEMA_VERSION);
+    assert_eq!(
+        store
+            .transact(&mut |t| t.group(g))
+            .expect("read")
+            .map(|r| r.epoch),
+        Some(4),
+        "kept"
+    );
+    let id = store.transact(&mut |t| t.store_id()).expect("store id");
+    assert_ne!(id, [0; 16]);
+    let reopened = SqliteHubStore::open(&path).expect("reopened");
+    assert_eq!(
+        reopened.transact(&mut |t| t.store_id()).expect("id"),
+        id,
+        "STO-5"
+    );
+    let entry = mimi_onion::state::NewFanout {
+        follower: "f",
+        address: b"q",
+        group_id: g,
+        epoch: 4,
+        message: b"m",
+    };
+    let failed: StoreResult<u64> = store.transact(&mut |t| {
+        t.add_fanout(&entry)?;
+        Err(mimi_onion::state::StoreError::new("test", "roll back"))
+    });
+    assert!(failed.is_err());
+    let seq = store.transact(&mut |t| t.add_fanout(&entry)).expect("add");
+    let entries = reopened
+        .transact(&mut |t| t.fanout_entries("f", 10))
+        .expect("entries");
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![seq]);
 }
 
 /// The schema version lives in `PRAGMA user_version`; a file with another
@@ -338,4 +382,24 @@ fn a_panic_inside_a_transaction_rolls_back() {
 fn the_store_is_send_and_sync() {
     fn check<T: Send + Sync + 'static>() {}
     check::<SqliteHubStore>();
+}
+
+#[test]
+fn fan7_sto5_fanout_entries() {
+    store_suite::fanout_entries(&Sqlite::new());
+}
+
+#[test]
+fn fan4_fan7_race_fanout_order() {
+    store_suite::race_fanout_order(&Sqlite::new(), 50);
+}
+
+#[test]
+fn fan7_fanout_through_the_hub() {
+    store_suite::fanout_through_the_hub(&Sqlite::new());
+}
+
+#[test]
+fn fan7_delivery_lease() {
+    store_suite::delivery_lease(&Sqlite::new());
 }

@@ -240,6 +240,7 @@ fn sto4_hub5_rsp4_tok6_survive_a_restart() {
             // `late`); the second's lasts.
             cached_responses: 1,
             handshakes: 0,
+            fanout: 0,
         }
     );
 }
