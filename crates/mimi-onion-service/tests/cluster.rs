@@ -109,8 +109,23 @@ fn room_life_across_processes() {
         assert_eq!(q["unknown"], 0);
         assert_eq!(q["failures"], serde_json::json!([]));
     }
-    // The lost acknowledgements were retried and de-duplicated.
-    let f1_stats = get_json(&f1, "/v1/stats");
+    // The lost acknowledgements were retried and de-duplicated. The
+    // messages are queued by the first (unacknowledged) attempt, so the
+    // members' view above can be complete before the last retry is in:
+    // wait for it (at most 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let f1_stats = loop {
+        let s = get_json(&f1, "/v1/stats");
+        let pending: u64 = cluster
+            .hubs
+            .iter()
+            .map(|h| get_json(&h.url, "/v1/stats")["outbox_pending"].as_u64().unwrap_or(1))
+            .sum();
+        if pending == 0 || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(f1_stats["failed_acks"], 3, "{f1_stats}");
     assert!(f1_stats["duplicates"].as_u64().unwrap() >= 3, "{f1_stats}");
     assert_eq!(f1_stats["received"], accepted);
