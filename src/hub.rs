@@ -1249,7 +1249,7 @@ impl FrontEnd {
         let Some(suite) = MlsSuite::from_code(closed.record.mls_suite) else {
             return Ok(Refused);
         };
-        let Some(key) = tx.leaf_signature_key(group_id, d.disputer)? else {
+        let Some(key) = self.closed_leaf_key(tx, group_id, epoch, d.disputer)? else {
             return Ok(Refused);
         };
         if d.verify(suite, &key).is_err() {
@@ -1262,7 +1262,9 @@ impl FrontEnd {
         let digest = match &d.claim {
             DisputeClaim::Undecryptable { key, nonce, .. } => {
                 // DSP-4: the disclosure, judged by the policy engine.
-                let Some(committer_key) = tx.leaf_signature_key(group_id, closed.committer)? else {
+                let Some(committer_key) =
+                    self.closed_leaf_key(tx, group_id, epoch, closed.committer)?
+                else {
                     return Ok(Refused);
                 };
                 if !closed.private {
@@ -1350,7 +1352,34 @@ impl FrontEnd {
         Ok(DisputeOutcome::Reverted)
     }
 
-    /// TRK-4 with DSP-7: a tracked group that goes back from epoch `from`
+    /// DSP-3 with TRK-4: the signature key of `leaf` in the closed epoch
+    /// `epoch` of a group. In a tracked group the hub's leaf keys are
+    /// already those of the epoch the commit opened (a member the commit
+    /// removed has none), so the key comes from the tracked state of the
+    /// closed epoch; otherwise from the hub's leaf keys.
+    fn closed_leaf_key(
+        &self,
+        tx: &mut dyn HubState,
+        group_id: &[u8],
+        epoch: u64,
+        leaf: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let tracked = match &self.tracker {
+            Some(tracker) => tx.tracker_state(group_id, epoch)?.map(|s| (tracker, s)),
+            None => None,
+        };
+        match tracked {
+            Some((tracker, state)) => {
+                let view = tracker
+                    .epoch_of(&state)
+                    .map_err(|e| StoreError::new("tracker state", e.to_string()))?;
+                Ok(view.leaves.get(&leaf).cloned())
+            }
+            None => tx.leaf_signature_key(group_id, leaf),
+        }
+    }
+
+    /// TRK-4 with DSP-6: a tracked group that goes back from epoch `from`
     /// to `to` gets the leaf keys of `to` again, and the tracked state of
     /// `from` is dropped (the next commit in `to` writes it anew).
     fn revert_tracked(
