@@ -300,14 +300,10 @@ impl HubSigningKey {
     /// `app_data_dictionary` extension.
     pub fn from_app_data_dictionary(extension_data: &[u8]) -> Res<Self> {
         let dict = AppDataDictionary::from_bytes(extension_data)?;
-        let mut found = dict
-            .component_data
-            .iter()
-            .filter(|c| c.component_id == HUB_SIGNING_KEY_COMPONENT);
-        let entry = found
-            .next()
+        let data = dict
+            .component(HUB_SIGNING_KEY_COMPONENT)
             .ok_or(Error::Config("group has no hub signing key component"))?;
-        let key = Self::tls_deserialize_exact_bytes(&entry.data.0)?;
+        let key = Self::tls_deserialize_exact_bytes(data)?;
         key.verifying_key()?;
         Ok(key)
     }
@@ -345,6 +341,15 @@ impl AppDataDictionary {
     /// Encodes as extension data.
     pub fn to_bytes(&self) -> Res<Vec<u8>> {
         Ok(self.tls_serialize_detached()?)
+    }
+
+    /// The data of the entry with `component_id`, if any (ids are
+    /// strictly increasing, so there is at most one).
+    pub fn component(&self, component_id: u16) -> Option<&[u8]> {
+        self.component_data
+            .iter()
+            .find(|c| c.component_id == component_id)
+            .map(|c| c.data.0.as_slice())
     }
 
     /// Decodes extension data; ids must be strictly increasing.

@@ -30,6 +30,7 @@ use crate::mls::framing::{PrivateMessage, PublicMessage};
 use crate::mls::group_info::{GroupInfoIn, TreeNode};
 use crate::mls::message::{ContentType, MessageInfo, WireFormat};
 use crate::mls::suite::MlsSuite;
+use crate::profile::{HandshakeProfile, HANDSHAKE_PROFILE_COMPONENT};
 use crate::response::{response_len, HubResponse};
 use crate::state::{GroupRecord, InMemoryHubStore};
 use crate::suite::HpkeSuite;
@@ -91,8 +92,9 @@ pub fn hub_configuration(data: &[u8]) {
     }
 }
 
-/// `config::AppDataDictionary::from_bytes` and
-/// `config::HubSigningKey::from_app_data_dictionary`; each value that
+/// `config::AppDataDictionary::from_bytes`,
+/// `config::HubSigningKey::from_app_data_dictionary` and
+/// `profile::HandshakeProfile::from_app_data_dictionary`; each value that
 /// decodes must re-encode to the bytes it came from.
 pub fn app_data_dictionary(data: &[u8]) {
     let dict = AppDataDictionary::from_bytes(data);
@@ -101,6 +103,17 @@ pub fn app_data_dictionary(data: &[u8]) {
             .to_bytes()
             .expect("a decoded dictionary must re-encode");
         assert_eq!(encoded, data);
+    }
+    // PRF-1: a profile is read only from a dictionary that decodes, and
+    // it is exactly the component's one byte.
+    if let Ok(profile) = HandshakeProfile::from_app_data_dictionary(data) {
+        let dict = dict
+            .as_ref()
+            .expect("a profile was read from a dictionary that does not decode");
+        assert_eq!(
+            dict.component(HANDSHAKE_PROFILE_COMPONENT),
+            Some(&[profile.code()][..])
+        );
     }
     let Ok(key) = HubSigningKey::from_app_data_dictionary(data) else {
         return;

@@ -64,21 +64,12 @@ impl HandshakeProfile {
     /// entry, or the entry is not one defined code.
     pub fn from_app_data_dictionary(extension_data: &[u8]) -> Res<Self> {
         let dict = AppDataDictionary::from_bytes(extension_data)?;
-        let mut found = dict
-            .component_data
-            .iter()
-            .filter(|c| c.component_id == HANDSHAKE_PROFILE_COMPONENT);
-        let entry = found
-            .next()
-            .ok_or(Error::Config("group has no handshake profile component"))?;
-        if found.next().is_some() {
-            return Err(Error::Config("group has two handshake profile components"));
-        }
-        match entry.data.0.as_slice() {
-            [code] => {
+        match dict.component(HANDSHAKE_PROFILE_COMPONENT) {
+            Some([code]) => {
                 Self::from_code(*code).ok_or(Error::Config("handshake profile code not defined"))
             }
-            _ => Err(Error::Config("handshake profile component is not one byte")),
+            Some(_) => Err(Error::Config("handshake profile component is not one byte")),
+            None => Err(Error::Config("group has no handshake profile component")),
         }
     }
 

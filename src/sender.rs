@@ -96,7 +96,9 @@ impl Sender {
     ///
     /// CFG-5: every envelope of this sender, whatever its room or message
     /// type, uses one hub key and one suite: the newest hub key of the
-    /// configuration and the first suite it lists.
+    /// configuration, and of the suites it offers the first in this
+    /// crate's order of preference ([`HpkeSuite::ALL`]: the mandatory
+    /// suite first).
     pub fn new(config: VerifiedHubConfiguration) -> Self {
         let key = Self::pick(&config, &HpkeSuite::ALL);
         Sender {

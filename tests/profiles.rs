@@ -12,7 +12,9 @@ use mimi_onion::mls::message::ContentType;
 use mimi_onion::profile::{HandshakeProfile, HANDSHAKE_PROFILE_COMPONENT};
 use mimi_onion::response::{RejectReason, Status};
 use mimi_onion::secret::Secret;
-use mimi_onion::sender::{seal_envelope, HubLayerFields, Membership, SealOptions, Sender};
+use mimi_onion::sender::{
+    seal_envelope, HubLayerFields, Membership, ProtectedMessage, SealOptions, Sender,
+};
 use mimi_onion::suite::HpkeSuite;
 use mimi_onion::test_utils::room::Room;
 use mimi_onion::test_utils::{DemoWorld, NOW};
@@ -23,6 +25,28 @@ const POLICY: Status = Status::Rejected(RejectReason::PolicyRejected);
 
 fn status(world: &mut DemoWorld, envelope: &[u8]) -> Status {
     world.hub.handle(envelope, NOW).view.unwrap().status
+}
+
+/// Seals a protected message of the room as its form requires
+/// ([`seal_room`]) and hands it to the hub.
+fn send(
+    world: &mut DemoWorld,
+    client: &mut Sender,
+    room: &Room,
+    epoch: u64,
+    p: &ProtectedMessage,
+) -> Status {
+    let env = seal_room(
+        world,
+        client,
+        room,
+        epoch,
+        p,
+        HpkeSuite::MANDATORY,
+        None,
+        None,
+    );
+    status(world, &env.bytes)
 }
 
 /// Seals a PublicMessage commit of `epoch` carrying `f` and `signature`.
@@ -58,31 +82,18 @@ fn prf2_private_handshake_in_a_public_room_is_refused() {
     let audits = world.hub.policy().audit().len();
     for ct in [ContentType::Proposal, ContentType::Commit] {
         let p = room.protect(0, ct, b"").unwrap();
-        let env = seal_room(
-            &world,
-            &mut client,
-            &room,
-            0,
-            &p,
-            HpkeSuite::MANDATORY,
-            None,
-            None,
+        assert_eq!(
+            send(&mut world, &mut client, &room, 0, &p),
+            WRONG_FORM,
+            "{ct:?}"
         );
-        assert_eq!(status(&mut world, &env.bytes), WRONG_FORM, "{ct:?}");
     }
     assert_eq!(world.hub.policy().audit().len(), audits);
     let app = room.protect(0, ContentType::Application, b"hi").unwrap();
-    let env = seal_room(
-        &world,
-        &mut client,
-        &room,
-        0,
-        &app,
-        HpkeSuite::MANDATORY,
-        None,
-        None,
+    assert_eq!(
+        send(&mut world, &mut client, &room, 0, &app),
+        Status::Accepted
     );
-    assert_eq!(status(&mut world, &env.bytes), Status::Accepted);
 }
 
 /// PRF-2: in a room with private handshakes, a member's PublicMessage
@@ -94,17 +105,11 @@ fn prf2_public_handshake_in_a_private_room_is_refused() {
     let (mut world, mut client, mut room, _) = room_world(1);
     for ct in [ContentType::Proposal, ContentType::Commit] {
         let p = room_public(&mut room, 0, ct, b"");
-        let env = seal_room(
-            &world,
-            &mut client,
-            &room,
-            0,
-            &p,
-            HpkeSuite::MANDATORY,
-            None,
-            None,
+        assert_eq!(
+            send(&mut world, &mut client, &room, 0, &p),
+            WRONG_FORM,
+            "{ct:?}"
         );
-        assert_eq!(status(&mut world, &env.bytes), WRONG_FORM, "{ct:?}");
     }
     let mut external = mimi_onion::mls::framing::PublicMessage::parse(
         &room_public(&mut room, 0, ContentType::Proposal, b"ext").message,
@@ -118,17 +123,10 @@ fn prf2_public_handshake_in_a_private_room_is_refused() {
     assert_eq!(status(&mut world, &s.bytes), POLICY);
     // The same handshakes in the form of the profile are accepted.
     let p = room.protect(0, ContentType::Proposal, b"").unwrap();
-    let env = seal_room(
-        &world,
-        &mut client,
-        &room,
-        0,
-        &p,
-        HpkeSuite::MANDATORY,
-        None,
-        None,
+    assert_eq!(
+        send(&mut world, &mut client, &room, 0, &p),
+        Status::Accepted
     );
-    assert_eq!(status(&mut world, &env.bytes), Status::Accepted);
 }
 
 /// PRF-4: a PublicMessage commit's hub layer carries the committer's
@@ -278,17 +276,10 @@ fn kcm1_application_messages_need_no_commitment() {
         let plain = room.protect_unmodified(0, b"from any stack").unwrap();
         let pm = mimi_onion::mls::framing::PrivateMessage::parse(&plain.message).unwrap();
         assert!(pm.authenticated_data.is_empty());
-        let env = seal_room(
-            &world,
-            &mut client,
-            &room,
-            0,
-            &plain,
-            HpkeSuite::MANDATORY,
-            None,
-            None,
+        assert_eq!(
+            send(&mut world, &mut client, &room, 0, &plain),
+            Status::Accepted
         );
-        assert_eq!(status(&mut world, &env.bytes), Status::Accepted);
         let fan = world
             .hub
             .fan_out(&room.group_id, 0, &plain.message, 1)

@@ -8,6 +8,13 @@
 //! restarts. Two shards admitting a provider's last room at the same
 //! instant may both accept: the quota can be exceeded by at most the
 //! number of shards less one.
+//!
+//! A room whose `group_id` has no namespace can still be admitted for one
+//! provider when the operator names the pair ([`QuotaAdmission::adopted`],
+//! the hub's `--adopt`): the exception of the hub's own policy that ADM-2
+//! leaves to a hub taking over such a group (the test vectors' demo rooms
+//! are such groups). It still needs that provider authenticated (ADM-1)
+//! and counts against its quota (ADM-3).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -71,6 +78,9 @@ pub struct QuotaAdmission {
     /// The ledger, which the hub server updates after an accepted
     /// registration.
     pub ledger: Arc<Mutex<Ledger>>,
+    /// Rooms outside every namespace that the operator admits for one
+    /// provider each: (provider, group_id). ADM-1 and ADM-3 still apply.
+    pub adopted: Vec<(String, Vec<u8>)>,
 }
 
 impl Admission for QuotaAdmission {
@@ -79,8 +89,13 @@ impl Admission for QuotaAdmission {
         let Some(provider) = request.provider else {
             return false;
         };
-        // ADM-2: the room is in the provider's namespace.
-        if !room_of_provider(provider, request.group_id) {
+        // ADM-2: the room is in the provider's namespace, or the operator
+        // gave it to this provider.
+        let adopted = self
+            .adopted
+            .iter()
+            .any(|(p, g)| p == provider && g.as_slice() == request.group_id);
+        if !adopted && !room_of_provider(provider, request.group_id) {
             return false;
         }
         // ADM-3: under the provider's quota.
@@ -112,10 +127,15 @@ mod tests {
         let adm = QuotaAdmission {
             quota: 2,
             ledger: ledger.clone(),
+            adopted: vec![("b.example".into(), b"no-namespace".to_vec())],
         };
         assert!(!adm.admit(&req(None, b"a.example/r1")));
         assert!(!adm.admit(&req(Some("a.example"), b"b.example/r1")));
         assert!(adm.admit(&req(Some("a.example"), b"a.example/r1")));
+        // The operator's exception: that room, for that provider only.
+        assert!(adm.admit(&req(Some("b.example"), b"no-namespace")));
+        assert!(!adm.admit(&req(Some("a.example"), b"no-namespace")));
+        assert!(!adm.admit(&req(None, b"no-namespace")));
         ledger
             .lock()
             .unwrap()

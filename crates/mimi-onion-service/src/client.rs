@@ -152,11 +152,27 @@ fn status_name(s: Status) -> String {
 impl DemoRoom {
     /// The room with `group_id`, whose GroupContext names `signing_key`.
     pub fn new(group_id: &[u8], signing_key: &HubSigningKey) -> Result<Self> {
-        Ok(DemoRoom {
-            room: Room::with_group_id(1, signing_key, Some(group_id.to_vec()))?,
+        Ok(Self::of(Room::with_group_id(
+            1,
+            signing_key,
+            Some(group_id.to_vec()),
+        )?))
+    }
+
+    /// The test vectors' demo room of MLS suite 1: the group of
+    /// `key-layer.json` (its `group_id`, no provider namespace), whose F
+    /// of epoch 0 `fanout.json` publishes, when `signing_key` is the key
+    /// of `hub-configuration.json`.
+    pub fn vectors(signing_key: &HubSigningKey) -> Result<Self> {
+        Ok(Self::of(Room::new(1, signing_key)?))
+    }
+
+    fn of(room: Room) -> Self {
+        DemoRoom {
+            room,
             accepted: Vec::new(),
             statuses: Vec::new(),
-        })
+        }
     }
 
     fn note(&mut self, message: Vec<u8>, status: Status, fan_out: bool) {
@@ -370,6 +386,23 @@ pub fn life(
         "response_sizes": client.response_sizes.iter().collect::<Vec<_>>(),
         "accepted": accepted.len(),
         "queues": reports,
+    }))
+}
+
+/// The `client vectors-room` run: registers [`DemoRoom::vectors`] at
+/// epoch 0 and reports its group_id and the status. Returns the JSON
+/// report.
+pub fn register_vectors_room(
+    url: &str,
+    signing_key: &HubSigningKey,
+    provider: Option<&str>,
+) -> Result<Value> {
+    let mut client = HubClient::connect(url, signing_key, provider)?;
+    let mut room = DemoRoom::vectors(signing_key)?;
+    let status = room.register(&mut client)?;
+    Ok(json!({
+        "group_id": to_hex(&room.room.group_id),
+        "status": status_name(status),
     }))
 }
 

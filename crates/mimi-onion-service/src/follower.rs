@@ -10,16 +10,24 @@
 //!   `N`-th on, as a [`media::FANOUT_LIST`].
 //! - `GET /v1/stats`: deliveries, duplicates, queue lengths (JSON).
 //!
-//! The queues live in memory (a follower's own storage is its business);
-//! `--fail-acks N` stores the first `N` delivery requests but answers
-//! `503`, as a lost acknowledgement would, so that tests see the hub retry and the
-//! follower keep one copy.
+//! The queues and the idempotency keys seen live in a SQLite file
+//! (`follower.sqlite` in `--data`; in memory without it, for tests that
+//! need no restart). A delivery request is stored in one transaction,
+//! committed before the `204`: once acknowledged, a message survives a
+//! crash of the follower, and a redelivery after a restart is still
+//! recognised and stored no second time. Keys are kept for
+//! [`FollowerOptions::dedupe_window`] (a week by default), far longer than
+//! a hub retries. `--fail-acks N` stores the first `N` delivery requests
+//! but answers `503`, as a lost acknowledgement would, so that tests see
+//! the hub retry and the follower keep one copy.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension as _};
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -37,22 +45,65 @@ pub struct FollowerOptions {
     pub listen: SocketAddr,
     /// Answer `503` to the first this many (stored) deliveries.
     pub fail_acks: u64,
+    /// Where the queues are kept (`follower.sqlite`); `None`: in memory.
+    pub data_dir: Option<PathBuf>,
+    /// How long an idempotency key is remembered.
+    pub dedupe_window: Duration,
     /// Where to write the bound URL once listening.
     pub ready_file: Option<PathBuf>,
 }
 
-#[derive(Default)]
+/// A week: how long [`FollowerOptions::dedupe_window`] is by default.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY NOT NULL,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_queue ON items (queue, id);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 struct State {
-    seen: HashSet<String>,
-    queues: BTreeMap<String, Vec<Vec<u8>>>,
-    received: u64,
-    duplicates: u64,
+    db: Connection,
     failed_acks: u64,
+    since_expiry: u64,
 }
 
 struct Follower {
     state: Mutex<State>,
     fail_acks: u64,
+    dedupe_window: u64,
+}
+
+/// Opens (or creates) the follower's store.
+fn open_store(data_dir: Option<&std::path::Path>) -> Result<Connection> {
+    let db = match data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            let db = Connection::open(d.join("follower.sqlite"))
+                .map_err(|e| crate::Error::Db(e.to_string()))?;
+            db.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| crate::Error::Db(e.to_string()))?;
+            db.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| crate::Error::Db(e.to_string()))?;
+            db
+        }
+        None => Connection::open_in_memory().map_err(|e| crate::Error::Db(e.to_string()))?,
+    };
+    db.execute_batch(SCHEMA)
+        .map_err(|e| crate::Error::Db(e.to_string()))?;
+    Ok(db)
 }
 
 /// Runs a follower until it is killed.
@@ -64,8 +115,13 @@ pub async fn run(opts: FollowerOptions) -> Result<()> {
     }
     eprintln!("follower listening on {url}");
     let me = Arc::new(Follower {
-        state: Mutex::new(State::default()),
+        state: Mutex::new(State {
+            db: open_store(opts.data_dir.as_deref())?,
+            failed_acks: 0,
+            since_expiry: 0,
+        }),
         fail_acks: opts.fail_acks,
+        dedupe_window: opts.dedupe_window.as_secs(),
     });
     let handler: http::Handler = Arc::new(move |req| {
         let me = me.clone();
@@ -176,15 +232,10 @@ impl Follower {
         let Ok(mut st) = self.state.lock() else {
             return http::text(StatusCode::INTERNAL_SERVER_ERROR, "follower\n");
         };
-        for (key, queues, message) in items {
-            if !st.seen.insert(key) {
-                st.duplicates += 1;
-                continue;
-            }
-            st.received += 1;
-            for q in queues {
-                st.queues.entry(q).or_default().push(message.clone());
-            }
+        if let Err(e) = self.store(&mut st, items) {
+            // Nothing was stored: the hub retries.
+            eprintln!("follower: store: {e}");
+            return http::text(StatusCode::SERVICE_UNAVAILABLE, "try again\n");
         }
         if st.failed_acks < self.fail_acks {
             st.failed_acks += 1;
@@ -195,26 +246,105 @@ impl Follower {
         r
     }
 
+    /// Stores one delivery request in one transaction: each item whose key
+    /// is new goes to the end of each of its queues (FAN-4), a known key
+    /// counts as a duplicate. Every so often, keys older than the window
+    /// are forgotten.
+    fn store(
+        &self,
+        st: &mut State,
+        items: Vec<(String, Vec<String>, Vec<u8>)>,
+    ) -> rusqlite::Result<()> {
+        let now = i64::try_from(crate::unix_now()).unwrap_or(i64::MAX);
+        let expire = st.since_expiry >= 1000;
+        let tx = st.db.transaction()?;
+        let (mut received, mut duplicates) = (0i64, 0i64);
+        for (key, queues, message) in items {
+            let fresh = tx.execute(
+                "INSERT OR IGNORE INTO seen (key, at) VALUES (?1, ?2)",
+                params![key, now],
+            )? == 1;
+            if !fresh {
+                duplicates += 1;
+                continue;
+            }
+            received += 1;
+            for q in queues {
+                tx.execute(
+                    "INSERT INTO items (queue, body) VALUES (?1, ?2)",
+                    params![q, message],
+                )?;
+            }
+        }
+        for (name, n) in [("received", received), ("duplicates", duplicates)] {
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                params![name, n],
+            )?;
+        }
+        if expire {
+            let before = now.saturating_sub(i64::try_from(self.dedupe_window).unwrap_or(i64::MAX));
+            tx.execute("DELETE FROM seen WHERE at < ?1", params![before])?;
+        }
+        tx.commit()?;
+        st.since_expiry = if expire { 0 } else { st.since_expiry + 1 };
+        Ok(())
+    }
+
     fn queue(&self, q: &str, from: usize) -> Resp {
         let Ok(st) = self.state.lock() else {
             return http::text(StatusCode::INTERNAL_SERVER_ERROR, "follower\n");
         };
-        let items = st.queues.get(q).map(Vec::as_slice).unwrap_or_default();
-        let body = media::encode_list(items.iter().skip(from).map(Vec::as_slice));
-        http::bytes(StatusCode::OK, media::FANOUT_LIST, body)
+        let items = (|| -> rusqlite::Result<Vec<Vec<u8>>> {
+            let mut stmt = st.db.prepare_cached(
+                "SELECT body FROM items WHERE queue = ?1 ORDER BY id LIMIT -1 OFFSET ?2",
+            )?;
+            let offset = i64::try_from(from).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![q, offset], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.collect()
+        })();
+        match items {
+            Ok(items) => {
+                let body = media::encode_list(items.iter().map(Vec::as_slice));
+                http::bytes(StatusCode::OK, media::FANOUT_LIST, body)
+            }
+            Err(_) => http::text(StatusCode::SERVICE_UNAVAILABLE, "try again\n"),
+        }
     }
 
     fn stats(&self) -> Resp {
         let Ok(st) = self.state.lock() else {
             return http::text(StatusCode::INTERNAL_SERVER_ERROR, "follower\n");
         };
-        let queues: BTreeMap<&String, usize> =
-            st.queues.iter().map(|(k, v)| (k, v.len())).collect();
-        http::json(&json!({
-            "received": st.received,
-            "duplicates": st.duplicates,
-            "failed_acks": st.failed_acks,
-            "queues": queues,
-        }))
+        let read = || -> rusqlite::Result<(i64, i64, BTreeMap<String, i64>)> {
+            let counter = |name: &str| -> rusqlite::Result<i64> {
+                Ok(st
+                    .db
+                    .query_row(
+                        "SELECT value FROM counters WHERE name = ?1",
+                        params![name],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0))
+            };
+            let mut stmt = st
+                .db
+                .prepare_cached("SELECT queue, COUNT(*) FROM items GROUP BY queue")?;
+            let queues = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+            Ok((counter("received")?, counter("duplicates")?, queues))
+        };
+        match read() {
+            Ok((received, duplicates, queues)) => http::json(&json!({
+                "received": received,
+                "duplicates": duplicates,
+                "failed_acks": st.failed_acks,
+                "queues": queues,
+            })),
+            Err(_) => http::text(StatusCode::SERVICE_UNAVAILABLE, "try again\n"),
+        }
     }
 }

@@ -18,6 +18,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::tls::PeerProvider;
+
 /// A response with a complete body.
 pub type Resp = Response<Full<Bytes>>;
 
@@ -29,7 +31,9 @@ pub type Handler =
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `handler` on `listener` until the process ends: HTTP/1.1 with
-/// keep-alive, a deadline on request heads, TLS when `tls` is given.
+/// keep-alive, a deadline on request heads, TLS when `tls` is given. A
+/// request on a TLS connection whose client certificate names a provider
+/// carries a [`PeerProvider`] in its extensions.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, handler: Handler) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -39,10 +43,17 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, handler: Han
         let handler = handler.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
-            });
+            // The provider a client certificate names holds for every
+            // request of the connection (ADM-1).
+            let service = |peer: Option<PeerProvider>| {
+                hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                    let handler = handler.clone();
+                    if let Some(p) = &peer {
+                        req.extensions_mut().insert(p.clone());
+                    }
+                    async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
+                })
+            };
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -55,13 +66,14 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, handler: Han
                     else {
                         return;
                     };
+                    let peer = crate::tls::peer_provider(stream.get_ref().1);
                     let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), service(peer))
                         .await;
                 }
                 None => {
                     let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), service(None))
                         .await;
                 }
             }

@@ -100,10 +100,16 @@ pub struct HubOptions {
     /// The admission ledger that all shards share (default: in the data
     /// directory).
     pub ledger: Option<PathBuf>,
+    /// Rooms without a namespace admitted for one provider each
+    /// ([`QuotaAdmission::adopted`]): (provider, group_id).
+    pub adopted: Vec<(String, Vec<u8>)>,
     /// Deadline for a request body.
     pub read_timeout: Duration,
     /// TLS certificate chain and key (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// CA certificates (PEM) of the providers' client certificates: with
+    /// TLS, a client certificate then names the sending provider (ADM-1).
+    pub tls_client_ca: Option<PathBuf>,
     /// Where to write the bound URL once listening.
     pub ready_file: Option<PathBuf>,
 }
@@ -207,6 +213,7 @@ pub async fn run(opts: HubOptions) -> Result<()> {
     front.set_admission(Box::new(QuotaAdmission {
         quota: opts.quota,
         ledger: ledger.clone(),
+        adopted: opts.adopted.clone(),
     }));
     let directory = match &opts.directory {
         Some(p) => read_directory(p, &opts.followers)?,
@@ -234,7 +241,11 @@ pub async fn run(opts: HubOptions) -> Result<()> {
         stats: Stats::default(),
     });
     let tls = match &opts.tls {
-        Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+        Some((cert, key)) => Some(crate::tls::acceptor(
+            cert,
+            key,
+            opts.tls_client_ca.as_deref(),
+        )?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
@@ -315,13 +326,19 @@ impl HubService {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let (provider, forwarded) = if self.trust_provider_header {
-            (
+        // ADM-1: the provider the connection's client certificate names;
+        // else, behind a trusted gateway only, the gateway's header.
+        let peer = req
+            .extensions()
+            .get::<crate::tls::PeerProvider>()
+            .map(|p| p.0.clone());
+        let (provider, forwarded) = match (peer, self.trust_provider_header) {
+            (Some(p), trust) => (Some(p), trust && header(media::FORWARDED_HEADER).is_some()),
+            (None, true) => (
                 header(media::PROVIDER_HEADER).filter(|p| valid_provider_name(p)),
                 header(media::FORWARDED_HEADER).is_some(),
-            )
-        } else {
-            (None, false)
+            ),
+            (None, false) => (None, false),
         };
         let body = match http::read_body(req.into_body(), MAX_ENVELOPE_LEN, self.read_timeout).await
         {

@@ -22,6 +22,9 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (the hub's
+// options) costs nothing worth boxing it for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Writes fresh key material for a hub into DIR: hub-keys.json (the
@@ -39,6 +42,13 @@ enum Command {
         /// Lifetime of the keys, in days.
         #[arg(long, default_value_t = 30)]
         days: u64,
+        /// Take the configuration-signing key's seed (32 bytes, hex) from
+        /// this file instead of drawing one. For a test hub whose rooms
+        /// carry a published key, such as the test vectors' demo rooms
+        /// (`signing_key_seed` of test-vectors/hub-configuration.json):
+        /// anyone can sign for such a hub.
+        #[arg(long)]
+        signing_seed: Option<PathBuf>,
     },
     /// Runs a hub front-end of one shard.
     Hub {
@@ -80,6 +90,11 @@ enum Command {
         /// default: admissions.sqlite in --data.
         #[arg(long)]
         ledger: Option<PathBuf>,
+        /// Admit the room GROUP_ID (hex), which has no namespace, for
+        /// PROVIDER only: GROUP_ID=PROVIDER (repeatable; the hub's own
+        /// exception to ADM-2, e.g. for the test vectors' demo room).
+        #[arg(long = "adopt")]
+        adopt: Vec<String>,
         /// Deadline for a request body, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         read_timeout_ms: u64,
@@ -89,6 +104,10 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// CA certificates (PEM) of the providers' TLS client certificates:
+        /// a client certificate's DNS name is then the sending provider.
+        #[arg(long, requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
         /// Write the bound URL here once listening.
         #[arg(long)]
         ready_file: Option<PathBuf>,
@@ -119,6 +138,12 @@ enum Command {
         /// Store but answer 503 to the first N deliveries (a lost ack).
         #[arg(long, default_value_t = 0)]
         fail_acks: u64,
+        /// Directory of the queues (follower.sqlite); in memory without it.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// How long an idempotency key is remembered, in seconds.
+        #[arg(long, default_value_t = follower::DEFAULT_DEDUPE_WINDOW.as_secs())]
+        dedupe_window_secs: u64,
         /// Write the bound URL here once listening.
         #[arg(long)]
         ready_file: Option<PathBuf>,
@@ -134,8 +159,9 @@ enum Command {
         /// The sending provider, as its gateway names it.
         #[arg(long)]
         provider: Option<String>,
-        /// A room: its group_id is "<provider>/<ROOM>" (repeatable).
-        #[arg(long = "room", required = true)]
+        /// A room: its group_id is "<provider>/<ROOM>" (repeatable; life
+        /// and load need one at least).
+        #[arg(long = "room")]
         rooms: Vec<String>,
         #[command(subcommand)]
         mode: ClientMode,
@@ -168,6 +194,11 @@ enum ClientMode {
         #[arg(long, default_value_t = 60)]
         limit_s: u64,
     },
+    /// Registers the test vectors' demo room of MLS suite 1 (the group of
+    /// key-layer.json, whose F of epoch 0 fanout.json publishes) at epoch
+    /// 0; prints a JSON report. The hub must use the vectors' signing key
+    /// (`init --signing-seed`) and adopt the room for --provider.
+    VectorsRoom,
 }
 
 fn followers(specs: &[String]) -> Result<Vec<Follower>> {
@@ -200,6 +231,31 @@ fn shard_urls(specs: &[String]) -> Result<Vec<(u32, String)>> {
         .collect()
 }
 
+fn adoptions(specs: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (gid, provider) = s
+                .split_once('=')
+                .ok_or(Error::Config("--adopt GROUP_ID=PROVIDER"))?;
+            if !mimi_onion::admission::valid_provider_name(provider) {
+                return Err(Error::Config("--adopt: not a provider name"));
+            }
+            let gid = mimi_onion::test_utils::from_hex(gid)
+                .map_err(|_| Error::Config("--adopt: group_id hex"))?;
+            Ok((provider.to_string(), gid))
+        })
+        .collect()
+}
+
+fn read_seed(path: &std::path::Path) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)?;
+    mimi_onion::test_utils::from_hex(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Error::Config("--signing-seed: 32 bytes of hex"))
+}
+
 fn split_check(s: &str) -> Result<(String, String)> {
     let rest = s
         .strip_prefix("http://")
@@ -223,13 +279,17 @@ fn run(cli: Cli) -> Result<()> {
             shards,
             lobby,
             days,
+            signing_seed,
         } => {
-            let k = keys::HubKeys::generate(
+            let mut k = keys::HubKeys::generate(
                 shards,
                 lobby,
                 mimi_onion_service::unix_now(),
                 days * 86_400,
             )?;
+            if let Some(p) = signing_seed {
+                k.signing_seed = read_seed(&p)?;
+            }
             k.write(&dir)?;
             println!("wrote {}", dir.display());
             Ok(())
@@ -247,9 +307,11 @@ fn run(cli: Cli) -> Result<()> {
             trust_provider_header,
             quota,
             ledger,
+            adopt,
             read_timeout_ms,
             tls_cert,
             tls_key,
+            tls_client_ca,
             ready_file,
         } => {
             let opts = hub::HubOptions {
@@ -265,8 +327,10 @@ fn run(cli: Cli) -> Result<()> {
                 trust_provider_header,
                 quota,
                 ledger,
+                adopted: adoptions(&adopt)?,
                 read_timeout: Duration::from_millis(read_timeout_ms),
                 tls: tls_cert.zip(tls_key),
+                tls_client_ca,
                 ready_file,
             };
             runtime()?.block_on(hub::run(opts))
@@ -287,10 +351,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Follower {
             listen,
             fail_acks,
+            data,
+            dedupe_window_secs,
             ready_file,
         } => runtime()?.block_on(follower::run(follower::FollowerOptions {
             listen,
             fail_acks,
+            data_dir: data,
+            dedupe_window: Duration::from_secs(dedupe_window_secs),
             ready_file,
         })),
         Command::Client {
@@ -312,6 +380,9 @@ fn run(cli: Cli) -> Result<()> {
                     checks,
                     settle_ms,
                 } => {
+                    if group_ids.is_empty() {
+                        return Err(Error::Usage("life needs at least one --room"));
+                    }
                     let queues = checks
                         .iter()
                         .map(|c| split_check(c))
@@ -334,6 +405,9 @@ fn run(cli: Cli) -> Result<()> {
                     count,
                     Duration::from_secs(limit_s),
                 )?,
+                ClientMode::VectorsRoom => {
+                    client::register_vectors_room(&hub, &key, provider.as_deref())?
+                }
             };
             println!("{report}");
             Ok(())

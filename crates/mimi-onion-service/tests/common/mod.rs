@@ -96,6 +96,9 @@ pub struct ClusterOptions {
     pub quota: usize,
     /// Body deadline of the hubs and the balancer (ms).
     pub read_timeout_ms: u64,
+    /// Rooms without a namespace the hubs admit for one provider each
+    /// (`--adopt`): (group_id, provider).
+    pub adopt: Vec<(Vec<u8>, String)>,
 }
 
 impl Default for ClusterOptions {
@@ -105,6 +108,7 @@ impl Default for ClusterOptions {
             followers: vec![0, 0],
             quota: 100,
             read_timeout_ms: 10_000,
+            adopt: Vec::new(),
         }
     }
 }
@@ -120,12 +124,22 @@ pub struct Cluster {
 
 /// The key directory of a cluster, with shard count 2.
 pub fn make_keys(dir: &Path) -> HubKeys {
+    make_keys_with(dir, &[])
+}
+
+/// [`make_keys`] with more arguments of `init`.
+pub fn make_keys_with(dir: &Path, args: &[String]) -> HubKeys {
     let out = Command::new(BIN)
         .args(["init", "--shards", "2"])
+        .args(args)
         .arg(dir.join("keys"))
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     HubKeys::read(&dir.join("keys/hub-keys.json")).unwrap()
 }
 
@@ -166,7 +180,13 @@ impl Cluster {
                 spawn(
                     &format!("follower{i}"),
                     &d,
-                    &["follower".into(), "--fail-acks".into(), fail.to_string()],
+                    &[
+                        "follower".into(),
+                        "--fail-acks".into(),
+                        fail.to_string(),
+                        "--data".into(),
+                        path(&d.join(format!("follower{i}"))),
+                    ],
                 )
             })
             .collect();
@@ -205,6 +225,13 @@ impl Cluster {
                     "--read-timeout-ms".into(),
                     opts.read_timeout_ms.to_string(),
                 ];
+                for (gid, provider) in &opts.adopt {
+                    args.push("--adopt".into());
+                    args.push(format!(
+                        "{}={provider}",
+                        mimi_onion::test_utils::to_hex(gid)
+                    ));
+                }
                 for (i, f) in followers.iter().enumerate() {
                     args.push("--follower".into());
                     args.push(format!("f{i}={}", f.url));
