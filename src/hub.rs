@@ -1614,7 +1614,9 @@ fn check_profile(info: &MessageInfo<'_>, record: &GroupRecord) -> Result<(), Rej
 /// hub's configuration-signing key) and `0x8A03` (the handshake profile)
 /// of the group's current GroupContext stay as they are in the next
 /// GroupContext of a commit and in the extensions a GroupContextExtensions
-/// proposal proposes. Anything that does not decode counts as a change.
+/// proposal proposes, and the next GroupContext is the group's, at the
+/// epoch after the current one. Anything that does not decode counts as a
+/// change.
 fn keeps_components(record: &GroupRecord, verified: &VerifiedHandshake) -> bool {
     let components = |extensions: &[u8]| -> Option<(HubSigningKey, HandshakeProfile)> {
         let dict = find_app_data_dictionary(extensions)?;
@@ -1629,10 +1631,19 @@ fn keeps_components(record: &GroupRecord, verified: &VerifiedHandshake) -> bool 
     let Some(current) = current else {
         return false;
     };
-    let next = verified
-        .next_epoch
-        .as_ref()
-        .map(|e| GroupContext::decode(&e.group_context).map(|c| c.extensions));
+    // The next GroupContext must also be the group's, one epoch on.
+    let next = verified.next_epoch.as_ref().map(|e| {
+        GroupContext::decode(&e.group_context).and_then(|c| {
+            let fits = c.epoch.checked_sub(1) == Some(record.epoch)
+                && GroupContext::decode(&record.group_context)
+                    .is_ok_and(|now| now.group_id == c.group_id);
+            if fits {
+                Ok(c.extensions)
+            } else {
+                Err(Error::PeerMisbehaved("next GroupContext of another group or epoch"))
+            }
+        })
+    });
     let keeps = |extensions: &[u8]| components(extensions).as_ref() == Some(&current);
     match (next, &verified.proposed_extensions) {
         (Some(Ok(extensions)), _) => keeps(&extensions),
