@@ -1640,7 +1640,9 @@ fn keeps_components(record: &GroupRecord, verified: &VerifiedHandshake) -> bool 
             if fits {
                 Ok(c.extensions)
             } else {
-                Err(Error::PeerMisbehaved("next GroupContext of another group or epoch"))
+                Err(Error::PeerMisbehaved(
+                    "next GroupContext of another group or epoch",
+                ))
             }
         })
     });
