@@ -209,6 +209,14 @@ impl EpochKeys {
         self.epoch
     }
 
+    /// True if `other` holds the same keys for the same epoch (compared in
+    /// constant time): derived from the same F.
+    pub(crate) fn same_keys(&self, other: &EpochKeys) -> bool {
+        self.epoch == other.epoch
+            && ct_eq(self.membership.expose(), other.membership.expose())
+            && ct_eq(self.check.expose(), other.check.expose())
+    }
+
     /// The membership proof over an envelope's outer header and `enc`.
     pub fn membership_proof(&self, header: &[u8], enc: &[u8]) -> [u8; MEMBERSHIP_PROOF_LEN] {
         let mut mac = hmac(&self.membership);

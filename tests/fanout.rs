@@ -601,3 +601,76 @@ fn mem8_failed_message_leaves_the_ratchet() {
     assert_eq!(hs.next_generation, 6);
     assert_eq!(hs.held, vec![0, 1, 2, 3, 4]);
 }
+
+/// The onion part on its own (spec section "Member Processing", for an
+/// application whose MLS stack is another one): it opens a fan-out message
+/// into the MLS message, byte for byte, with the group and epoch of the
+/// keys that opened it (MEM-1 to MEM-3), from F alone; a message of an
+/// epoch it does not hold waits in the buffer and comes out of the rescan
+/// after the epoch is entered (MEM-6); a PublicMessage is refused as a
+/// replay only once it was accepted (MEM-5); FAN-1: two epochs per group.
+#[test]
+fn onion_member_opens_for_another_mls_stack() {
+    use mimi_onion::member::{OnionMember, Opening};
+    let (_, _, mut room, _) = room_world(1);
+    let mut onion = OnionMember::default();
+    let f0 = room.epoch(0).unwrap().f.clone();
+    onion.enter_epoch(&room.group_id, 0, &f0).unwrap();
+    assert!(onion.next_rescanned().is_none());
+    let keys0 = room.membership_keys(0).unwrap();
+    let keys1 = room.membership_keys(1).unwrap();
+    let mut rng = rand::rng();
+    let app = room.protect(0, ContentType::Application, b"hi").unwrap();
+    let Ok(Opening::Opened(opened)) = onion.receive(&keys0.seal(&app.message, &mut rng).unwrap())
+    else {
+        panic!("not opened");
+    };
+    assert_eq!(opened.message, app.message);
+    assert_eq!(
+        (opened.group_id.as_slice(), opened.epoch),
+        (&room.group_id[..], 0)
+    );
+    assert!(!opened.is_public());
+    onion.accept(&opened).unwrap();
+    // MEM-3: keys of epoch 0 around a message of epoch 1.
+    let later = room.protect(1, ContentType::Application, b"later").unwrap();
+    assert_eq!(
+        onion.receive(&keys0.seal(&later.message, &mut rng).unwrap()),
+        Err(ReceiveError::WrongGroup)
+    );
+    // MEM-6: epoch 1 is not held yet: buffered, then rescanned.
+    assert_eq!(
+        onion.receive(&keys1.seal(&later.message, &mut rng).unwrap()),
+        Ok(Opening::Buffered)
+    );
+    assert_eq!(onion.buffered(), 1);
+    let f1 = room.epoch(1).unwrap().f.clone();
+    onion.enter_epoch(&room.group_id, 1, &f1).unwrap();
+    let rescanned = onion.next_rescanned().unwrap().unwrap();
+    assert_eq!((rescanned.epoch, &rescanned.message), (1, &later.message));
+    assert!(onion.next_rescanned().is_none());
+    assert_eq!(onion.buffered(), 0);
+    assert_eq!(onion.epochs(&room.group_id), vec![0, 1]);
+    // MEM-5: a PublicMessage opens until it is accepted, then is a replay.
+    let pm = common::room_public(&mut room, 1, ContentType::Proposal, b"").message;
+    let fan = keys1.seal(&pm, &mut rng).unwrap();
+    let Ok(Opening::Opened(first)) = onion.receive(&fan) else {
+        panic!("not opened");
+    };
+    assert!(first.is_public());
+    assert!(matches!(onion.receive(&fan), Ok(Opening::Opened(_))));
+    onion.accept(&first).unwrap();
+    assert_eq!(onion.receive(&fan), Err(ReceiveError::Replayed));
+    assert_eq!(onion.accept(&first), Err(ReceiveError::Replayed));
+    // FAN-1: entering epoch 2 (any F: the onion part needs no MLS
+    // secret) drops epoch 0.
+    let f2 = mimi_onion::secret::Secret::from_slice(&[7; 32]);
+    onion.enter_epoch(&room.group_id, 2, &f2).unwrap();
+    assert_eq!(onion.epochs(&room.group_id), vec![1, 2]);
+    assert!(matches!(
+        onion.receive(&keys0.seal(&app.message, &mut rng).unwrap()),
+        Ok(Opening::Buffered)
+    ));
+    onion.leave(&room.group_id);
+    assert_eq!(onion.held_epochs(), 0);
+}
