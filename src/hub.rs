@@ -1319,7 +1319,7 @@ impl FrontEnd {
         let Some(suite) = MlsSuite::from_code(closed.record.mls_suite) else {
             return Ok(Refused);
         };
-        let Some(key) = tx.leaf_signature_key(group_id, d.disputer)? else {
+        let Some(key) = self.closed_leaf_key(tx, group_id, epoch, d.disputer)? else {
             return Ok(Refused);
         };
         if d.verify(suite, &key).is_err() {
@@ -1332,7 +1332,9 @@ impl FrontEnd {
         let digest = match &d.claim {
             DisputeClaim::Undecryptable { key, nonce, .. } => {
                 // DSP-4: the disclosure, judged by the policy engine.
-                let Some(committer_key) = tx.leaf_signature_key(group_id, closed.committer)? else {
+                let Some(committer_key) =
+                    self.closed_leaf_key(tx, group_id, epoch, closed.committer)?
+                else {
                     return Ok(Refused);
                 };
                 if !closed.private {
@@ -1420,7 +1422,34 @@ impl FrontEnd {
         Ok(DisputeOutcome::Reverted)
     }
 
-    /// TRK-4 with DSP-7: a tracked group that goes back from epoch `from`
+    /// DSP-3 with TRK-4: the signature key of `leaf` in the closed epoch
+    /// `epoch` of a group. In a tracked group the hub's leaf keys are
+    /// already those of the epoch the commit opened (a member the commit
+    /// removed has none), so the key comes from the tracked state of the
+    /// closed epoch; otherwise from the hub's leaf keys.
+    fn closed_leaf_key(
+        &self,
+        tx: &mut dyn HubState,
+        group_id: &[u8],
+        epoch: u64,
+        leaf: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let tracked = match &self.tracker {
+            Some(tracker) => tx.tracker_state(group_id, epoch)?.map(|s| (tracker, s)),
+            None => None,
+        };
+        match tracked {
+            Some((tracker, state)) => {
+                let view = tracker
+                    .epoch_of(&state)
+                    .map_err(|e| StoreError::new("tracker state", e.to_string()))?;
+                Ok(view.leaves.get(&leaf).cloned())
+            }
+            None => tx.leaf_signature_key(group_id, leaf),
+        }
+    }
+
+    /// TRK-4 with DSP-6: a tracked group that goes back from epoch `from`
     /// to `to` gets the leaf keys of `to` again, and the tracked state of
     /// `from` is dropped (the next commit in `to` writes it anew).
     fn revert_tracked(
@@ -1655,7 +1684,9 @@ fn check_profile(info: &MessageInfo<'_>, record: &GroupRecord) -> Result<(), Rej
 /// hub's configuration-signing key) and `0x8A03` (the handshake profile)
 /// of the group's current GroupContext stay as they are in the next
 /// GroupContext of a commit and in the extensions a GroupContextExtensions
-/// proposal proposes. Anything that does not decode counts as a change.
+/// proposal proposes, and the next GroupContext is the group's, at the
+/// epoch after the current one. Anything that does not decode counts as a
+/// change.
 fn keeps_components(record: &GroupRecord, verified: &VerifiedHandshake) -> bool {
     let components = |extensions: &[u8]| -> Option<(HubSigningKey, HandshakeProfile)> {
         let dict = find_app_data_dictionary(extensions)?;
@@ -1670,10 +1701,21 @@ fn keeps_components(record: &GroupRecord, verified: &VerifiedHandshake) -> bool 
     let Some(current) = current else {
         return false;
     };
-    let next = verified
-        .next_epoch
-        .as_ref()
-        .map(|e| GroupContext::decode(&e.group_context).map(|c| c.extensions));
+    // The next GroupContext must also be the group's, one epoch on.
+    let next = verified.next_epoch.as_ref().map(|e| {
+        GroupContext::decode(&e.group_context).and_then(|c| {
+            let fits = c.epoch.checked_sub(1) == Some(record.epoch)
+                && GroupContext::decode(&record.group_context)
+                    .is_ok_and(|now| now.group_id == c.group_id);
+            if fits {
+                Ok(c.extensions)
+            } else {
+                Err(Error::PeerMisbehaved(
+                    "next GroupContext of another group or epoch",
+                ))
+            }
+        })
+    });
     let keeps = |extensions: &[u8]| components(extensions).as_ref() == Some(&current);
     match (next, &verified.proposed_extensions) {
         (Some(Ok(extensions)), _) => keeps(&extensions),

@@ -1130,3 +1130,79 @@ fn two_proposals_at_once_on_postgres_are_both_queued() {
             .expect("drop schema");
     }
 }
+
+/// TRK-4 with DSP-3 and DSP-6: Bob, whom Alice's commit removes, disputes
+/// it (signed with his key of the closed epoch, which only the tracked
+/// state of that epoch still holds); the hub reverts the group to the
+/// closed epoch, Bob's key is back, the tracked state of the reverted
+/// epoch is gone, and Bob's next message of the restored epoch is
+/// accepted against the tracked state.
+#[test]
+fn a_reverted_commit_restores_the_tracked_epoch() {
+    use mimi_onion::dispute::{Dispute, DisputeClaim, DisputeOutcome};
+    let mut s = scene(true);
+    let alice = s.alice.clone();
+    assert_eq!(s.register(), Status::Accepted);
+    let bob = party("bob");
+    let f0 = fanout_key(&s.alice, &s.group);
+    let proposal = s.propose_add(&bob);
+    assert_eq!(s.send_handshake(&proposal, &f0, None), Status::Accepted);
+    let (commit, welcome) = s.commit();
+    let f1 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&commit, &f0, Some((f1.clone(), &alice.signer))),
+        Status::Accepted
+    );
+    let mut bob_group = join(&bob, &welcome.expect("welcome"), &create_config(&s.world));
+
+    // Epoch 1: Alice removes Bob.
+    let (removal, _) = s
+        .group
+        .propose_remove_member(&alice.provider, &alice.signer, LeafNodeIndex::new(1))
+        .expect("remove proposal");
+    assert_eq!(
+        s.send_handshake(&bytes(&removal), &f1, None),
+        Status::Accepted
+    );
+    let (commit, _) = s.commit();
+    let f2 = fanout_key(&s.alice, &s.group);
+    assert_eq!(
+        s.send_handshake(&commit, &f1, Some((f2, &alice.signer))),
+        Status::Accepted
+    );
+    assert_eq!(s.epoch(), 2);
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 1).expect("store"),
+        None
+    );
+
+    let suite = MlsSuite::from_code(1).expect("suite 1");
+    let dispute = Dispute::sign(
+        suite,
+        &Secret::new(bob.signer.private().to_vec()),
+        &commit,
+        1,
+        DisputeClaim::Unprocessable,
+    )
+    .expect("dispute");
+    let outcome = s
+        .world
+        .hub
+        .handle_dispute(&dispute.encode().expect("encode"))
+        .expect("store");
+    assert_eq!(outcome, DisputeOutcome::Reverted);
+    assert_eq!(s.epoch(), 1);
+    assert_eq!(
+        s.hub().leaf_signature_key(GROUP_ID, 1).expect("store"),
+        Some(bob.signer.public().to_vec()),
+        "bob's key of epoch 1 is back"
+    );
+    assert_eq!(s.hub().tracker_state(GROUP_ID, 2).expect("store"), None);
+    let (update, _) = bob_group
+        .propose_self_update(&bob.provider, &bob.signer, LeafNodeParameters::default())
+        .expect("update proposal");
+    assert_eq!(
+        s.send_handshake(&bytes(&update), &f1, None),
+        Status::Accepted
+    );
+}
