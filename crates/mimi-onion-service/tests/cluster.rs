@@ -119,7 +119,11 @@ fn room_life_across_processes() {
         let pending: u64 = cluster
             .hubs
             .iter()
-            .map(|h| get_json(&h.url, "/v1/stats")["outbox_pending"].as_u64().unwrap_or(1))
+            .map(|h| {
+                get_json(&h.url, "/v1/stats")["outbox_pending"]
+                    .as_u64()
+                    .unwrap_or(1)
+            })
             .sum();
         if pending == 0 || std::time::Instant::now() > deadline {
             break s;
