@@ -296,6 +296,13 @@ impl<'a> HubLayerContent<'a> {
                 "hub layer: fan-out key signature too long",
             ));
         }
+        // HUB-1: the two never travel together (a PublicMessage commit has
+        // no key layer), so that what decodes also encodes.
+        if !fanout_key_signature.is_empty() && !key_layer.is_empty() {
+            return Err(Error::Malformed(
+                "hub layer: key layer and fan-out key signature",
+            ));
+        }
         if plaintext.len() != padded_length(message.len()) {
             return Err(Error::Malformed("hub layer: padded length"));
         }
@@ -572,5 +579,15 @@ mod tests {
             ..both
         };
         assert!(too_long.encode_padded().is_err());
+        // The decoder refuses both at once too (found by the hub_layer
+        // fuzz target: it decoded what the encoder refuses).
+        let mut pt = Vec::new();
+        put_vec(&mut pt, b"m").unwrap();
+        pt.extend_from_slice(&[0; 16]);
+        put_vec(&mut pt, &[1; 40]).unwrap();
+        pt.push(0);
+        put_vec(&mut pt, &[2; 64]).unwrap();
+        pt.resize(padded_length(1), 0);
+        assert!(HubLayerContent::parse_padded(&pt).is_err());
     }
 }

@@ -416,6 +416,8 @@ def decode_hub_layer(pt):
         raise Reject("HUB-1", "field too long")
     if len(fanout_key) not in (0, 32):
         raise Reject("HUB-1", "fanout_key length")
+    if key_layer and fanout_key_signature:
+        raise Reject("HUB-1", "key_layer and fanout_key_signature both present")
     if len(pt) != padded_length(len(message)):
         raise Reject("HUB-2", "plaintext length %d != padded_length %d"
                      % (len(pt), padded_length(len(message))))
